@@ -1,0 +1,104 @@
+using System.CommandLine;
+using Factum.Sqlite;
+
+namespace Factum.Cli;
+
+internal static class Cli
+{
+    public static string DbPath(string dataDir) => Path.Combine(dataDir, "factum.db");
+
+    /// <summary>Opens the store, runs the command, maps errors to exit codes with a clear message on stderr.</summary>
+    public static async Task<int> Run(ParseResult pr, DataDir data, Option<bool> json, Func<SqliteEventStore, Output, Task<int>> body)
+    {
+        var output = new Output(Console.Out, pr.GetValue(json));
+        try
+        {
+            await using var store = new SqliteEventStore(DbPath(data.Resolve(pr)));
+            return await body(store, output);
+        }
+        catch (Exception ex)
+        {
+            var (code, message) = ExitCodes.From(ex);
+            Output.Error(message);
+            if (Environment.GetEnvironmentVariable("FACTUM_DEBUG") == "1") Console.Error.WriteLine(ex);
+            return code;
+        }
+        finally
+        {
+            await Console.Out.FlushAsync();
+        }
+    }
+
+    public static async Task PrintEvents(Output output, IAsyncEnumerable<RecordedEvent> events)
+    {
+        if (output.Json)
+        {
+            await foreach (var e in events) output.Event(e);
+            return;
+        }
+        var rows = new List<string[]>();
+        await foreach (var e in events)
+        {
+            rows.Add(Output.EventRow(e));
+            if (rows.Count == 10_000)
+            {
+                // Large reads stream out in chunks rather than buffering everything.
+                output.Table(Output.EventHeaders, rows);
+                rows.Clear();
+            }
+        }
+        if (rows.Count > 0 || output.Writer is not null) output.Table(Output.EventHeaders, rows);
+    }
+
+    public static void WriteInfo(Output output, StreamInfo s, bool metadataOnly = false)
+    {
+        var m = s.Metadata;
+        if (metadataOnly)
+        {
+            output.Writer.WriteLine($"{s.StreamId}: maxAge={m.MaxAge?.ToString() ?? "none"} maxCount={m.MaxCount?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} truncateBefore={m.TruncateBefore?.ToString() ?? "none"}"
+                + (m.Custom.Count > 0 ? " custom=" + string.Join(",", m.Custom.Select(kv => $"{kv.Key}={kv.Value}")) : ""));
+            return;
+        }
+        output.JsonLine(w =>
+        {
+            w.WriteString("streamId", s.StreamId.Value);
+            w.WriteString("category", s.StreamId.Category);
+            w.WriteString("state", s.State.ToString());
+            if (s.LastVersion is { } v) w.WriteNumber("lastVersion", v.Value); else w.WriteNull("lastVersion");
+            if (s.LastPosition is { } p) w.WriteNumber("lastPosition", p.Value); else w.WriteNull("lastPosition");
+            if (s.CreatedAt is { } c) w.WriteString("createdAt", Output.Iso(c)); else w.WriteNull("createdAt");
+            if (s.UpdatedAt is { } u) w.WriteString("updatedAt", Output.Iso(u)); else w.WriteNull("updatedAt");
+            w.WriteStartObject("metadata");
+            if (m.MaxAge is { } a) w.WriteNumber("maxAgeSeconds", (long)a.TotalSeconds);
+            if (m.MaxCount is { } mc) w.WriteNumber("maxCount", mc);
+            if (m.TruncateBefore is { } tb) w.WriteNumber("truncateBefore", tb.Value);
+            w.WriteStartObject("custom");
+            foreach (var (k, val) in m.Custom) w.WriteString(k, val);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        });
+    }
+}
+
+/// <summary>Resolves the data directory from the command's option, the root option, FACTUM_DATA, or the default.</summary>
+internal sealed class DataDir(Option<string?> root)
+{
+    private readonly Dictionary<Command, Option<string?>> _local = [];
+
+    public void AddTo(Command command, bool payloadTakesData = false)
+    {
+        // On append, --data is the payload (as documented), so only --data-dir names the directory there.
+        var option = payloadTakesData
+            ? new Option<string?>("--data-dir") { Description = "The data directory holding factum.db." }
+            : new Option<string?>("--data", "--data-dir") { Description = "The data directory holding factum.db (env FACTUM_DATA; default ./factum-data)." };
+        command.Options.Add(option);
+        _local[command] = option;
+    }
+
+    public string Resolve(ParseResult pr)
+    {
+        if (_local.TryGetValue(pr.CommandResult.Command, out var local) && pr.GetValue(local) is { Length: > 0 } l) return l;
+        if (pr.GetValue(root) is { Length: > 0 } r) return r;
+        return Environment.GetEnvironmentVariable("FACTUM_DATA") is { Length: > 0 } d ? d : "./factum-data";
+    }
+}

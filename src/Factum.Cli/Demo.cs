@@ -1,0 +1,115 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Factum.Cli;
+
+// The demo domain: typed events registered with the code-first registry.
+[EventType("OrderPlaced", Owner = "sales", Description = "A customer placed an order.")]
+internal sealed record OrderPlaced(string OrderId, string CustomerId, decimal Total, string[] Items);
+
+[EventType("PaymentRequested", Owner = "billing")]
+internal sealed record PaymentRequested(string PaymentId, string OrderId, decimal Amount);
+
+[EventType("PaymentCaptured", Owner = "billing", Classification = EventClassification.Integration)]
+internal sealed record PaymentCaptured(string PaymentId, string OrderId, decimal Amount);
+
+[EventType("PaymentDeclined", Owner = "billing", Classification = EventClassification.Integration)]
+internal sealed record PaymentDeclined(string PaymentId, string OrderId, string Reason);
+
+[EventType("ShipmentScheduled", Owner = "shipping")]
+internal sealed record ShipmentScheduled(string ShipmentId, string OrderId, string Carrier);
+
+[EventType("ShipmentDispatched", Owner = "shipping", Classification = EventClassification.Integration)]
+internal sealed record ShipmentDispatched(string ShipmentId, string OrderId, string TrackingNumber);
+
+[EventType("OrderCompleted", Owner = "sales")]
+internal sealed record OrderCompleted(string OrderId);
+
+[EventType("OrderCancelled", Owner = "sales")]
+internal sealed record OrderCancelled(string OrderId, string Reason);
+
+/// <summary>
+/// Writes a small order-fulfilment history: each order's process is one correlation id; every event's causation id
+/// points at the event that caused it (through <see cref="EventContext"/>). Event ids are derived from names, so running
+/// the demo twice is an idempotent retry that writes nothing new.
+/// </summary>
+internal static class Demo
+{
+    public static async Task<int> RunAsync(IEventStore store, Output output, CancellationToken ct)
+    {
+        var registry = new EventTypeRegistry().RegisterAssembly(typeof(Demo).Assembly);
+        var orders = new (string Id, string Customer, decimal Total, string[] Items, bool PaymentOk)[]
+        {
+            ("1001", "c-ann", 59.90m, ["book", "pen"], true),
+            ("1002", "c-bob", 1200.00m, ["laptop"], true),
+            ("1003", "c-cho", 15.00m, ["mug"], false),
+        };
+        var written = 0;
+        var total = 0;
+        foreach (var o in orders)
+        {
+            var orderStream = StreamId.For("Order", o.Id);
+            var paymentStream = StreamId.For("Payment", $"P{o.Id}");
+            var shipmentStream = StreamId.For("Shipment", $"S{o.Id}");
+
+            async Task<RecordedEvent> Write(StreamId stream, object e, int n)
+            {
+                var data = registry.Encode(e, DemoId($"{stream}:{n}"), new Dictionary<string, string> { ["source"] = "factum-demo" });
+                var r = await store.AppendAsync(stream, n == 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exactly(n - 1), [data], ct);
+                total++;
+                if (r.Written) written++;
+                await foreach (var rec in store.ReadStreamAsync(stream, new ReadStreamOptions { From = n, MaxCount = 1 }, ct)) return rec;
+                throw new InvalidOperationException("The event just appended was not found.");
+            }
+
+            var placed = await Write(orderStream, new OrderPlaced(o.Id, o.Customer, o.Total, o.Items), 0);
+            RecordedEvent requested;
+            using (EventContext.CausedBy(placed)) requested = await Write(paymentStream, new PaymentRequested($"P{o.Id}", o.Id, o.Total), 0);
+            if (!o.PaymentOk)
+            {
+                RecordedEvent declined;
+                using (EventContext.CausedBy(requested)) declined = await Write(paymentStream, new PaymentDeclined($"P{o.Id}", o.Id, "card expired"), 1);
+                using (EventContext.CausedBy(declined)) await Write(orderStream, new OrderCancelled(o.Id, "payment declined"), 1);
+                continue;
+            }
+            RecordedEvent captured, scheduled, dispatched;
+            using (EventContext.CausedBy(requested)) captured = await Write(paymentStream, new PaymentCaptured($"P{o.Id}", o.Id, o.Total), 1);
+            using (EventContext.CausedBy(captured)) scheduled = await Write(shipmentStream, new ShipmentScheduled($"S{o.Id}", o.Id, "DHL"), 0);
+            using (EventContext.CausedBy(scheduled)) dispatched = await Write(shipmentStream, new ShipmentDispatched($"S{o.Id}", o.Id, $"TRK-{o.Id}"), 1);
+            using (EventContext.CausedBy(dispatched)) await Write(orderStream, new OrderCompleted(o.Id), 1);
+        }
+
+        var all = new List<RecordedEvent>();
+        await foreach (var e in store.ReadAllAsync(new ReadAllOptions { Filter = new EventFilter { Categories = ["Order", "Payment", "Shipment"] } }, ct))
+            if (e.Metadata.TryGetValue("source", out var s) && s == "factum-demo") all.Add(e);
+
+        if (output.Json)
+        {
+            foreach (var e in all) output.Event(e);
+            return ExitCodes.Success;
+        }
+        output.Writer.WriteLine(written == total
+            ? $"Wrote {written} events for {orders.Length} orders into the store."
+            : $"The demo events were already in the store: {total - written} of {total} recognised as retries (idempotent by event id), {written} new.");
+        output.Writer.WriteLine();
+        output.Table(["POSITION", "STREAM", "VERSION", "TYPE", "CORRELATION", "CAUSED BY"],
+            all.Select(e => new[]
+            {
+                Output.Inv(e.Position.Value), e.StreamId.Value, Output.Inv(e.StreamVersion.Value), e.Type,
+                e.CorrelationId[..8] + "…",
+                e.CausationId is { } c ? all.FirstOrDefault(x => x.EventId.ToString() == c)?.Type ?? c : "-",
+            }));
+        output.Writer.WriteLine();
+        output.Writer.WriteLine("Try: factum read --stream Order-1001   |   factum read-all --category Payment   |   factum streams   |   factum verify");
+        return ExitCodes.Success;
+    }
+
+    /// <summary>A stable UUID (version 8, name-based) so the demo is idempotent across runs.</summary>
+    private static EventId DemoId(string name)
+    {
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes("factum-demo:" + name));
+        hash[6] = (byte)((hash[6] & 0x0F) | 0x80);
+        hash[8] = (byte)((hash[8] & 0x3F) | 0x80);
+        return new EventId(new Guid(hash.AsSpan(0, 16), bigEndian: true));
+    }
+}

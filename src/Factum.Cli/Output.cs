@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+namespace Factum.Cli;
+
+/// <summary>Writes human-readable tables, or one JSON object per line with --json.</summary>
+internal sealed class Output(TextWriter writer, bool json)
+{
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static readonly JsonSerializerOptions RelaxedJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public bool Json => json;
+
+    public TextWriter Writer => writer;
+
+    /// <summary>Writes one JSON object on one line.</summary>
+    public void JsonLine(Action<Utf8JsonWriter> write)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, WriterOptions))
+        {
+            w.WriteStartObject();
+            write(w);
+            w.WriteEndObject();
+        }
+        writer.WriteLine(Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length));
+    }
+
+    /// <summary>Prints rows as an aligned table with a header.</summary>
+    public void Table(string[] headers, IEnumerable<string[]> rows)
+    {
+        var all = rows.ToList();
+        var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
+        // The last column is left unpadded so long payloads do not create trailing spaces.
+        void Line(string[] cells) => writer.WriteLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd());
+        Line(headers);
+        Line(widths.Select(w => new string('-', w)).ToArray());
+        foreach (var r in all) Line(r);
+    }
+
+    public static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture);
+
+    public static string Inv(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Writes the payload as JSON when it is JSON, else as base64 in <c>dataBase64</c>.</summary>
+    public static void WriteData(Utf8JsonWriter w, ReadOnlyMemory<byte> payload)
+    {
+        if (TryJson(payload, out var doc))
+        {
+            using (doc)
+            {
+                w.WritePropertyName("data");
+                doc!.WriteTo(w);
+            }
+        }
+        else
+        {
+            w.WriteString("dataBase64", Convert.ToBase64String(payload.Span));
+        }
+    }
+
+    public static string DataText(ReadOnlyMemory<byte> payload)
+    {
+        if (TryJson(payload, out var doc))
+        {
+            using (doc) return JsonSerializer.Serialize(doc!.RootElement, RelaxedJson);
+        }
+        return "base64:" + Convert.ToBase64String(payload.Span);
+    }
+
+    private static bool TryJson(ReadOnlyMemory<byte> payload, out JsonDocument? doc)
+    {
+        doc = null;
+        if (payload.IsEmpty) return false;
+        try { doc = JsonDocument.Parse(payload); return true; }
+        catch (JsonException) { return false; }
+    }
+
+    public void Event(RecordedEvent e)
+    {
+        JsonLine(w =>
+        {
+            w.WriteString("eventId", e.EventId.ToString());
+            w.WriteString("type", e.Type);
+            w.WriteNumber("schemaVersion", e.SchemaVersion);
+            w.WriteString("streamId", e.StreamId.Value);
+            w.WriteNumber("streamVersion", e.StreamVersion.Value);
+            w.WriteNumber("position", e.Position.Value);
+            w.WriteString("timestamp", Iso(e.Timestamp));
+            w.WriteString("correlationId", e.CorrelationId);
+            if (e.CausationId is null) w.WriteNull("causationId"); else w.WriteString("causationId", e.CausationId);
+            w.WriteStartObject("metadata");
+            foreach (var (k, v) in e.Metadata) w.WriteString(k, v);
+            w.WriteEndObject();
+            WriteData(w, e.Payload);
+        });
+    }
+
+    public static readonly string[] EventHeaders = ["POSITION", "STREAM", "VERSION", "TYPE", "SCHEMA", "TIMESTAMP", "EVENT ID", "CORRELATION", "CAUSATION", "METADATA", "DATA"];
+
+    public static string[] EventRow(RecordedEvent e) =>
+    [
+        Inv(e.Position.Value), e.StreamId.Value, Inv(e.StreamVersion.Value), e.Type, "v" + Inv(e.SchemaVersion), Iso(e.Timestamp),
+        e.EventId.ToString(), e.CorrelationId, e.CausationId ?? "-",
+        e.Metadata.Count == 0 ? "-" : string.Join(",", e.Metadata.Select(kv => $"{kv.Key}={kv.Value}")),
+        DataText(e.Payload),
+    ];
+
+    public static void Error(string message) => Console.Error.WriteLine($"error: {message}");
+}

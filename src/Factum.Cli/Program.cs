@@ -1,0 +1,279 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Text.Json;
+using Factum;
+using Factum.Cli;
+using Factum.Sqlite;
+
+// The data directory: `factum --data DIR <command>`, or `--data DIR` after any command but append (where --data is the payload),
+// or `--data-dir DIR` anywhere, or FACTUM_DATA. Default ./factum-data.
+var rootData = new Option<string?>("--data", "--data-dir") { Description = "The data directory holding factum.db (env FACTUM_DATA; default ./factum-data)." };
+var data = new DataDir(rootData);
+var json = new Option<bool>("--json") { Description = "Print one JSON object per line instead of tables.", Recursive = true };
+
+var root = new RootCommand("factum — the Factum event store from the command line.");
+root.Options.Add(rootData);
+root.Options.Add(json);
+
+Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Description = "The stream id, e.g. Order-42.", Required = required };
+
+// append
+{
+    var stream = StreamOption();
+    var type = new Option<string?>("--type", "-t") { Description = "The event type, e.g. OrderPlaced." };
+    var body = new Option<string?>("--data", "--payload") { Description = "The event payload as JSON." };
+    var expected = new Option<string>("--expected", "-e") { Description = "any | no-stream | exists | N (default any).", DefaultValueFactory = _ => "any" };
+    var eventId = new Option<string?>("--event-id") { Description = "The event id (UUID); re-sending it makes the append idempotent." };
+    var correlation = new Option<string?>("--correlation-id") { Description = "The correlation id (default: the first event's id)." };
+    var causation = new Option<string?>("--causation-id") { Description = "The causation id." };
+    var metadata = new Option<string?>("--metadata") { Description = "Metadata as a JSON object of strings." };
+    var file = new Option<FileInfo?>("--file", "-f") { Description = "A JSON array of {type, data, eventId?, metadata?} appended atomically." };
+    var cmd = new Command("append", "Append one event, or a file of events atomically; prints the last event's version and position.")
+    {
+        stream, type, body, expected, eventId, correlation, causation, metadata, file,
+    };
+    data.AddTo(cmd, payloadTakesData: true);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var streamId = StreamId.Parse(pr.GetValue(stream)!);
+        var exp = ExpectedVersion.Parse(pr.GetValue(expected)!);
+        var common = (Corr: pr.GetValue(correlation), Caus: pr.GetValue(causation));
+        List<EventData> events;
+        if (pr.GetValue(file) is { } f)
+        {
+            if (pr.GetValue(type) is not null || pr.GetValue(body) is not null) throw new ArgumentException("Use either --file or --type/--data, not both.");
+            events = EventFiles.ReadArray(f);
+        }
+        else
+        {
+            var t = pr.GetValue(type) ?? throw new ArgumentException("--type is required (or use --file).");
+            var d = pr.GetValue(body) ?? throw new ArgumentException("--data is required (or use --file).");
+            events = [EventFiles.Build(t, d, pr.GetValue(eventId), pr.GetValue(metadata) is { } m ? MetadataJson.Parse(m) : null)];
+        }
+        events = events.Select(e => e with { CorrelationId = common.Corr ?? e.CorrelationId, CausationId = common.Caus ?? e.CausationId }).ToList();
+        var r = await store.AppendAsync(streamId, exp, events, ct);
+        if (output.Json)
+            output.JsonLine(w =>
+            {
+                w.WriteString("streamId", r.StreamId.Value);
+                w.WriteNumber("streamVersion", r.NextExpectedVersion?.Value ?? -1);
+                w.WriteNumber("position", r.LastPosition.Value);
+                w.WriteBoolean("written", r.Written);
+                w.WriteNumber("events", events.Count);
+            });
+        else
+            output.Writer.WriteLine($"{(r.Written ? "appended" : "already stored (idempotent retry)")}: {events.Count} event(s) to {r.StreamId}; stream version {r.NextExpectedVersion?.Value ?? -1}, position {r.LastPosition}");
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
+// import
+{
+    var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.");
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Import.RunAsync(store, Console.In, Console.Out, ct)));
+    root.Subcommands.Add(cmd);
+}
+
+// read
+{
+    var stream = StreamOption();
+    var from = new Option<long?>("--from") { Description = "The first version to read." };
+    var backwards = new Option<bool>("--backwards") { Description = "Read newest first." };
+    var max = new Option<long?>("--max-count", "-n") { Description = "The most events to print." };
+    var cmd = new Command("read", "Print the events of one stream.") { stream, from, backwards, max };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var options = new ReadStreamOptions
+        {
+            From = pr.GetValue(from) is { } f ? new StreamVersion(f) : null,
+            Direction = pr.GetValue(backwards) ? Direction.Backwards : Direction.Forwards,
+            MaxCount = pr.GetValue(max) ?? long.MaxValue,
+        };
+        await Cli.PrintEvents(output, store.ReadStreamAsync(StreamId.Parse(pr.GetValue(stream)!), options, ct));
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
+// read-all
+{
+    var from = new Option<long?>("--from") { Description = "The first global position to read." };
+    var max = new Option<long?>("--max-count", "-n") { Description = "The most events to print." };
+    var types = new Option<string[]>("--type", "-t") { Description = "Only these event types (repeatable).", AllowMultipleArgumentsPerToken = true };
+    var categories = new Option<string[]>("--category", "-c") { Description = "Only these stream categories (repeatable).", AllowMultipleArgumentsPerToken = true };
+    var prefixes = new Option<string[]>("--stream-prefix") { Description = "Only streams starting with this (repeatable).", AllowMultipleArgumentsPerToken = true };
+    var backwards = new Option<bool>("--backwards") { Description = "Read newest first." };
+    var cmd = new Command("read-all", "Print the global log in position order.") { from, max, types, categories, prefixes, backwards };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var dir = pr.GetValue(backwards) ? Direction.Backwards : Direction.Forwards;
+        var options = new ReadAllOptions
+        {
+            From = pr.GetValue(from) is { } f ? new GlobalPosition(f) : dir == Direction.Forwards ? GlobalPosition.Start : GlobalPosition.End,
+            Direction = dir,
+            MaxCount = pr.GetValue(max) ?? long.MaxValue,
+            Filter = new EventFilter { EventTypes = pr.GetValue(types) ?? [], Categories = pr.GetValue(categories) ?? [], StreamPrefixes = pr.GetValue(prefixes) ?? [] },
+        };
+        await Cli.PrintEvents(output, store.ReadAllAsync(options, ct));
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
+// streams
+{
+    var category = new Option<string?>("--category", "-c") { Description = "Only streams of this category." };
+    var deleted = new Option<bool>("--include-deleted") { Description = "Also list soft-deleted and tombstoned streams." };
+    var cmd = new Command("streams", "List streams in id order.") { category, deleted };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var rows = new List<StreamInfo>();
+        string? after = null;
+        do
+        {
+            var page = await store.ListStreamsAsync(new ListStreamsOptions { Category = pr.GetValue(category), IncludeDeleted = pr.GetValue(deleted), After = after, PageSize = 1000 }, ct);
+            rows.AddRange(page.Streams);
+            after = page.ContinuationToken;
+        } while (after is not null);
+        if (output.Json) foreach (var s in rows) Cli.WriteInfo(output, s);
+        else output.Table(["STREAM", "CATEGORY", "STATE", "LAST VERSION", "LAST POSITION", "UPDATED"],
+            rows.Select(s => new[] { s.StreamId.Value, s.StreamId.Category, s.State.ToString(), s.LastVersion?.ToString() ?? "-", s.LastPosition?.ToString() ?? "-", s.UpdatedAt is { } u ? Output.Iso(u) : "-" }));
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
+// stream-info
+{
+    var stream = StreamOption();
+    var cmd = new Command("stream-info", "Describe one stream: state, last version and position, times and metadata.") { stream };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var info = await store.GetStreamInfoAsync(StreamId.Parse(pr.GetValue(stream)!), ct);
+        if (output.Json) Cli.WriteInfo(output, info);
+        else
+        {
+            var m = info.Metadata;
+            output.Table(["FIELD", "VALUE"],
+            [
+                ["stream", info.StreamId.Value], ["category", info.StreamId.Category], ["state", info.State.ToString()],
+                ["last version", info.LastVersion?.ToString() ?? "-"], ["last position", info.LastPosition?.ToString() ?? "-"],
+                ["created", info.CreatedAt is { } c ? Output.Iso(c) : "-"], ["updated", info.UpdatedAt is { } u ? Output.Iso(u) : "-"],
+                ["max age", m.MaxAge?.ToString() ?? "-"], ["max count", m.MaxCount?.ToString(CultureInfo.InvariantCulture) ?? "-"],
+                ["truncate before", m.TruncateBefore?.ToString() ?? "-"],
+                ["custom", m.Custom.Count == 0 ? "-" : string.Join(", ", m.Custom.Select(kv => $"{kv.Key}={kv.Value}"))],
+            ]);
+        }
+        return info.State == StreamState.NotFound ? ExitCodes.StreamNotFound : ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
+// delete
+{
+    var stream = StreamOption();
+    var hard = new Option<bool>("--hard") { Description = "Tombstone the stream forever (default: soft delete, which may be re-created)." };
+    var expected = new Option<string>("--expected", "-e") { Description = "any | no-stream | exists | N (default any).", DefaultValueFactory = _ => "any" };
+    var cmd = new Command("delete", "Delete a stream (soft by default, --hard for a tombstone).") { stream, hard, expected };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var id = StreamId.Parse(pr.GetValue(stream)!);
+        var mode = pr.GetValue(hard) ? DeleteMode.Hard : DeleteMode.Soft;
+        var info = await store.GetStreamInfoAsync(id, ct);
+        if (info.State == StreamState.NotFound && mode == DeleteMode.Soft) throw new StreamNotFoundException(id);
+        await store.DeleteStreamAsync(id, ExpectedVersion.Parse(pr.GetValue(expected)!), mode, ct);
+        if (output.Json) output.JsonLine(w => { w.WriteString("streamId", id.Value); w.WriteString("deleted", mode == DeleteMode.Hard ? "hard" : "soft"); });
+        else output.Writer.WriteLine(mode == DeleteMode.Hard ? $"tombstoned {id}: it can never be read or written again" : $"soft-deleted {id}: appending again re-creates it");
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
+// metadata
+{
+    var stream = StreamOption();
+    var maxAge = new Option<string?>("--max-age") { Description = "Hide events older than this: 30d, 12h, 15m, 45s or d.hh:mm:ss; 'none' to clear." };
+    var maxCount = new Option<string?>("--max-count") { Description = "Keep only the newest N events visible; 'none' to clear." };
+    var truncate = new Option<string?>("--truncate-before") { Description = "Hide versions below N; 'none' to clear." };
+    var custom = new Option<string?>("--custom") { Description = "Custom metadata as a JSON object of strings (replaces the previous custom values)." };
+    var cmd = new Command("metadata", "Show or change a stream's metadata (retention and custom values); unspecified fields keep their value.") { stream, maxAge, maxCount, truncate, custom };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var id = StreamId.Parse(pr.GetValue(stream)!);
+        var info = await store.GetStreamInfoAsync(id, ct);
+        if (info.State == StreamState.Tombstoned) throw new StreamDeletedException(id);
+        var m = info.Metadata;
+        if (pr.GetValue(maxAge) is { } a) m = m with { MaxAge = IsNone(a) ? null : Durations.Parse(a) };
+        if (pr.GetValue(maxCount) is { } c) m = m with { MaxCount = IsNone(c) ? null : ParseLong(c, "--max-count") };
+        if (pr.GetValue(truncate) is { } t) m = m with { TruncateBefore = IsNone(t) ? null : new StreamVersion(ParseLong(t, "--truncate-before")) };
+        if (pr.GetValue(custom) is { } j) m = m with { Custom = MetadataJson.Parse(j) };
+        if (m != info.Metadata) await store.SetStreamMetadataAsync(id, m, ct);
+        Cli.WriteInfo(output, await store.GetStreamInfoAsync(id, ct), metadataOnly: !output.Json);
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+
+    static bool IsNone(string s) => s.Equals("none", StringComparison.OrdinalIgnoreCase);
+    static long ParseLong(string s, string name) =>
+        long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : throw new ArgumentException($"{name} must be a whole number or 'none'; got '{s}'.");
+}
+
+// verify
+{
+    var cmd = new Command("verify", "Check the store file: SQLite integrity plus Factum's invariants (contiguous versions, increasing positions, decodable rows).");
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) =>
+    {
+        var output = new Output(Console.Out, pr.GetValue(json));
+        var path = Cli.DbPath(data.Resolve(pr));
+        var report = SqliteStoreVerifier.Verify(path);
+        if (output.Json)
+        {
+            output.JsonLine(w =>
+            {
+                w.WriteString("file", path);
+                w.WriteBoolean("healthy", report.IsHealthy);
+                w.WriteNumber("streams", report.Streams);
+                w.WriteNumber("events", report.Events);
+                w.WriteStartArray("problems");
+                foreach (var p in report.Problems) w.WriteStringValue(p);
+                w.WriteEndArray();
+            });
+        }
+        else
+        {
+            output.Writer.WriteLine(report.IsHealthy
+                ? $"ok: {path} — {report.Streams} streams, {report.Events} events, no problems"
+                : $"PROBLEMS in {path}:");
+            foreach (var p in report.Problems) output.Writer.WriteLine($"  - {p}");
+        }
+        return Task.FromResult(report.IsHealthy ? ExitCodes.Success : ExitCodes.Failure);
+    });
+    root.Subcommands.Add(cmd);
+}
+
+// demo
+{
+    var cmd = new Command("demo", "Write a small order-fulfilment domain (orders, payments, shipments with correlated events) and print it.");
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Demo.RunAsync(store, output, ct)));
+    root.Subcommands.Add(cmd);
+}
+
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
+{
+    foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");
+    Console.Error.WriteLine("Run 'factum --help' for usage.");
+    return ExitCodes.InvalidInput;
+}
+return await parse.InvokeAsync();

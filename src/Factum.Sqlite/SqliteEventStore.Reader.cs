@@ -1,0 +1,206 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using Factum.Store;
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite;
+
+public sealed partial class SqliteEventStore
+{
+    private const string EventColumns = "e.position, e.stream_version, e.event_id, e.type, e.schema_version, e.created_at, e.correlation_id, e.causation_id, e.metadata, e.payload";
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<RecordedEvent> ReadStreamAsync(StreamId streamId, ReadStreamOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        options ??= ReadStreamOptions.Default;
+        using var c = OpenReader();
+        var row = LoadStream(c, streamId);
+        if (row is null || row.Value.Head.State is StreamState.NotFound or StreamState.SoftDeleted) throw new StreamNotFoundException(streamId);
+        if (row.Value.Head.State == StreamState.Tombstoned) throw new StreamDeletedException(streamId);
+        var (key, head, _, metadata) = row.Value;
+        var (minVersion, minTicks) = Retention.Window(metadata, head.LastVersion, _options.TimeProvider.GetUtcNow());
+        var forwards = options.Direction == Direction.Forwards;
+        var next = forwards ? Math.Max(options.From?.Value ?? 0, minVersion) : Math.Min(options.From?.Value ?? head.LastVersion, head.LastVersion);
+        var remaining = options.MaxCount;
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = forwards
+            ? $"SELECT {EventColumns} FROM events e WHERE e.stream_key = $k AND e.stream_version >= $v AND e.created_at >= $ts ORDER BY e.stream_version LIMIT $n"
+            : $"SELECT {EventColumns} FROM events e WHERE e.stream_key = $k AND e.stream_version <= $v AND e.stream_version >= $min AND e.created_at >= $ts ORDER BY e.stream_version DESC LIMIT $n";
+        var pV = cmd.Parameters.Add("$v", SqliteType.Integer);
+        var pN = cmd.Parameters.Add("$n", SqliteType.Integer);
+        cmd.Parameters.AddWithValue("$k", key);
+        cmd.Parameters.AddWithValue("$ts", minTicks);
+        cmd.Parameters.AddWithValue("$min", minVersion);
+        while (remaining > 0 && (forwards || next >= minVersion))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            pV.Value = next;
+            pN.Value = Math.Min(remaining, _options.ReadPageSize);
+            var page = ReadPage(cmd, streamId);
+            if (page.Count == 0) yield break;
+            foreach (var e in page) yield return e;
+            remaining -= page.Count;
+            next = forwards ? page[^1].StreamVersion.Value + 1 : page[^1].StreamVersion.Value - 1;
+            if (page.Count < (long)pN.Value) yield break;
+        }
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<RecordedEvent> ReadAllAsync(ReadAllOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        options ??= ReadAllOptions.Default;
+        var forwards = options.Direction == Direction.Forwards;
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        var sql = new StringBuilder($"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE ");
+        sql.Append(forwards ? "e.position >= $p" : "e.position <= $p");
+        var f = options.Filter;
+        AppendIn(sql, cmd, "e.type", "t", f.EventTypes);
+        AppendIn(sql, cmd, "s.category", "c", f.Categories);
+        if (f.StreamPrefixes.Count > 0)
+        {
+            sql.Append(" AND (");
+            for (var i = 0; i < f.StreamPrefixes.Count; i++)
+            {
+                if (i > 0) sql.Append(" OR ");
+                sql.Append(System.Globalization.CultureInfo.InvariantCulture, $"substr(s.stream_id, 1, length($sp{i})) = $sp{i}");
+                cmd.Parameters.AddWithValue($"$sp{i}", f.StreamPrefixes[i]);
+            }
+            sql.Append(')');
+        }
+        sql.Append(forwards ? " ORDER BY e.position LIMIT $n" : " ORDER BY e.position DESC LIMIT $n");
+        cmd.CommandText = sql.ToString();
+        var pP = cmd.Parameters.Add("$p", SqliteType.Integer);
+        var pN = cmd.Parameters.Add("$n", SqliteType.Integer);
+        var next = options.From.Value;
+        var remaining = options.MaxCount;
+        while (remaining > 0 && next >= 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            pP.Value = next;
+            pN.Value = Math.Min(remaining, _options.ReadPageSize);
+            var page = ReadPage(cmd, null);
+            if (page.Count == 0) yield break;
+            foreach (var e in page) yield return e;
+            remaining -= page.Count;
+            next = forwards ? page[^1].Position.Value + 1 : page[^1].Position.Value - 1;
+            if (page.Count < (long)pN.Value) yield break;
+        }
+    }
+
+    private static void AppendIn(StringBuilder sql, SqliteCommand cmd, string column, string prefix, IReadOnlyList<string> values)
+    {
+        if (values.Count == 0) return;
+        sql.Append(" AND ").Append(column).Append(" IN (");
+        for (var i = 0; i < values.Count; i++)
+        {
+            if (i > 0) sql.Append(", ");
+            var name = $"${prefix}{i}";
+            sql.Append(name);
+            cmd.Parameters.AddWithValue(name, values[i]);
+        }
+        sql.Append(')');
+    }
+
+    /// <summary>Runs one page query to completion so no read transaction stays open while the caller handles events.</summary>
+    private static List<RecordedEvent> ReadPage(SqliteCommand cmd, StreamId? streamId)
+    {
+        var page = new List<RecordedEvent>();
+        using var r = cmd.ExecuteReader();
+        while (r.Read())
+        {
+            page.Add(new RecordedEvent
+            {
+                Position = r.GetInt64(0),
+                StreamVersion = r.GetInt64(1),
+                EventId = new EventId(new Guid(r.GetFieldValue<byte[]>(2), bigEndian: true)),
+                Type = r.GetString(3),
+                SchemaVersion = r.GetInt32(4),
+                Timestamp = new DateTimeOffset(r.GetInt64(5), TimeSpan.Zero),
+                CorrelationId = r.GetString(6),
+                CausationId = r.IsDBNull(7) ? null : r.GetString(7),
+                Metadata = r.IsDBNull(8) ? EmptyMetadata.Instance : MetadataCodec.Decode(r.GetFieldValue<byte[]>(8)),
+                Payload = r.GetFieldValue<byte[]>(9),
+                StreamId = streamId ?? StreamId.FromTrusted(r.GetString(10)),
+            });
+        }
+        return page;
+    }
+
+    private static StreamRow? LoadStream(SqliteConnection c, StreamId streamId)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT stream_key, state, last_version, start_version, last_position, max_age_ms, max_count, truncate_before, custom_metadata FROM streams WHERE stream_id = $id";
+        cmd.Parameters.AddWithValue("$id", streamId.Value);
+        using var r = cmd.ExecuteReader();
+        if (!r.Read()) return null;
+        return new StreamRow(r.GetInt64(0), new StreamHead((StreamState)r.GetInt32(1), r.GetInt64(2), r.GetInt64(3)), r.IsDBNull(4) ? null : r.GetInt64(4), ReadMetadata(r, 5));
+    }
+
+    /// <inheritdoc />
+    public async Task<GlobalPosition> GetHeadPositionAsync(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COALESCE(MAX(position), 0) FROM events";
+        return (long)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+    }
+
+    private const string StreamInfoColumns = "stream_id, state, last_version, last_position, created_at, updated_at, max_age_ms, max_count, truncate_before, custom_metadata";
+
+    private static StreamInfo ReadStreamInfo(SqliteDataReader r) => new()
+    {
+        StreamId = StreamId.FromTrusted(r.GetString(0)),
+        State = (StreamState)r.GetInt32(1),
+        LastVersion = r.GetInt64(2) >= 0 ? new StreamVersion(r.GetInt64(2)) : null,
+        LastPosition = r.IsDBNull(3) ? null : new GlobalPosition(r.GetInt64(3)),
+        CreatedAt = r.IsDBNull(4) ? null : new DateTimeOffset(r.GetInt64(4), TimeSpan.Zero),
+        UpdatedAt = r.IsDBNull(5) ? null : new DateTimeOffset(r.GetInt64(5), TimeSpan.Zero),
+        Metadata = ReadMetadata(r, 6),
+    };
+
+    /// <inheritdoc />
+    public async Task<StreamInfo> GetStreamInfoAsync(StreamId streamId, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT {StreamInfoColumns} FROM streams WHERE stream_id = $id";
+        cmd.Parameters.AddWithValue("$id", streamId.Value);
+        using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return r.Read() ? ReadStreamInfo(r) with { StreamId = streamId } : new StreamInfo { StreamId = streamId, State = StreamState.NotFound };
+    }
+
+    /// <inheritdoc />
+    public async Task<StreamPage> ListStreamsAsync(ListStreamsOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        options ??= new ListStreamsOptions();
+        using var c = OpenReader();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"""
+            SELECT {StreamInfoColumns} FROM streams
+            WHERE {(options.IncludeDeleted ? "(state <> 0 OR last_version >= 0)" : "state = 1")}
+              AND ($cat IS NULL OR category = $cat) AND ($after IS NULL OR stream_id > $after)
+            ORDER BY stream_id LIMIT $n
+            """;
+        cmd.Parameters.AddWithValue("$cat", (object?)options.Category ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$after", (object?)options.After ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("$n", options.PageSize + 1);
+        var items = new List<StreamInfo>();
+        using (var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (r.Read()) items.Add(ReadStreamInfo(r));
+        }
+        string? token = null;
+        if (items.Count > options.PageSize)
+        {
+            items.RemoveAt(items.Count - 1);
+            token = items[^1].StreamId.Value;
+        }
+        return new StreamPage(items, token);
+    }
+}

@@ -1,0 +1,322 @@
+using System.Runtime.InteropServices;
+using Factum.Store;
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite;
+
+public sealed partial class SqliteEventStore
+{
+    private readonly Writer _writer;
+
+    /// <inheritdoc />
+    public async Task<AppendResult> AppendAsync(StreamId streamId, ExpectedVersion expectedVersion, IReadOnlyList<EventData> events, CancellationToken cancellationToken = default)
+    {
+        var prepared = AppendPreparation.Prepare(streamId, events, _options, null);
+        var results = await Enqueue(new AppendRequest([(new StreamAppend(streamId, expectedVersion, events), prepared)], cancellationToken)).ConfigureAwait(false);
+        return ((AppendResult[])results!)[0];
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<AppendResult>> AppendMultipleAsync(IReadOnlyList<StreamAppend> appends, CancellationToken cancellationToken = default)
+    {
+        var prepared = AppendPreparation.PrepareMany(appends, _options);
+        return (AppendResult[])(await Enqueue(new AppendRequest(prepared, cancellationToken)).ConfigureAwait(false))!;
+    }
+
+    /// <inheritdoc />
+    public Task SetStreamMetadataAsync(StreamId streamId, StreamMetadata metadata, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        if (streamId == default) throw new ArgumentException("The stream id is default(StreamId).", nameof(streamId));
+        return Enqueue(new MetadataRequest(streamId, metadata, MetadataCodec.Encode(metadata.Custom), cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public Task DeleteStreamAsync(StreamId streamId, ExpectedVersion expectedVersion, DeleteMode mode, CancellationToken cancellationToken = default)
+    {
+        if (streamId == default) throw new ArgumentException("The stream id is default(StreamId).", nameof(streamId));
+        return Enqueue(new DeleteRequest(streamId, expectedVersion, mode, cancellationToken));
+    }
+
+    private Task<object?> Enqueue(WriteRequest request)
+    {
+        ThrowIfDisposed();
+        request.Cancellation.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(!_queue.Writer.TryWrite(request), this);
+        return request.Task;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _queue.Reader;
+        var batch = new List<WriteRequest>();
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            var events = 0;
+            while (events < _options.MaxEventsPerCommit && reader.TryRead(out var request))
+            {
+                if (request.Cancellation.IsCancellationRequested)
+                {
+                    // Not yet written: the caller gave up before the writer took it, so it is safe to drop.
+                    request.Fail(new OperationCanceledException(request.Cancellation));
+                    continue;
+                }
+                batch.Add(request);
+                events += Math.Max(1, request.EventCount);
+            }
+            if (batch.Count > 0) _writer.Commit(batch);
+        }
+    }
+
+    /// <summary>A unit of work for the writer: it checks, then writes, inside the group transaction.</summary>
+    private abstract class WriteRequest(CancellationToken cancellation)
+    {
+        private readonly TaskCompletionSource<object?> _tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public CancellationToken Cancellation { get; } = cancellation;
+
+        public Task<object?> Task => _tcs.Task;
+
+        public virtual int EventCount => 0;
+
+        /// <summary>Checks everything before writing anything, so a rule violation leaves the transaction untouched.</summary>
+        public abstract object? Execute(Writer writer);
+
+        public void Complete(object? result) => _tcs.TrySetResult(result);
+
+        public void Fail(Exception ex) => _tcs.TrySetException(ex);
+    }
+
+    private sealed class AppendRequest((StreamAppend Append, PreparedEvent[] Events)[] appends, CancellationToken cancellation) : WriteRequest(cancellation)
+    {
+        public override int EventCount { get; } = appends.Sum(a => a.Events.Length);
+
+        public override object? Execute(Writer writer)
+        {
+            var rows = new StreamRow?[appends.Length];
+            var decisions = new AppendDecision[appends.Length];
+            for (var i = 0; i < appends.Length; i++)
+            {
+                var (append, events) = appends[i];
+                rows[i] = writer.LoadStream(append.StreamId);
+                var lookup = new Lookup(writer, rows[i]?.Key ?? -1);
+                decisions[i] = AppendRules.Decide(append.StreamId, rows[i]?.Head ?? StreamHead.None, append.ExpectedVersion, events, lookup);
+            }
+            var results = new AppendResult[appends.Length];
+            for (var i = 0; i < appends.Length; i++)
+                results[i] = writer.Write(appends[i].Append.StreamId, rows[i], decisions[i], appends[i].Events);
+            return results;
+        }
+    }
+
+    private sealed class MetadataRequest(StreamId streamId, StreamMetadata metadata, byte[]? customJson, CancellationToken cancellation) : WriteRequest(cancellation)
+    {
+        public override object? Execute(Writer writer)
+        {
+            var row = writer.LoadStream(streamId);
+            if (row?.Head.State == StreamState.Tombstoned) throw new StreamDeletedException(streamId);
+            writer.SaveMetadata(streamId, row, metadata, customJson);
+            return null;
+        }
+    }
+
+    private sealed class DeleteRequest(StreamId streamId, ExpectedVersion expected, DeleteMode mode, CancellationToken cancellation) : WriteRequest(cancellation)
+    {
+        public override object? Execute(Writer writer)
+        {
+            var row = writer.LoadStream(streamId);
+            AppendRules.CheckDelete(streamId, row?.Head ?? StreamHead.None, expected);
+            writer.Delete(streamId, row, mode);
+            return null;
+        }
+    }
+
+    private readonly record struct StreamRow(long Key, StreamHead Head, long? LastPosition, StreamMetadata Metadata);
+
+    private sealed class Lookup(Writer writer, long streamKey) : IStreamLookup
+    {
+        public IReadOnlyList<EventId> ReadIds(long fromVersion, int count) => streamKey < 0 ? [] : writer.ReadIds(streamKey, fromVersion, count);
+
+        public long? FindVersion(EventId eventId) => streamKey < 0 ? null : writer.FindVersion(streamKey, eventId);
+    }
+
+    /// <summary>The single writer: owns the write connection and its prepared statements.</summary>
+    private sealed class Writer : IDisposable
+    {
+        private readonly SqliteConnection _c;
+        private readonly SqliteEventStoreOptions _options;
+        private readonly SqliteCommand _selectStream, _insertStream, _updateAfterAppend, _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata, _setState;
+        private SqliteTransaction? _tx;
+        private long _nextPosition;
+        private long _nowTicks;
+
+        public Writer(SqliteConnection connection, SqliteEventStoreOptions options)
+        {
+            _c = connection;
+            _options = options;
+            _selectStream = Cmd("SELECT stream_key, state, last_version, start_version, last_position, max_age_ms, max_count, truncate_before, custom_metadata FROM streams WHERE stream_id = $id", "$id");
+            _insertStream = Cmd("INSERT INTO streams(stream_id, category, state, last_version, start_version) VALUES ($id, $cat, 0, -1, 0) RETURNING stream_key", "$id", "$cat");
+            _updateAfterAppend = Cmd("UPDATE streams SET state = 1, last_version = $lv, start_version = $sv, last_position = $lp, created_at = COALESCE(created_at, $now), updated_at = $now WHERE stream_key = $k", "$lv", "$sv", "$lp", "$now", "$k");
+            _insertEvent = Cmd("INSERT INTO events(position, stream_key, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload) VALUES ($p, $k, $v, $id, $t, $sv, $ts, $corr, $caus, $md, $pl)",
+                "$p", "$k", "$v", "$id", "$t", "$sv", "$ts", "$corr", "$caus", "$md", "$pl");
+            _findVersion = Cmd("SELECT stream_version FROM events WHERE event_id = $id AND stream_key = $k LIMIT 1", "$id", "$k");
+            _readIds = Cmd("SELECT event_id FROM events WHERE stream_key = $k AND stream_version >= $v ORDER BY stream_version LIMIT $n", "$k", "$v", "$n");
+            _positionOf = Cmd("SELECT position FROM events WHERE stream_key = $k AND stream_version = $v", "$k", "$v");
+            _maxPosition = Cmd("SELECT COALESCE(MAX(position), 0) FROM events");
+            _saveMetadata = Cmd("UPDATE streams SET max_age_ms = $age, max_count = $mc, truncate_before = $tb, custom_metadata = $cm, updated_at = $now WHERE stream_key = $k", "$age", "$mc", "$tb", "$cm", "$now", "$k");
+            _setState = Cmd("UPDATE streams SET state = $s, truncate_before = $tb, updated_at = $now WHERE stream_key = $k", "$s", "$tb", "$now", "$k");
+        }
+
+        private SqliteCommand Cmd(string sql, params string[] parameters)
+        {
+            var cmd = _c.CreateCommand();
+            cmd.CommandText = sql;
+            foreach (var p in parameters) cmd.Parameters.Add(new SqliteParameter { ParameterName = p });
+            return cmd;
+        }
+
+        private SqliteCommand Bind(SqliteCommand cmd, params object?[] values)
+        {
+            cmd.Transaction = _tx;
+            for (var i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
+            return cmd;
+        }
+
+        /// <summary>Runs a group of requests in one transaction with one fsync; isolates each request's rule errors.</summary>
+        public void Commit(List<WriteRequest> batch)
+        {
+            var results = new object?[batch.Count];
+            var errors = new Exception?[batch.Count];
+            try
+            {
+                using (_tx = _c.BeginTransaction(deferred: false))
+                {
+                    _nextPosition = (long)Bind(_maxPosition).ExecuteScalar()! + 1;
+                    _nowTicks = _options.TimeProvider.GetUtcNow().UtcTicks;
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        try { results[i] = batch[i].Execute(this); }
+                        catch (Exception ex) when (ex is FactumException or ArgumentException) { errors[i] = ex; }
+                    }
+                    _tx.Commit();
+                }
+            }
+            catch (Exception ex)
+            {
+                _tx = null;
+                if (batch.Count > 1)
+                {
+                    // Something failed below the rules (I/O, lock timeout): retry each request alone so one cannot sink the others.
+                    foreach (var r in batch) Commit([r]);
+                    return;
+                }
+                batch[0].Fail(ex is SqliteException { SqliteErrorCode: 11 or 26 } ? new StoreFormatException($"The store file is damaged: {ex.Message}", ex) : ex);
+                return;
+            }
+            finally
+            {
+                _tx = null;
+            }
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (errors[i] is { } e) batch[i].Fail(e);
+                else batch[i].Complete(results[i]);
+            }
+        }
+
+        public StreamRow? LoadStream(StreamId streamId)
+        {
+            using var r = Bind(_selectStream, streamId.Value).ExecuteReader();
+            if (!r.Read()) return null;
+            var state = (StreamState)r.GetInt32(1);
+            return new StreamRow(
+                r.GetInt64(0),
+                new StreamHead(state, r.GetInt64(2), r.GetInt64(3)),
+                r.IsDBNull(4) ? null : r.GetInt64(4),
+                ReadMetadata(r, 5));
+        }
+
+        public List<EventId> ReadIds(long streamKey, long fromVersion, int count)
+        {
+            var ids = new List<EventId>(count);
+            using var r = Bind(_readIds, streamKey, fromVersion, count).ExecuteReader();
+            while (r.Read()) ids.Add(new EventId(new Guid(r.GetFieldValue<byte[]>(0), bigEndian: true)));
+            return ids;
+        }
+
+        public long? FindVersion(long streamKey, EventId eventId)
+        {
+            var v = Bind(_findVersion, eventId.Value.ToByteArray(bigEndian: true), streamKey).ExecuteScalar();
+            return v is long l ? l : null;
+        }
+
+        private long EnsureRow(StreamId streamId, StreamRow? row) =>
+            row?.Key ?? (long)Bind(_insertStream, streamId.Value, streamId.Category).ExecuteScalar()!;
+
+        public AppendResult Write(StreamId streamId, StreamRow? row, AppendDecision decision, PreparedEvent[] events)
+        {
+            var head = row?.Head ?? StreamHead.None;
+            if (decision.IsIdempotent)
+            {
+                var first = (long)Bind(_positionOf, row!.Value.Key, decision.FirstVersion).ExecuteScalar()!;
+                var last = (long)Bind(_positionOf, row.Value.Key, decision.FirstVersion + events.Length - 1).ExecuteScalar()!;
+                return new AppendResult(streamId, decision.FirstVersion + events.Length - 1, first, last, false);
+            }
+            if (events.Length == 0)
+            {
+                var pos = row?.LastPosition ?? 0;
+                return new AppendResult(streamId, head.Actual, pos, pos, false);
+            }
+            var key = EnsureRow(streamId, row);
+            var startVersion = head.State == StreamState.SoftDeleted ? head.LastVersion + 1 : head.StartVersion;
+            var version = decision.FirstVersion;
+            var firstPosition = _nextPosition;
+            foreach (var e in events)
+            {
+                Bind(_insertEvent, _nextPosition, key, version, e.EventId.Value.ToByteArray(bigEndian: true), e.Type, e.SchemaVersion, _nowTicks,
+                    e.CorrelationId, e.CausationId, e.MetadataJson, AsArray(e.Payload)).ExecuteNonQuery();
+                _nextPosition++;
+                version++;
+            }
+            Bind(_updateAfterAppend, version - 1, startVersion, _nextPosition - 1, _nowTicks, key).ExecuteNonQuery();
+            return new AppendResult(streamId, version - 1, firstPosition, _nextPosition - 1, true);
+        }
+
+        private static byte[] AsArray(ReadOnlyMemory<byte> memory) =>
+            MemoryMarshal.TryGetArray(memory, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+                ? segment.Array
+                : memory.ToArray();
+
+        public void SaveMetadata(StreamId streamId, StreamRow? row, StreamMetadata m, byte[]? customJson)
+        {
+            var key = EnsureRow(streamId, row);
+            Bind(_saveMetadata, m.MaxAge is { } age ? (long)age.TotalMilliseconds : null, m.MaxCount, m.TruncateBefore?.Value, customJson, _nowTicks, key).ExecuteNonQuery();
+        }
+
+        public void Delete(StreamId streamId, StreamRow? row, DeleteMode mode)
+        {
+            var key = EnsureRow(streamId, row);
+            var head = row?.Head ?? StreamHead.None;
+            if (mode == DeleteMode.Hard)
+                Bind(_setState, (int)StreamState.Tombstoned, row?.Metadata.TruncateBefore?.Value, _nowTicks, key).ExecuteNonQuery();
+            else if (head.State == StreamState.Active)
+                Bind(_setState, (int)StreamState.SoftDeleted, head.LastVersion + 1, _nowTicks, key).ExecuteNonQuery();
+        }
+
+        public void Dispose()
+        {
+            foreach (var c in new[] { _selectStream, _insertStream, _updateAfterAppend, _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata, _setState })
+                c.Dispose();
+        }
+    }
+
+    /// <summary>Reads the retention columns (max_age_ms, max_count, truncate_before, custom_metadata) starting at <paramref name="first"/>.</summary>
+    private static StreamMetadata ReadMetadata(SqliteDataReader r, int first) => new()
+    {
+        MaxAge = r.IsDBNull(first) ? null : TimeSpan.FromMilliseconds(r.GetInt64(first)),
+        MaxCount = r.IsDBNull(first + 1) ? null : r.GetInt64(first + 1),
+        TruncateBefore = r.IsDBNull(first + 2) ? null : new StreamVersion(r.GetInt64(first + 2)),
+        Custom = r.IsDBNull(first + 3) ? EmptyMetadata.Instance : MetadataCodec.Decode(r.GetFieldValue<byte[]>(first + 3)),
+    };
+}

@@ -1,0 +1,120 @@
+using System.Threading.Channels;
+using Factum.Store;
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite;
+
+/// <summary>
+/// The embedded event store: one SQLite file in WAL mode. One writer task group-commits concurrent appends
+/// (many callers, one transaction, one fsync; each caller gets its own result or error). Reads use their own
+/// pooled connections and fetch in pages. Several processes may open the same file: SQLite's write lock
+/// serializes their commits and every check runs inside the locked transaction.
+/// </summary>
+/// <remarks>Thread-safe. Dispose it to stop the writer; appends still queued are completed first.</remarks>
+public sealed partial class SqliteEventStore : IEventStore, IAsyncDisposable, IDisposable
+{
+    private readonly SqliteEventStoreOptions _options;
+    private readonly string _readConnectionString;
+    private readonly Channel<WriteRequest> _queue = Channel.CreateUnbounded<WriteRequest>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writerTask;
+    private readonly SqliteConnection _writeConnection;
+    private int _disposed;
+
+    /// <summary>Opens (creating if needed) the store at <paramref name="path"/> with default options.</summary>
+    public SqliteEventStore(string path) : this(new SqliteEventStoreOptions(path)) { }
+
+    /// <summary>Opens (creating if needed) the store described by <paramref name="options"/>.</summary>
+    /// <exception cref="StoreFormatException">The file is not a Factum store, is damaged, or was written by a newer Factum.</exception>
+    public SqliteEventStore(SqliteEventStoreOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options;
+        var fullPath = System.IO.Path.GetFullPath(options.Path);
+        CheckHeader(fullPath);
+        var dir = System.IO.Path.GetDirectoryName(fullPath);
+        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = fullPath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = (int)Math.Ceiling(options.BusyTimeout.TotalSeconds),
+        };
+        _readConnectionString = builder.ToString();
+        try
+        {
+            _writeConnection = new SqliteConnection(builder.ToString());
+            _writeConnection.Open();
+            Pragma(_writeConnection, $"PRAGMA busy_timeout = {(int)options.BusyTimeout.TotalMilliseconds}");
+            Pragma(_writeConnection, "PRAGMA journal_mode = WAL");
+            Pragma(_writeConnection, options.Durability == SqliteDurability.Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+            Pragma(_writeConnection, "PRAGMA foreign_keys = OFF");
+            SqliteSchema.EnsureCreated(_writeConnection, fullPath);
+            _writer = new Writer(_writeConnection, options);
+        }
+        catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26)
+        {
+            _writeConnection?.Dispose();
+            throw new StoreFormatException($"'{fullPath}' is damaged or is not a SQLite database: {ex.Message}", ex);
+        }
+        catch
+        {
+            _writeConnection?.Dispose();
+            throw;
+        }
+        FilePath = fullPath;
+        _writerTask = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>The absolute path of the database file.</summary>
+    public string FilePath { get; }
+
+    /// <summary>The store's options.</summary>
+    public SqliteEventStoreOptions Options => _options;
+
+    private static void CheckHeader(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists || info.Length == 0) return;
+        Span<byte> header = stackalloc byte[16];
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
+        {
+            if (f.ReadAtLeast(header, 16, throwOnEndOfStream: false) < 16 || !header.SequenceEqual("SQLite format 3\0"u8))
+                throw new StoreFormatException($"'{path}' is not a Factum store: it is not a SQLite database (its header is not 'SQLite format 3').");
+        }
+    }
+
+    private static void Pragma(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private SqliteConnection OpenReader()
+    {
+        var c = new SqliteConnection(_readConnectionString);
+        c.Open();
+        return c;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    /// <summary>Stops the writer after the queued appends are committed, and closes the file.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _queue.Writer.TryComplete();
+        try { await _writerTask.ConfigureAwait(false); }
+        finally
+        {
+            _writer.Dispose();
+            _writeConnection.Dispose();
+            SqliteConnection.ClearPool(new SqliteConnection(_readConnectionString));
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}

@@ -1,0 +1,105 @@
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite;
+
+/// <summary>The file format: versioned, migrated forward on open, refused when written by a newer Factum.</summary>
+internal static class SqliteSchema
+{
+    public const string FormatName = "factum-store";
+
+    /// <summary>Migrations by target version; each runs in its own transaction.</summary>
+    private static readonly string[] Migrations =
+    [
+        // v1: streams, events, store metadata.
+        """
+        CREATE TABLE streams (
+            stream_key      INTEGER PRIMARY KEY,
+            stream_id       TEXT    NOT NULL UNIQUE,
+            category        TEXT    NOT NULL,
+            state           INTEGER NOT NULL,           -- 0 not found (metadata only), 1 active, 2 soft-deleted, 3 tombstoned
+            last_version    INTEGER NOT NULL DEFAULT -1,
+            start_version   INTEGER NOT NULL DEFAULT 0, -- first version of the current life (after a soft delete)
+            last_position   INTEGER,
+            created_at      INTEGER,                    -- UTC ticks
+            updated_at      INTEGER,
+            max_age_ms      INTEGER,
+            max_count       INTEGER,
+            truncate_before INTEGER,
+            custom_metadata BLOB
+        );
+        CREATE INDEX ix_streams_category ON streams(category, stream_id);
+        CREATE TABLE events (
+            position       INTEGER PRIMARY KEY,         -- the global position: assigned in commit order by the single writer
+            stream_key     INTEGER NOT NULL REFERENCES streams(stream_key),
+            stream_version INTEGER NOT NULL,
+            event_id       BLOB    NOT NULL,
+            type           TEXT    NOT NULL,
+            schema_version INTEGER NOT NULL,
+            created_at     INTEGER NOT NULL,
+            correlation_id TEXT    NOT NULL,
+            causation_id   TEXT,
+            metadata       BLOB,
+            payload        BLOB    NOT NULL
+        );
+        CREATE UNIQUE INDEX ix_events_stream ON events(stream_key, stream_version);
+        CREATE INDEX ix_events_event_id ON events(event_id);
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+
+    /// <summary>Checks the file is a Factum store (or empty), then applies pending migrations.</summary>
+    public static void EnsureCreated(SqliteConnection connection, string path)
+    {
+        using (var check = connection.CreateCommand())
+        {
+            check.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name";
+            var tables = new List<string>();
+            using (var r = check.ExecuteReader())
+            {
+                while (r.Read()) tables.Add(r.GetString(0));
+            }
+            if (tables.Count > 0 && !tables.Contains("factum_meta"))
+                throw new StoreFormatException($"'{path}' is a SQLite database but not a Factum store (it has the tables {string.Join(", ", tables.Take(10))}). Use a new file or another --data directory.");
+        }
+
+        using var tx = connection.BeginTransaction();
+        Execute(connection, tx, "CREATE TABLE IF NOT EXISTS factum_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+        var format = Scalar(connection, tx, "SELECT value FROM factum_meta WHERE key = 'format'");
+        if (format is null)
+        {
+            Execute(connection, tx, $"INSERT INTO factum_meta(key, value) VALUES ('format', '{FormatName}'), ('schema_version', '0')");
+        }
+        else if (format != FormatName)
+        {
+            throw new StoreFormatException($"'{path}' has a factum_meta table but its format is '{format}', not '{FormatName}'.");
+        }
+        var versionText = Scalar(connection, tx, "SELECT value FROM factum_meta WHERE key = 'schema_version'");
+        if (!int.TryParse(versionText, System.Globalization.CultureInfo.InvariantCulture, out var version) || version < 0)
+            throw new StoreFormatException($"'{path}' has an unreadable schema version '{versionText}'; the file is damaged.");
+        if (version > LatestVersion)
+            throw new StoreFormatException($"'{path}' was written by a newer Factum (schema v{version}); this build reads up to v{LatestVersion}. Upgrade Factum.");
+        for (var v = version; v < LatestVersion; v++)
+        {
+            Execute(connection, tx, Migrations[v]);
+            Execute(connection, tx, $"UPDATE factum_meta SET value = '{v + 1}' WHERE key = 'schema_version'");
+        }
+        tx.Commit();
+    }
+
+    private static void Execute(SqliteConnection c, SqliteTransaction tx, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    private static string? Scalar(SqliteConnection c, SqliteTransaction tx, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar() as string;
+    }
+}

@@ -1,0 +1,122 @@
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite;
+
+/// <summary>The outcome of <see cref="SqliteStoreVerifier.Verify"/>.</summary>
+/// <param name="Problems">What is wrong; empty when the file is healthy.</param>
+/// <param name="Streams">Streams checked.</param>
+/// <param name="Events">Events checked.</param>
+public sealed record VerificationReport(IReadOnlyList<string> Problems, long Streams, long Events)
+{
+    /// <summary>True when nothing is wrong.</summary>
+    public bool IsHealthy => Problems.Count == 0;
+}
+
+/// <summary>
+/// Checks a store file: SQLite's own integrity check, then Factum's invariants — versions contiguous per stream and
+/// matching the stream table, positions increasing, every row decodable (ids, types, metadata, stream ids).
+/// </summary>
+public static class SqliteStoreVerifier
+{
+    /// <summary>Verifies the file at <paramref name="path"/> without modifying it. At most <paramref name="maxProblems"/> problems are listed.</summary>
+    public static VerificationReport Verify(string path, int maxProblems = 100)
+    {
+        var problems = new List<string>();
+        if (!File.Exists(path)) return new VerificationReport([$"'{path}' does not exist."], 0, 0);
+        try
+        {
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            c.Open();
+            using (var cmd = c.CreateCommand())
+            {
+                cmd.CommandText = "PRAGMA integrity_check(100)";
+                using var r = cmd.ExecuteReader();
+                while (r.Read())
+                {
+                    var line = r.GetString(0);
+                    if (line != "ok") problems.Add($"SQLite integrity: {line}");
+                }
+            }
+            if (Scalar(c, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='factum_meta'") is not 1L)
+                return new VerificationReport([.. problems, "The file is a SQLite database but not a Factum store (no factum_meta table)."], 0, 0);
+            var version = Scalar(c, "SELECT value FROM factum_meta WHERE key='schema_version'") as string;
+            if (version != SqliteSchema.LatestVersion.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                problems.Add($"Schema version is '{version}', expected {SqliteSchema.LatestVersion} (open the store once with this Factum to migrate it).");
+
+            long streams = 0, events = 0;
+            // Per stream: the events must be versions start..last with no hole, and the stream row must agree.
+            using (var cmd = c.CreateCommand())
+            {
+                cmd.CommandText = """
+                    SELECT s.stream_id, s.last_version, s.last_position, s.state,
+                           (SELECT count(*) FROM events e WHERE e.stream_key = s.stream_key),
+                           (SELECT min(stream_version) FROM events e WHERE e.stream_key = s.stream_key),
+                           (SELECT max(stream_version) FROM events e WHERE e.stream_key = s.stream_key),
+                           (SELECT max(position) FROM events e WHERE e.stream_key = s.stream_key)
+                    FROM streams s
+                    """;
+                using var r = cmd.ExecuteReader();
+                while (r.Read() && problems.Count < maxProblems)
+                {
+                    streams++;
+                    var id = r.GetString(0);
+                    if (!StreamId.TryParse(id, out _, out var err) && !id.StartsWith('$')) problems.Add($"Stream id '{id}' is invalid: {err}");
+                    var last = r.GetInt64(1);
+                    var count = r.GetInt64(4);
+                    if (r.GetInt32(3) is < 0 or > 3) problems.Add($"Stream '{id}' has an unknown state {r.GetInt32(3)}.");
+                    if (count == 0)
+                    {
+                        if (last != -1) problems.Add($"Stream '{id}' claims last version {last} but has no events.");
+                        continue;
+                    }
+                    long min = r.GetInt64(5), max = r.GetInt64(6);
+                    if (min != 0 || max != count - 1) problems.Add($"Stream '{id}' versions are not contiguous: {count} events span versions {min}..{max}.");
+                    if (max != last) problems.Add($"Stream '{id}' records last version {last} but its newest event has version {max}.");
+                    if (r.IsDBNull(2) || r.GetInt64(2) != r.GetInt64(7)) problems.Add($"Stream '{id}' records last position {(r.IsDBNull(2) ? "null" : r.GetInt64(2))} but its newest event is at {r.GetInt64(7)}.");
+                }
+            }
+            if (Scalar(c, "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_key = e.stream_key)") is long orphans and > 0)
+                problems.Add($"{orphans} events belong to no stream.");
+
+            // Every row decodable; positions strictly increasing in rowid order by construction, but check they are positive.
+            using (var cmd = c.CreateCommand())
+            {
+                cmd.CommandText = "SELECT position, event_id, type, schema_version, created_at, correlation_id, metadata FROM events ORDER BY position";
+                using var r = cmd.ExecuteReader();
+                long previous = 0;
+                while (r.Read() && problems.Count < maxProblems)
+                {
+                    events++;
+                    var pos = r.GetInt64(0);
+                    if (pos <= previous) problems.Add($"Position {pos} does not increase after {previous}.");
+                    previous = pos;
+                    var id = r.GetValue(1) as byte[];
+                    if (id is not { Length: 16 }) problems.Add($"Event at position {pos} has a malformed event id.");
+                    if (!EventTypeName.TryValidate(r.IsDBNull(2) ? null : r.GetString(2), out var typeError)) problems.Add($"Event at position {pos}: {typeError}");
+                    if (r.GetInt64(3) < 1) problems.Add($"Event at position {pos} has schema version {r.GetInt64(3)}.");
+                    var ticks = r.GetInt64(4);
+                    if (ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks) problems.Add($"Event at position {pos} has an impossible timestamp.");
+                    if (r.IsDBNull(5) || r.GetString(5).Length == 0) problems.Add($"Event at position {pos} has no correlation id.");
+                    if (!r.IsDBNull(6))
+                    {
+                        try { MetadataCodec.Decode(r.GetFieldValue<byte[]>(6)); }
+                        catch (System.Text.Json.JsonException ex) { problems.Add($"Event at position {pos} has undecodable metadata: {ex.Message}"); }
+                    }
+                }
+            }
+            return new VerificationReport(problems, streams, events);
+        }
+        catch (SqliteException ex)
+        {
+            problems.Add($"The file cannot be read as a SQLite database: {ex.Message}");
+            return new VerificationReport(problems, 0, 0);
+        }
+    }
+
+    private static object? Scalar(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        return cmd.ExecuteScalar();
+    }
+}

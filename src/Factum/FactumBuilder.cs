@@ -1,0 +1,59 @@
+using Factum;
+using Factum.InMemory;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Configures Factum in a service collection; backends add <c>Use…</c> extension methods.</summary>
+public sealed class FactumBuilder
+{
+    internal FactumBuilder(IServiceCollection services, EventTypeRegistry registry)
+    {
+        Services = services;
+        Registry = registry;
+    }
+
+    /// <summary>The service collection being configured.</summary>
+    public IServiceCollection Services { get; }
+
+    /// <summary>The event type registry shared by the application.</summary>
+    public EventTypeRegistry Registry { get; }
+
+    /// <summary>Registers an event type (see <see cref="EventTypeRegistry.Register{T}"/>).</summary>
+    public FactumBuilder AddEventType<T>(Action<EventTypeOptions>? configure = null)
+    {
+        Registry.Register<T>(configure);
+        return this;
+    }
+
+    /// <summary>Uses the in-memory store (for tests).</summary>
+    public FactumBuilder UseInMemory(EventStoreOptions? options = null) =>
+        UseEventStore(_ => new InMemoryEventStore(options));
+
+    /// <summary>Uses the given store factory; the store is a singleton exposed through every store interface.</summary>
+    public FactumBuilder UseEventStore(Func<IServiceProvider, IEventStore> factory)
+    {
+        Services.RemoveAll<IEventStore>();
+        Services.AddSingleton(factory);
+        Services.TryAddSingleton<IEventReader>(sp => sp.GetRequiredService<IEventStore>());
+        Services.TryAddSingleton<IEventWriter>(sp => sp.GetRequiredService<IEventStore>());
+        Services.TryAddSingleton<IStreamManager>(sp => sp.GetRequiredService<IEventStore>());
+        return this;
+    }
+}
+
+/// <summary>Registers Factum.</summary>
+public static class FactumServiceCollectionExtensions
+{
+    /// <summary>Adds Factum; configure the store and event types with <paramref name="configure"/>.</summary>
+    public static IServiceCollection AddFactum(this IServiceCollection services, Action<FactumBuilder> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var registry = new EventTypeRegistry();
+        services.TryAddSingleton(registry);
+        var builder = new FactumBuilder(services, registry);
+        configure(builder);
+        if (!services.Any(d => d.ServiceType == typeof(IEventStore))) builder.UseInMemory();
+        return services;
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets up what the tests need, runs the whole suite, and ends with one line: "N passed, N failed, N skipped".
+# The embedded backend needs nothing installed: SQLite ships inside Microsoft.Data.Sqlite.
+set -uo pipefail
+cd "$(dirname "$0")"
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+results="$(pwd)/artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+dotnet build Factum.slnx -c Release -nologo -clp:ErrorsOnly
+build_rc=$?
+if [ $build_rc -ne 0 ]; then
+  echo "build failed"
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+
+dotnet test Factum.slnx -c Release --no-build --nologo \
+  --logger "trx" --results-directory "$results" -- RunConfiguration.TreatNoTestsAsError=false
+test_rc=$?
+
+# Count outcomes from the TRX files, so the closing line reflects every test project.
+passed=0; failed=0; skipped=0
+attr() { sed -n "s/.*<Counters[^>]* $1=\"\([0-9]*\)\".*/\1/p" "$2" | head -n1; }
+while IFS= read -r -d '' trx; do
+  p=$(attr passed "$trx"); f=$(attr failed "$trx"); e=$(attr error "$trx"); n=$(attr notExecuted "$trx")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0})); skipped=$((skipped + ${n:-0}))
+done < <(find "$results" -name '*.trx' -print0)
+if [ "$test_rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+[ "$test_rc" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -1,0 +1,37 @@
+using Factum.Conformance;
+
+namespace Factum.Sqlite.Tests;
+
+/// <summary>Each test gets its own real SQLite file in a temporary directory.</summary>
+public sealed class SqliteFactory : IEventStoreFactory
+{
+    public IEventStore Create(EventStoreOptions options)
+    {
+        var dir = TempDir.Create();
+        return new SqliteEventStore(new SqliteEventStoreOptions(Path.Combine(dir, "factum.db"))
+        {
+            MaxEventSize = options.MaxEventSize,
+            MaxEventsPerAppend = options.MaxEventsPerAppend,
+            TimeProvider = options.TimeProvider,
+            ReadPageSize = 256, // small pages so that paging paths are exercised
+        });
+    }
+
+    public async ValueTask DestroyAsync(IEventStore store)
+    {
+        var s = (SqliteEventStore)store;
+        await s.DisposeAsync();
+        TempDir.Delete(Path.GetDirectoryName(s.FilePath)!);
+    }
+}
+
+public sealed class SqliteAppend : AppendConformance<SqliteFactory>;
+public sealed class SqliteIdempotency : IdempotencyConformance<SqliteFactory>;
+public sealed class SqliteMultiStream : MultiStreamConformance<SqliteFactory>;
+public sealed class SqliteReadStream : ReadStreamConformance<SqliteFactory>;
+public sealed class SqliteReadAll : ReadAllConformance<SqliteFactory>;
+public sealed class SqliteMetadata : MetadataConformance<SqliteFactory>;
+public sealed class SqliteDelete : DeleteConformance<SqliteFactory>;
+public sealed class SqliteStreamInfo : StreamInfoConformance<SqliteFactory>;
+public sealed class SqliteValidation : ValidationConformance<SqliteFactory>;
+public sealed class SqliteConcurrency : ConcurrencyConformance<SqliteFactory>;
