@@ -73,7 +73,7 @@ public readonly record struct StreamId : IComparable<StreamId>
     {
         if (string.IsNullOrEmpty(value)) { error = "A stream id must not be empty."; return false; }
         if (value.Length > MaxLength) { error = $"A stream id is at most {MaxLength} characters; this one has {value.Length}."; return false; }
-        if (string.IsNullOrWhiteSpace(value)) { error = "A stream id must not be only whitespace."; return false; }
+        if (string.IsNullOrWhiteSpace(value)) { error = "A stream id must not be empty or only whitespace."; return false; }
         for (var i = 0; i < value.Length; i++)
         {
             if (char.IsControl(value[i]))

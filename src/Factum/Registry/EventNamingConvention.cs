@@ -24,6 +24,8 @@ public static class EventNamingConvention
         "Bed", "Feed", "Need", "Seed", "Speed", "Breed", "Greed", "Weed", "Shed", "Red", "Bred", "Embed", "Deed", "Creed", "Reed", "Med", "Ted",
     };
 
+    private static readonly HashSet<string> Particles = new(StringComparer.Ordinal) { "Out", "Up", "In", "Off", "On", "Down", "Back", "Over", "Away", "Through" };
+
     /// <summary>Returns null when <paramref name="name"/> follows the convention, otherwise why it does not.</summary>
     public static string? Check(string name)
     {
@@ -33,6 +35,8 @@ public static class EventNamingConvention
         var words = SplitWords(name);
         var last = words[^1];
         if (IsPast(last)) return null;
+        // Phrasal verbs: CartCheckedOut, UserSignedUp, DriverLoggedIn.
+        if (words.Count > 1 && Particles.Contains(last) && IsPast(words[^2])) return null;
         var first = words[0];
         if (words.Count > 1 && !IsPast(first) && LooksImperative(first))
             return $"'{name}' reads as a command ('{first} …'); an event names a fact that happened, in the past tense, e.g. {string.Concat(words.Skip(1))}{PastOf(first)}";
