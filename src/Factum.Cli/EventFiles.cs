@@ -41,6 +41,24 @@ internal static class EventFiles
         }
     }
 
+    /// <summary>
+    /// One import line: a single event {stream, type, data, ...}, or an atomic batch {stream, expectedVersion?, events: [{type, data, ...}]}.
+    /// </summary>
+    public static (StreamId Stream, ExpectedVersion Expected, List<EventData> Events) FromImportLine(JsonElement el)
+    {
+        if (el.ValueKind == JsonValueKind.Object && el.TryGetProperty("events", out var batch))
+        {
+            if (batch.ValueKind != JsonValueKind.Array || batch.GetArrayLength() == 0) throw new ArgumentException("'events' must be a non-empty array");
+            var stream = el.TryGetProperty("stream", out var s) && s.ValueKind == JsonValueKind.String ? StreamId.Parse(s.GetString()!) : throw new ArgumentException("'stream' is required");
+            var expected = ExpectedVersion.Any;
+            if (el.TryGetProperty("expectedVersion", out var ev) && ev.ValueKind != JsonValueKind.Null)
+                expected = ev.ValueKind == JsonValueKind.Number ? ExpectedVersion.Exactly(ev.GetInt64()) : ExpectedVersion.Parse(ev.GetString() ?? "any");
+            return (stream, expected, batch.EnumerateArray().Select(e => FromElement(e, requireStream: false).Event).ToList());
+        }
+        var single = FromElement(el, requireStream: true);
+        return (single.Stream, single.Expected, [single.Event]);
+    }
+
     /// <summary>One import line or array entry: {stream?, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?, schemaVersion?}.</summary>
     public static (StreamId Stream, ExpectedVersion Expected, EventData Event) FromElement(JsonElement el, bool requireStream)
     {

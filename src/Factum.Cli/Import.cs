@@ -46,9 +46,9 @@ internal static class Import
             try
             {
                 using var doc = JsonDocument.Parse(text);
-                var (stream, expected, e) = EventFiles.FromElement(doc.RootElement, requireStream: true);
-                id = e.EventId;
-                task = store.AppendAsync(stream, expected, [e], ct);
+                var (stream, expected, events) = EventFiles.FromImportLine(doc.RootElement);
+                id = events[0].EventId;
+                task = store.AppendAsync(stream, expected, events, ct);
             }
             catch (Exception ex) when (ex is JsonException or ArgumentException or FormatException or InvalidOperationException)
             {
@@ -74,6 +74,7 @@ internal static class Import
                 w.WriteString("streamId", r.StreamId.Value);
                 w.WriteNumber("streamVersion", r.NextExpectedVersion?.Value ?? -1);
                 w.WriteNumber("position", r.LastPosition.Value);
+                if (r.FirstPosition != r.LastPosition) w.WriteNumber("firstPosition", r.FirstPosition.Value);
                 if (!r.Written) w.WriteBoolean("written", false);
             });
             return;

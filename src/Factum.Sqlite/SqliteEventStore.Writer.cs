@@ -8,6 +8,9 @@ public sealed partial class SqliteEventStore
 {
     private readonly Writer _writer;
 
+    /// <summary>How many group transactions the writer has committed (each is one fsync).</summary>
+    internal long CommitCount => Interlocked.Read(ref _writer.CommitCount);
+
     /// <inheritdoc />
     public async Task<AppendResult> AppendAsync(StreamId streamId, ExpectedVersion expectedVersion, IReadOnlyList<EventData> events, CancellationToken cancellationToken = default)
     {
@@ -148,6 +151,9 @@ public sealed partial class SqliteEventStore
         private readonly SqliteEventStoreOptions _options;
         private readonly SqliteCommand _selectStream, _insertStream, _updateAfterAppend, _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata, _setState;
         private SqliteTransaction? _tx;
+
+        /// <summary>Transactions committed so far (observability for tests and benchmarks).</summary>
+        public long CommitCount;
         private long _nextPosition;
         private long _nowTicks;
 
@@ -200,6 +206,7 @@ public sealed partial class SqliteEventStore
                         catch (Exception ex) when (ex is FactumException or ArgumentException) { errors[i] = ex; }
                     }
                     _tx.Commit();
+                    CommitCount++;
                 }
             }
             catch (Exception ex)

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Factum.Cli.Tests;
+
+public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
+{
+    public string[] Lines => Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}
+
+/// <summary>Runs the built factum program as a child process, the way a user does.</summary>
+public static class FactumCli
+{
+    public static string DllPath { get; } = Locate();
+
+    private static string Locate()
+    {
+        // tests/Factum.Cli.Tests/bin/<Configuration>/net10.0 → src/Factum.Cli/bin/<Configuration>/net10.0/Factum.Cli.dll
+        var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
+        var configuration = baseDir.Parent!.Name;
+        var root = baseDir;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Factum.slnx"))) root = root.Parent;
+        if (root is null) throw new InvalidOperationException("Cannot find the repository root (Factum.slnx) above " + AppContext.BaseDirectory);
+        var dll = Path.Combine(root.FullName, "src", "Factum.Cli", "bin", configuration, "net10.0", "Factum.Cli.dll");
+        if (!File.Exists(dll)) throw new InvalidOperationException($"Build the CLI first: {dll} does not exist.");
+        return dll;
+    }
+
+    public static ProcessStartInfo StartInfo(string dataDir, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            StandardOutputEncoding = Encoding.UTF8,
+            StandardErrorEncoding = Encoding.UTF8,
+        };
+        psi.ArgumentList.Add(DllPath);
+        psi.ArgumentList.Add("--data");
+        psi.ArgumentList.Add(dataDir);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["FACTUM_DATA"] = "";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        return psi;
+    }
+
+    public static Task<CliResult> Run(string dataDir, params string[] args) => RunWithInput(dataDir, null, args);
+
+    public static async Task<CliResult> RunWithInput(string dataDir, string? stdin, params string[] args)
+    {
+        using var p = Process.Start(StartInfo(dataDir, args))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
+        p.StandardInput.Close();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await p.WaitForExitAsync(timeout.Token);
+        return new CliResult(p.ExitCode, await stdout, await stderr);
+    }
+}
+
+public sealed class TempDataDir : IDisposable
+{
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "factum-cli-tests", Guid.NewGuid().ToString("N"));
+
+    public string Db => System.IO.Path.Combine(Path, "factum.db");
+
+    public TempDataDir() => Directory.CreateDirectory(Path);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
