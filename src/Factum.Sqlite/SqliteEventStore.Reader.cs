@@ -132,11 +132,17 @@ public sealed partial class SqliteEventStore
     private static StreamRow? LoadStream(SqliteConnection c, StreamId streamId)
     {
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT stream_key, state, last_version, start_version, last_position, max_age_ms, max_count, truncate_before, custom_metadata FROM streams WHERE stream_id = $id";
+        cmd.CommandText = """
+            SELECT s.stream_key, s.state, s.start_version, s.max_age_ms, s.max_count, s.truncate_before, s.custom_metadata,
+                   (SELECT e.stream_version FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1),
+                   (SELECT e.position FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1)
+            FROM streams s WHERE s.stream_id = $id
+            """;
         cmd.Parameters.AddWithValue("$id", streamId.Value);
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
-        return new StreamRow(r.GetInt64(0), new StreamHead((StreamState)r.GetInt32(1), r.GetInt64(2), r.GetInt64(3)), r.IsDBNull(4) ? null : r.GetInt64(4), ReadMetadata(r, 5));
+        var lastVersion = r.IsDBNull(7) ? -1 : r.GetInt64(7);
+        return new StreamRow(r.GetInt64(0), new StreamHead((StreamState)r.GetInt32(1), lastVersion, r.GetInt64(2)), r.IsDBNull(8) ? null : r.GetInt64(8), ReadMetadata(r, 3));
     }
 
     /// <inheritdoc />
@@ -145,17 +151,25 @@ public sealed partial class SqliteEventStore
         ThrowIfDisposed();
         using var c = OpenReader();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "SELECT COALESCE(MAX(position), 0) FROM events";
-        return (long)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        cmd.CommandText = "SELECT MAX(position) FROM events";
+        return (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false)) as long? ?? 0;
     }
 
-    private const string StreamInfoColumns = "stream_id, state, last_version, last_position, created_at, updated_at, max_age_ms, max_count, truncate_before, custom_metadata";
+    // Last version, last position and creation time are derived from the events index (see the schema).
+    private const string StreamInfoColumns = """
+        s.stream_id, s.state,
+        (SELECT e.stream_version FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1),
+        (SELECT e.position FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1),
+        (SELECT e.created_at FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version LIMIT 1),
+        max(s.changed_at, COALESCE((SELECT e.created_at FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1), 0)),
+        s.max_age_ms, s.max_count, s.truncate_before, s.custom_metadata
+        """;
 
     private static StreamInfo ReadStreamInfo(SqliteDataReader r) => new()
     {
         StreamId = StreamId.FromTrusted(r.GetString(0)),
         State = (StreamState)r.GetInt32(1),
-        LastVersion = r.GetInt64(2) >= 0 ? new StreamVersion(r.GetInt64(2)) : null,
+        LastVersion = r.IsDBNull(2) ? null : new StreamVersion(r.GetInt64(2)),
         LastPosition = r.IsDBNull(3) ? null : new GlobalPosition(r.GetInt64(3)),
         CreatedAt = r.IsDBNull(4) ? null : new DateTimeOffset(r.GetInt64(4), TimeSpan.Zero),
         UpdatedAt = r.IsDBNull(5) ? null : new DateTimeOffset(r.GetInt64(5), TimeSpan.Zero),
@@ -168,7 +182,7 @@ public sealed partial class SqliteEventStore
         ThrowIfDisposed();
         using var c = OpenReader();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = $"SELECT {StreamInfoColumns} FROM streams WHERE stream_id = $id";
+        cmd.CommandText = $"SELECT {StreamInfoColumns} FROM streams s WHERE s.stream_id = $id";
         cmd.Parameters.AddWithValue("$id", streamId.Value);
         using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         return r.Read() ? ReadStreamInfo(r) with { StreamId = streamId } : new StreamInfo { StreamId = streamId, State = StreamState.NotFound };
@@ -182,10 +196,10 @@ public sealed partial class SqliteEventStore
         using var c = OpenReader();
         using var cmd = c.CreateCommand();
         cmd.CommandText = $"""
-            SELECT {StreamInfoColumns} FROM streams
-            WHERE {(options.IncludeDeleted ? "(state <> 0 OR last_version >= 0)" : "state = 1")}
-              AND ($cat IS NULL OR category = $cat) AND ($after IS NULL OR stream_id > $after)
-            ORDER BY stream_id LIMIT $n
+            SELECT {StreamInfoColumns} FROM streams s
+            WHERE {(options.IncludeDeleted ? "s.state <> 0" : "s.state = 1")}
+              AND ($cat IS NULL OR s.category = $cat) AND ($after IS NULL OR s.stream_id > $after)
+            ORDER BY s.stream_id LIMIT $n
             """;
         cmd.Parameters.AddWithValue("$cat", (object?)options.Category ?? DBNull.Value);
         cmd.Parameters.AddWithValue("$after", (object?)options.After ?? DBNull.Value);

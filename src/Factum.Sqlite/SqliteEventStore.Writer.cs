@@ -8,8 +8,8 @@ public sealed partial class SqliteEventStore
 {
     private readonly Writer _writer;
 
-    /// <summary>How many group transactions the writer has committed (each is one fsync).</summary>
-    internal long CommitCount => Interlocked.Read(ref _writer.CommitCount);
+    /// <summary>How many group transactions this instance's writer has committed; each is one fsync. Appends divided by this is the group-commit factor.</summary>
+    public long CommitCount => Interlocked.Read(ref _writer.CommitCount);
 
     /// <inheritdoc />
     public async Task<AppendResult> AppendAsync(StreamId streamId, ExpectedVersion expectedVersion, IReadOnlyList<EventData> events, CancellationToken cancellationToken = default)
@@ -144,34 +144,46 @@ public sealed partial class SqliteEventStore
         public long? FindVersion(EventId eventId) => streamKey < 0 ? null : writer.FindVersion(streamKey, eventId);
     }
 
-    /// <summary>The single writer: owns the write connection and its prepared statements.</summary>
+    /// <summary>
+    /// The single writer: owns the write connection, its prepared statements, and a cache of stream heads and of the next
+    /// global position. The cache is trusted only while <c>PRAGMA data_version</c> shows that no other connection (another
+    /// process, another store instance) has committed since our last transaction; otherwise it is dropped and reloaded.
+    /// </summary>
     private sealed class Writer : IDisposable
     {
+        private const int MaxCachedStreams = 100_000;
         private readonly SqliteConnection _c;
         private readonly SqliteEventStoreOptions _options;
-        private readonly SqliteCommand _selectStream, _insertStream, _updateAfterAppend, _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata, _setState;
-        private SqliteTransaction? _tx;
-
-        /// <summary>Transactions committed so far (observability for tests and benchmarks).</summary>
-        public long CommitCount;
-        private long _nextPosition;
+        private readonly SqliteCommand _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _lastEvent, _insertStream, _setStreamState,
+            _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata;
+        private readonly Dictionary<string, StreamRow> _cache = new(StringComparer.Ordinal);
+        private long _dataVersion = -1;
+        private long _nextPosition = -1;
         private long _nowTicks;
+
+        /// <summary>Transactions committed so far.</summary>
+        public long CommitCount;
 
         public Writer(SqliteConnection connection, SqliteEventStoreOptions options)
         {
             _c = connection;
             _options = options;
-            _selectStream = Cmd("SELECT stream_key, state, last_version, start_version, last_position, max_age_ms, max_count, truncate_before, custom_metadata FROM streams WHERE stream_id = $id", "$id");
-            _insertStream = Cmd("INSERT INTO streams(stream_id, category, state, last_version, start_version) VALUES ($id, $cat, 0, -1, 0) RETURNING stream_key", "$id", "$cat");
-            _updateAfterAppend = Cmd("UPDATE streams SET state = 1, last_version = $lv, start_version = $sv, last_position = $lp, created_at = COALESCE(created_at, $now), updated_at = $now WHERE stream_key = $k", "$lv", "$sv", "$lp", "$now", "$k");
+            // BEGIN/COMMIT as prepared statements: the writer owns the connection, so it manages the transaction itself.
+            _begin = Cmd("BEGIN IMMEDIATE");
+            _commit = Cmd("COMMIT");
+            _rollback = Cmd("ROLLBACK");
+            _dataVersionCmd = Cmd("PRAGMA data_version");
+            _selectStream = Cmd("SELECT stream_key, state, start_version, max_age_ms, max_count, truncate_before, custom_metadata FROM streams WHERE stream_id = $id", "$id");
+            _lastEvent = Cmd("SELECT stream_version, position FROM events WHERE stream_key = $k ORDER BY stream_version DESC LIMIT 1", "$k");
+            _insertStream = Cmd("INSERT INTO streams(stream_id, category, state, start_version, changed_at) VALUES ($id, $cat, $s, 0, $now) RETURNING stream_key", "$id", "$cat", "$s", "$now");
+            _setStreamState = Cmd("UPDATE streams SET state = $s, start_version = $sv, truncate_before = $tb, changed_at = $now WHERE stream_key = $k", "$s", "$sv", "$tb", "$now", "$k");
             _insertEvent = Cmd("INSERT INTO events(position, stream_key, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload) VALUES ($p, $k, $v, $id, $t, $sv, $ts, $corr, $caus, $md, $pl)",
                 "$p", "$k", "$v", "$id", "$t", "$sv", "$ts", "$corr", "$caus", "$md", "$pl");
             _findVersion = Cmd("SELECT stream_version FROM events WHERE event_id = $id AND stream_key = $k LIMIT 1", "$id", "$k");
             _readIds = Cmd("SELECT event_id FROM events WHERE stream_key = $k AND stream_version >= $v ORDER BY stream_version LIMIT $n", "$k", "$v", "$n");
             _positionOf = Cmd("SELECT position FROM events WHERE stream_key = $k AND stream_version = $v", "$k", "$v");
-            _maxPosition = Cmd("SELECT COALESCE(MAX(position), 0) FROM events");
-            _saveMetadata = Cmd("UPDATE streams SET max_age_ms = $age, max_count = $mc, truncate_before = $tb, custom_metadata = $cm, updated_at = $now WHERE stream_key = $k", "$age", "$mc", "$tb", "$cm", "$now", "$k");
-            _setState = Cmd("UPDATE streams SET state = $s, truncate_before = $tb, updated_at = $now WHERE stream_key = $k", "$s", "$tb", "$now", "$k");
+            _maxPosition = Cmd("SELECT MAX(position) FROM events");
+            _saveMetadata = Cmd("UPDATE streams SET max_age_ms = $age, max_count = $mc, truncate_before = $tb, custom_metadata = $cm, changed_at = $now WHERE stream_key = $k", "$age", "$mc", "$tb", "$cm", "$now", "$k");
         }
 
         private SqliteCommand Cmd(string sql, params string[] parameters)
@@ -182,9 +194,8 @@ public sealed partial class SqliteEventStore
             return cmd;
         }
 
-        private SqliteCommand Bind(SqliteCommand cmd, params object?[] values)
+        private static SqliteCommand Bind(SqliteCommand cmd, params object?[] values)
         {
-            cmd.Transaction = _tx;
             for (var i = 0; i < values.Length; i++) cmd.Parameters[i].Value = values[i] ?? DBNull.Value;
             return cmd;
         }
@@ -194,24 +205,39 @@ public sealed partial class SqliteEventStore
         {
             var results = new object?[batch.Count];
             var errors = new Exception?[batch.Count];
+            var open = false;
             try
             {
-                using (_tx = _c.BeginTransaction(deferred: false))
+                _begin.ExecuteNonQuery();
+                open = true;
+                var dataVersion = (long)_dataVersionCmd.ExecuteScalar()!;
+                if (dataVersion != _dataVersion || _nextPosition < 0)
                 {
-                    _nextPosition = (long)Bind(_maxPosition).ExecuteScalar()! + 1;
-                    _nowTicks = _options.TimeProvider.GetUtcNow().UtcTicks;
-                    for (var i = 0; i < batch.Count; i++)
-                    {
-                        try { results[i] = batch[i].Execute(this); }
-                        catch (Exception ex) when (ex is FactumException or ArgumentException) { errors[i] = ex; }
-                    }
-                    _tx.Commit();
-                    CommitCount++;
+                    // Another connection committed since our last transaction: nothing cached can be trusted.
+                    _cache.Clear();
+                    _dataVersion = dataVersion;
+                    _nextPosition = (_maxPosition.ExecuteScalar() as long? ?? 0) + 1;
                 }
+                if (_cache.Count > MaxCachedStreams) _cache.Clear();
+                _nowTicks = _options.TimeProvider.GetUtcNow().UtcTicks;
+                for (var i = 0; i < batch.Count; i++)
+                {
+                    try { results[i] = batch[i].Execute(this); }
+                    catch (Exception ex) when (ex is FactumException or ArgumentException) { errors[i] = ex; }
+                }
+                _commit.ExecuteNonQuery();
+                open = false;
+                CommitCount++;
             }
             catch (Exception ex)
             {
-                _tx = null;
+                if (open)
+                {
+                    try { _rollback.ExecuteNonQuery(); } catch (SqliteException) { /* the transaction is already gone */ }
+                }
+                // What the cache and position counter saw was rolled back.
+                _cache.Clear();
+                _nextPosition = -1;
                 if (batch.Count > 1)
                 {
                     // Something failed below the rules (I/O, lock timeout): retry each request alone so one cannot sink the others.
@@ -220,10 +246,6 @@ public sealed partial class SqliteEventStore
                 }
                 batch[0].Fail(ex is SqliteException { SqliteErrorCode: 11 or 26 } ? new StoreFormatException($"The store file is damaged: {ex.Message}", ex) : ex);
                 return;
-            }
-            finally
-            {
-                _tx = null;
             }
             for (var i = 0; i < batch.Count; i++)
             {
@@ -234,14 +256,32 @@ public sealed partial class SqliteEventStore
 
         public StreamRow? LoadStream(StreamId streamId)
         {
-            using var r = Bind(_selectStream, streamId.Value).ExecuteReader();
-            if (!r.Read()) return null;
-            var state = (StreamState)r.GetInt32(1);
-            return new StreamRow(
-                r.GetInt64(0),
-                new StreamHead(state, r.GetInt64(2), r.GetInt64(3)),
-                r.IsDBNull(4) ? null : r.GetInt64(4),
-                ReadMetadata(r, 5));
+            if (_cache.TryGetValue(streamId.Value, out var cached)) return cached;
+            long key;
+            StreamState state;
+            long startVersion;
+            StreamMetadata metadata;
+            using (var r = Bind(_selectStream, streamId.Value).ExecuteReader())
+            {
+                if (!r.Read()) return null;
+                key = r.GetInt64(0);
+                state = (StreamState)r.GetInt32(1);
+                startVersion = r.GetInt64(2);
+                metadata = ReadMetadata(r, 3);
+            }
+            long lastVersion = -1;
+            long? lastPosition = null;
+            using (var r = Bind(_lastEvent, key).ExecuteReader())
+            {
+                if (r.Read())
+                {
+                    lastVersion = r.GetInt64(0);
+                    lastPosition = r.GetInt64(1);
+                }
+            }
+            var row = new StreamRow(key, new StreamHead(state, lastVersion, startVersion), lastPosition, metadata);
+            _cache[streamId.Value] = row;
+            return row;
         }
 
         public List<EventId> ReadIds(long streamKey, long fromVersion, int count)
@@ -258,8 +298,9 @@ public sealed partial class SqliteEventStore
             return v is long l ? l : null;
         }
 
-        private long EnsureRow(StreamId streamId, StreamRow? row) =>
-            row?.Key ?? (long)Bind(_insertStream, streamId.Value, streamId.Category).ExecuteScalar()!;
+        /// <summary>Makes sure the stream has a row in <paramref name="state"/> (creating it if needed) and returns its key.</summary>
+        private long EnsureRow(StreamId streamId, StreamRow? row, StreamState state) =>
+            row?.Key ?? (long)Bind(_insertStream, streamId.Value, streamId.Category, (int)state, _nowTicks).ExecuteScalar()!;
 
         public AppendResult Write(StreamId streamId, StreamRow? row, AppendDecision decision, PreparedEvent[] events)
         {
@@ -275,8 +316,14 @@ public sealed partial class SqliteEventStore
                 var pos = row?.LastPosition ?? 0;
                 return new AppendResult(streamId, head.Actual, pos, pos, false);
             }
-            var key = EnsureRow(streamId, row);
-            var startVersion = head.State == StreamState.SoftDeleted ? head.LastVersion + 1 : head.StartVersion;
+            var key = EnsureRow(streamId, row, StreamState.Active);
+            var startVersion = head.StartVersion;
+            if (row is not null && head.State != StreamState.Active)
+            {
+                // Metadata-only or soft-deleted stream comes (back) to life; after a soft delete, versions continue.
+                if (head.State == StreamState.SoftDeleted) startVersion = head.LastVersion + 1;
+                Bind(_setStreamState, (int)StreamState.Active, startVersion, row.Value.Metadata.TruncateBefore?.Value, _nowTicks, key).ExecuteNonQuery();
+            }
             var version = decision.FirstVersion;
             var firstPosition = _nextPosition;
             foreach (var e in events)
@@ -286,7 +333,7 @@ public sealed partial class SqliteEventStore
                 _nextPosition++;
                 version++;
             }
-            Bind(_updateAfterAppend, version - 1, startVersion, _nextPosition - 1, _nowTicks, key).ExecuteNonQuery();
+            _cache[streamId.Value] = new StreamRow(key, new StreamHead(StreamState.Active, version - 1, startVersion), _nextPosition - 1, row?.Metadata ?? StreamMetadata.None);
             return new AppendResult(streamId, version - 1, firstPosition, _nextPosition - 1, true);
         }
 
@@ -297,23 +344,25 @@ public sealed partial class SqliteEventStore
 
         public void SaveMetadata(StreamId streamId, StreamRow? row, StreamMetadata m, byte[]? customJson)
         {
-            var key = EnsureRow(streamId, row);
+            var key = EnsureRow(streamId, row, StreamState.NotFound);
             Bind(_saveMetadata, m.MaxAge is { } age ? (long)age.TotalMilliseconds : null, m.MaxCount, m.TruncateBefore?.Value, customJson, _nowTicks, key).ExecuteNonQuery();
+            _cache.Remove(streamId.Value);
         }
 
         public void Delete(StreamId streamId, StreamRow? row, DeleteMode mode)
         {
-            var key = EnsureRow(streamId, row);
+            var key = EnsureRow(streamId, row, StreamState.NotFound);
             var head = row?.Head ?? StreamHead.None;
             if (mode == DeleteMode.Hard)
-                Bind(_setState, (int)StreamState.Tombstoned, row?.Metadata.TruncateBefore?.Value, _nowTicks, key).ExecuteNonQuery();
+                Bind(_setStreamState, (int)StreamState.Tombstoned, head.StartVersion, row?.Metadata.TruncateBefore?.Value, _nowTicks, key).ExecuteNonQuery();
             else if (head.State == StreamState.Active)
-                Bind(_setState, (int)StreamState.SoftDeleted, head.LastVersion + 1, _nowTicks, key).ExecuteNonQuery();
+                Bind(_setStreamState, (int)StreamState.SoftDeleted, head.StartVersion, head.LastVersion + 1, _nowTicks, key).ExecuteNonQuery();
+            _cache.Remove(streamId.Value);
         }
 
         public void Dispose()
         {
-            foreach (var c in new[] { _selectStream, _insertStream, _updateAfterAppend, _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata, _setState })
+            foreach (var c in new[] { _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _lastEvent, _insertStream, _setStreamState, _insertEvent, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata })
                 c.Dispose();
         }
     }

@@ -17,15 +17,14 @@ internal static class SqliteSchema
             stream_id       TEXT    NOT NULL UNIQUE,
             category        TEXT    NOT NULL,
             state           INTEGER NOT NULL,           -- 0 not found (metadata only), 1 active, 2 soft-deleted, 3 tombstoned
-            last_version    INTEGER NOT NULL DEFAULT -1,
             start_version   INTEGER NOT NULL DEFAULT 0, -- first version of the current life (after a soft delete)
-            last_position   INTEGER,
-            created_at      INTEGER,                    -- UTC ticks
-            updated_at      INTEGER,
+            changed_at      INTEGER NOT NULL,           -- UTC ticks of the last state or metadata change
             max_age_ms      INTEGER,
             max_count       INTEGER,
             truncate_before INTEGER,
             custom_metadata BLOB
+            -- The last version, last position and creation time are derived from the events index, so an append to an
+            -- existing stream writes no stream row: one page fewer per commit.
         );
         CREATE INDEX ix_streams_category ON streams(category, stream_id);
         CREATE TABLE events (

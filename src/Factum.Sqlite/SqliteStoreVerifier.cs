@@ -44,15 +44,14 @@ public static class SqliteStoreVerifier
                 problems.Add($"Schema version is '{version}', expected {SqliteSchema.LatestVersion} (open the store once with this Factum to migrate it).");
 
             long streams = 0, events = 0;
-            // Per stream: the events must be versions start..last with no hole, and the stream row must agree.
+            // Per stream: the events must be versions 0..last with no hole.
             using (var cmd = c.CreateCommand())
             {
                 cmd.CommandText = """
-                    SELECT s.stream_id, s.last_version, s.last_position, s.state,
+                    SELECT s.stream_id, s.state, s.start_version,
                            (SELECT count(*) FROM events e WHERE e.stream_key = s.stream_key),
                            (SELECT min(stream_version) FROM events e WHERE e.stream_key = s.stream_key),
-                           (SELECT max(stream_version) FROM events e WHERE e.stream_key = s.stream_key),
-                           (SELECT max(position) FROM events e WHERE e.stream_key = s.stream_key)
+                           (SELECT max(stream_version) FROM events e WHERE e.stream_key = s.stream_key)
                     FROM streams s
                     """;
                 using var r = cmd.ExecuteReader();
@@ -61,18 +60,18 @@ public static class SqliteStoreVerifier
                     streams++;
                     var id = r.GetString(0);
                     if (!StreamId.TryParse(id, out _, out var err) && !id.StartsWith('$')) problems.Add($"Stream id '{id}' is invalid: {err}");
-                    var last = r.GetInt64(1);
-                    var count = r.GetInt64(4);
-                    if (r.GetInt32(3) is < 0 or > 3) problems.Add($"Stream '{id}' has an unknown state {r.GetInt32(3)}.");
+                    var state = r.GetInt32(1);
+                    var count = r.GetInt64(3);
+                    if (state is < 0 or > 3) problems.Add($"Stream '{id}' has an unknown state {state}.");
                     if (count == 0)
                     {
-                        if (last != -1) problems.Add($"Stream '{id}' claims last version {last} but has no events.");
+                        if (state is 1 or 2) problems.Add($"Stream '{id}' is marked as written (state {state}) but has no events.");
                         continue;
                     }
-                    long min = r.GetInt64(5), max = r.GetInt64(6);
+                    if (state == 0) problems.Add($"Stream '{id}' has {count} events but is marked as never written.");
+                    long min = r.GetInt64(4), max = r.GetInt64(5);
                     if (min != 0 || max != count - 1) problems.Add($"Stream '{id}' versions are not contiguous: {count} events span versions {min}..{max}.");
-                    if (max != last) problems.Add($"Stream '{id}' records last version {last} but its newest event has version {max}.");
-                    if (r.IsDBNull(2) || r.GetInt64(2) != r.GetInt64(7)) problems.Add($"Stream '{id}' records last position {(r.IsDBNull(2) ? "null" : r.GetInt64(2))} but its newest event is at {r.GetInt64(7)}.");
+                    if (r.GetInt64(2) > max + 1) problems.Add($"Stream '{id}' starts its current life at version {r.GetInt64(2)}, beyond its last event {max}.");
                 }
             }
             if (Scalar(c, "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_key = e.stream_key)") is long orphans and > 0)

@@ -1,0 +1,51 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.IO.Hashing;
+using System.Text;
+using System.Text.Json;
+using Factum;
+using Factum.Benchmarks;
+using Factum.Sqlite;
+
+// dotnet run -c Release --project benchmarks/Factum.Benchmarks -- <scenario> [--events N] [--writers N] [--batch N] [--json]
+var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "all" };
+if (args.Length == 0 || !scenarios.Contains(args[0]))
+{
+    Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N] [--writers N] [--batch N] [--json] [--dir PATH]");
+    return 2;
+}
+var scenario = args[0];
+long? Arg(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? long.Parse(args[i + 1], CultureInfo.InvariantCulture) : null;
+var json = args.Contains("--json");
+var dirArg = Array.IndexOf(args, "--dir") is var d and >= 0 ? args[d + 1] : null;
+var root = dirArg ?? Path.Combine(Path.GetTempPath(), "factum-bench-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(root);
+
+var results = new List<ScenarioResult>();
+try
+{
+    foreach (var s in scenario == "all" ? scenarios[..^1] : [scenario])
+    {
+        var (events, writers, batch) = s switch
+        {
+            "append-seq" => (Arg("--events") ?? 3_000, 1L, 1L),
+            "append-concurrent" => (Arg("--events") ?? 200_000, Arg("--writers") ?? 64, 1L),
+            "append-batch" => (Arg("--events") ?? 500_000, 1L, Arg("--batch") ?? 100),
+            "read-stream" => (Arg("--events") ?? 200_000, 1L, 1L),
+            _ => (Arg("--events") ?? 1_000_000, 1L, 1L),
+        };
+        var dir = Path.Combine(root, s);
+        Directory.CreateDirectory(dir);
+        var result = s.StartsWith("append", StringComparison.Ordinal)
+            ? await Scenarios.Append(s, dir, events, (int)writers, (int)batch)
+            : await Scenarios.Read(s, dir, events);
+        results.Add(result);
+        Report.Print(result);
+        if (json) Console.WriteLine(JsonSerializer.Serialize(result, ReportJson.Options));
+    }
+}
+finally
+{
+    if (dirArg is null) Directory.Delete(root, recursive: true);
+}
+return 0;

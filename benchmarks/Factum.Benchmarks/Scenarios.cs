@@ -1,0 +1,308 @@
+using System.Diagnostics;
+using System.IO.Hashing;
+using System.Text;
+using HdrHistogram;
+using Factum.Sqlite;
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Benchmarks;
+
+public static class Scenarios
+{
+    private static readonly byte[] Payload = Encoding.UTF8.GetBytes("""{"orderId":"ord-0001234","customerId":"cus-42","amount":123.45,"currency":"EUR","items":3,"channel":"web"}""");
+
+    private static string Machine => $"{Environment.ProcessorCount} cores, {Math.Round(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1024.0 / 1024 / 1024)} GiB, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+
+    private static EventData NewEvent() => new("OrderPlaced", Payload);
+
+    // ---------------------------------------------------------------- appends
+
+    public static async Task<ScenarioResult> Append(string scenario, string dir, long events, int writers, int batch)
+    {
+        var perTransaction = scenario == "append-concurrent" ? writers : batch;
+        var factum = await FactumAppend(Path.Combine(dir, "factum.db"), events, writers, batch);
+        var rawSqlite = RawSqliteAppend(Path.Combine(dir, "raw.db"), events, perTransaction);
+        var rawFile = RawFileAppend(Path.Combine(dir, "raw.log"), events, perTransaction);
+        var ratios = new Dictionary<string, double>
+        {
+            ["vs raw SQLite"] = factum.EventsPerSecond / rawSqlite.EventsPerSecond,
+            ["vs raw file + fsync"] = factum.EventsPerSecond / rawFile.EventsPerSecond,
+        };
+        var targets = scenario switch
+        {
+            "append-concurrent" => new List<Target>
+            {
+                new("≥ 50,000 events/s", factum.EventsPerSecond >= 50_000),
+                new("≥ 0.8× raw SQLite", ratios["vs raw SQLite"] >= 0.8),
+            },
+            "append-seq" => [new("≥ 0.6× raw fsync rate", ratios["vs raw file + fsync"] >= 0.6)],
+            _ => [],
+        };
+        return new ScenarioResult(scenario, Machine, DateTimeOffset.UtcNow,
+            new Dictionary<string, object> { ["events"] = events, ["writers"] = writers, ["batch"] = batch, ["rowsPerBaselineTransaction"] = perTransaction, ["durability"] = "synchronous=FULL, WAL" },
+            factum, [rawSqlite, rawFile], ratios, targets);
+    }
+
+    private static async Task<Measurement> FactumAppend(string path, long events, int writers, int batch)
+    {
+        await using var store = new SqliteEventStore(path);
+        // Warm up the JIT and the file.
+        for (var i = 0; i < 20; i++) await store.AppendAsync(StreamId.Parse($"Warmup-{i}"), ExpectedVersion.Any, [NewEvent()]);
+        var perWriter = events / writers / batch;
+        var histograms = Enumerable.Range(0, writers).Select(_ => Latency.NewHistogram()).ToArray();
+        using var memory = new MemorySampler();
+        var commitsBefore = store.CommitCount;
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            var stream = StreamId.Parse($"Bench-{w}");
+            var h = histograms[w];
+            var batchEvents = new EventData[batch];
+            for (long i = 0; i < perWriter; i++)
+            {
+                for (var j = 0; j < batch; j++) batchEvents[j] = NewEvent();
+                var expected = i == 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exactly(i * batch - 1);
+                var start = Stopwatch.GetTimestamp();
+                await store.AppendAsync(stream, expected, batchEvents);
+                h.RecordValue(Stopwatch.GetTimestamp() - start);
+            }
+        })));
+        sw.Stop();
+        memory.Dispose();
+        var written = perWriter * writers * batch;
+        var (p50, p99, max) = Latency.Summarize(histograms);
+        Console.Error.WriteLine($"  factum: {store.CommitCount - commitsBefore:N0} commits for {written:N0} events ({(double)written / Math.Max(1, store.CommitCount - commitsBefore):F1} events per fsync)");
+        return new Measurement("Factum (SQLite backend)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    /// <summary>The engine's limit: the same event rows and indexes, the same durability, ideal batching, no Factum code.</summary>
+    private static Measurement RawSqliteAppend(string path, long events, int perTransaction)
+    {
+        using var c = new SqliteConnection($"Data Source={path};Pooling=False");
+        c.Open();
+        Exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+        Exec(c, """
+            CREATE TABLE events (position INTEGER PRIMARY KEY, stream_key INTEGER NOT NULL, stream_version INTEGER NOT NULL, event_id BLOB NOT NULL,
+                type TEXT NOT NULL, schema_version INTEGER NOT NULL, created_at INTEGER NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT, metadata BLOB, payload BLOB NOT NULL);
+            CREATE UNIQUE INDEX ix_events_stream ON events(stream_key, stream_version);
+            CREATE INDEX ix_events_event_id ON events(event_id);
+            """);
+        using var insert = c.CreateCommand();
+        insert.CommandText = "INSERT INTO events VALUES ($p, $k, $v, $id, 'OrderPlaced', 1, $ts, $corr, NULL, NULL, $pl)";
+        var pP = insert.Parameters.Add("$p", SqliteType.Integer);
+        var pK = insert.Parameters.Add("$k", SqliteType.Integer);
+        var pV = insert.Parameters.Add("$v", SqliteType.Integer);
+        var pId = insert.Parameters.Add("$id", SqliteType.Blob);
+        var pTs = insert.Parameters.Add("$ts", SqliteType.Integer);
+        var pCorr = insert.Parameters.Add("$corr", SqliteType.Text);
+        var pPl = insert.Parameters.Add("$pl", SqliteType.Blob);
+        var h = Latency.NewHistogram();
+        var transactions = events / perTransaction;
+        var versions = new long[64];
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        long position = 0;
+        for (long t = 0; t < transactions; t++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            using (var tx = c.BeginTransaction())
+            {
+                insert.Transaction = tx;
+                for (var i = 0; i < perTransaction; i++)
+                {
+                    var id = Guid.CreateVersion7();
+                    var key = position % 64;
+                    pP.Value = ++position;
+                    pK.Value = key;
+                    pV.Value = versions[key]++;
+                    pId.Value = id.ToByteArray(bigEndian: true);
+                    pTs.Value = DateTime.UtcNow.Ticks;
+                    pCorr.Value = id.ToString();
+                    pPl.Value = Payload;
+                    insert.ExecuteNonQuery();
+                }
+                tx.Commit();
+            }
+            h.RecordValue(Stopwatch.GetTimestamp() - start);
+        }
+        sw.Stop();
+        memory.Dispose();
+        var (p50, p99, max) = Latency.Summarize([h]);
+        return new Measurement($"raw SQLite ({perTransaction} rows/transaction)", position, sw.Elapsed.TotalSeconds, position / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    /// <summary>The disk's limit: length-prefixed records with a CRC, appended to one file, fsync per batch.</summary>
+    private static Measurement RawFileAppend(string path, long events, int perBatch)
+    {
+        using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.None);
+        var record = BuildRecord();
+        var h = Latency.NewHistogram();
+        var batches = events / perBatch;
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        for (long b = 0; b < batches; b++)
+        {
+            var start = Stopwatch.GetTimestamp();
+            for (var i = 0; i < perBatch; i++) file.Write(record);
+            file.Flush(flushToDisk: true);
+            h.RecordValue(Stopwatch.GetTimestamp() - start);
+        }
+        sw.Stop();
+        memory.Dispose();
+        var written = batches * perBatch;
+        var (p50, p99, max) = Latency.Summarize([h]);
+        return new Measurement($"raw file + CRC + fsync ({perBatch} records/fsync)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    /// <summary>A record the size of a stored event: header (ids, version, timestamp, type) plus payload, length and CRC32.</summary>
+    private static byte[] BuildRecord()
+    {
+        var body = new byte[16 + 8 + 8 + 8 + 11 + Payload.Length];
+        Guid.CreateVersion7().TryWriteBytes(body);
+        Payload.CopyTo(body, body.Length - Payload.Length);
+        var record = new byte[8 + body.Length];
+        BitConverter.TryWriteBytes(record.AsSpan(0, 4), body.Length);
+        BitConverter.TryWriteBytes(record.AsSpan(4, 4), Crc32.HashToUInt32(body));
+        body.CopyTo(record, 8);
+        return record;
+    }
+
+    // ---------------------------------------------------------------- reads
+
+    public static async Task<ScenarioResult> Read(string scenario, string dir, long events)
+    {
+        var path = Path.Combine(dir, "factum.db");
+        var streams = scenario == "read-stream" ? 1 : 1000;
+        await Seed(path, events, streams);
+        var rawFilePath = Path.Combine(dir, "raw.log");
+        SeedRawFile(rawFilePath, events);
+
+        Measurement factum;
+        await using (var store = new SqliteEventStore(path))
+        {
+            // Warm up.
+            await foreach (var _ in store.ReadAllAsync(new ReadAllOptions { MaxCount = 5000 })) { }
+            using var memory = new MemorySampler();
+            var sw = Stopwatch.StartNew();
+            long count = 0, bytes = 0;
+            var source = scenario == "read-stream" ? store.ReadStreamAsync(StreamId.Parse("Bench-0")) : store.ReadAllAsync();
+            await foreach (var e in source)
+            {
+                count++;
+                bytes += e.Payload.Length;
+            }
+            sw.Stop();
+            memory.Dispose();
+            if (count != events) throw new InvalidOperationException($"read {count} events, expected {events}");
+            factum = new Measurement("Factum (SQLite backend)", count, sw.Elapsed.TotalSeconds, count / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+        }
+        var rawSqlite = RawSqliteRead(path, scenario == "read-stream");
+        var rawFile = RawFileRead(rawFilePath, events);
+        var ratios = new Dictionary<string, double>
+        {
+            ["vs raw SQLite"] = factum.EventsPerSecond / rawSqlite.EventsPerSecond,
+            ["vs raw file read"] = factum.EventsPerSecond / rawFile.EventsPerSecond,
+        };
+        var growth = factum.PeakManagedBytes - factum.StartManagedBytes;
+        var targets = scenario == "read-all"
+            ? new List<Target>
+            {
+                new("≥ 500,000 events/s", factum.EventsPerSecond >= 500_000),
+                new($"memory flat while reading {events:N0} events (managed heap grew {growth / 1024.0 / 1024:F1} MiB; < 64 MiB)", growth < 64L * 1024 * 1024),
+            }
+            : [];
+        return new ScenarioResult(scenario, Machine, DateTimeOffset.UtcNow,
+            new Dictionary<string, object> { ["events"] = events, ["streams"] = streams, ["readPageSize"] = 1024 },
+            factum, [rawSqlite, rawFile], ratios, targets);
+    }
+
+    private static async Task Seed(string path, long events, int streams)
+    {
+        await using var store = new SqliteEventStore(new SqliteEventStoreOptions(path) { Durability = SqliteDurability.Normal });
+        var versions = new long[streams];
+        const int batch = 1000;
+        var pending = new List<Task>();
+        for (long i = 0; i < events; i += batch)
+        {
+            var n = (int)Math.Min(batch, events - i);
+            var s = (int)(i / batch % streams);
+            var evs = Enumerable.Range(0, n).Select(_ => NewEvent()).ToArray();
+            pending.Add(store.AppendAsync(StreamId.Parse($"Bench-{s}"), ExpectedVersion.Any, evs));
+            versions[s] += n;
+            if (pending.Count >= 64)
+            {
+                await Task.WhenAll(pending);
+                pending.Clear();
+            }
+        }
+        await Task.WhenAll(pending);
+    }
+
+    private static Measurement RawSqliteRead(string path, bool oneStream)
+    {
+        using var c = new SqliteConnection($"Data Source={path};Mode=ReadOnly;Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = oneStream
+            ? "SELECT position, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload FROM events WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = 'Bench-0') ORDER BY stream_version"
+            : "SELECT e.position, e.stream_version, e.event_id, e.type, e.schema_version, e.created_at, e.correlation_id, e.causation_id, e.metadata, e.payload, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE e.position > 0 ORDER BY e.position";
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        long count = 0, bytes = 0;
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+            {
+                // Materialize what a reader needs, as Factum does: ids, type, strings and the payload bytes.
+                var id = r.GetFieldValue<byte[]>(2);
+                var type = r.GetString(3);
+                var corr = r.GetString(6);
+                var payload = r.GetFieldValue<byte[]>(9);
+                count++;
+                bytes += payload.Length + id.Length + type.Length + corr.Length;
+            }
+        }
+        sw.Stop();
+        memory.Dispose();
+        return new Measurement("raw SQLite (one query, same columns)", count, sw.Elapsed.TotalSeconds, count / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    private static void SeedRawFile(string path, long events)
+    {
+        using var file = new FileStream(path, FileMode.Create, FileAccess.Write);
+        var record = BuildRecord();
+        for (long i = 0; i < events; i++) file.Write(record);
+        file.Flush(flushToDisk: true);
+    }
+
+    private static Measurement RawFileRead(string path, long events)
+    {
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        long count = 0;
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan))
+        {
+            Span<byte> header = stackalloc byte[8];
+            var body = new byte[4096];
+            while (file.Read(header) == 8)
+            {
+                var len = BitConverter.ToInt32(header[..4]);
+                var crc = BitConverter.ToUInt32(header[4..]);
+                file.ReadExactly(body, 0, len);
+                if (Crc32.HashToUInt32(body.AsSpan(0, len)) != crc) throw new InvalidDataException("CRC mismatch");
+                count++;
+            }
+        }
+        sw.Stop();
+        memory.Dispose();
+        if (count != events) throw new InvalidOperationException($"raw file held {count} records, expected {events}");
+        return new Measurement("raw file read + CRC check", count, sw.Elapsed.TotalSeconds, count / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    private static void Exec(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+}
