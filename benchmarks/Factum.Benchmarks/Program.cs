@@ -11,7 +11,7 @@ using Factum.Sqlite;
 var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "all" };
 if (args.Length == 0 || !scenarios.Contains(args[0]))
 {
-    Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N] [--writers N] [--batch N] [--json] [--dir PATH]");
+    Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N] [--writers N] [--batch N] [--page-size N] [--json] [--dir PATH]");
     return 2;
 }
 var scenario = args[0];
@@ -37,7 +37,7 @@ try
         var dir = Path.Combine(root, s);
         Directory.CreateDirectory(dir);
         var result = s.StartsWith("append", StringComparison.Ordinal)
-            ? await Scenarios.Append(s, dir, events, (int)writers, (int)batch)
+            ? await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 4096))
             : await Scenarios.Read(s, dir, events);
         results.Add(result);
         Report.Print(result);

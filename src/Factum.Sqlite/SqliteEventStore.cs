@@ -47,6 +47,8 @@ public sealed partial class SqliteEventStore : IEventStore, IAsyncDisposable, ID
             _writeConnection = new SqliteConnection(builder.ToString());
             _writeConnection.Open();
             Pragma(_writeConnection, $"PRAGMA busy_timeout = {(int)options.BusyTimeout.TotalMilliseconds}");
+            // Only takes effect on a new, empty file; an existing store keeps the page size it was created with.
+            Pragma(_writeConnection, $"PRAGMA page_size = {options.PageSize}");
             Pragma(_writeConnection, "PRAGMA journal_mode = WAL");
             Pragma(_writeConnection, options.Durability == SqliteDurability.Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             Pragma(_writeConnection, "PRAGMA foreign_keys = OFF");

@@ -33,6 +33,24 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "MaxEventsPerCommit is at least 1.");
     } = 10_000;
 
+    /// <summary>
+    /// After committing a group of several appends, how long the writer may wait for those callers to send their next
+    /// appends before starting the next group; default 0.5 ms. Larger groups share one fsync. Zero disables the wait.
+    /// A single sequential writer never waits.
+    /// </summary>
+    public TimeSpan GroupCommitWindow { get; init; } = TimeSpan.FromMilliseconds(0.5);
+
+    /// <summary>
+    /// The SQLite page size in bytes, applied only when the file is created (512 to 65,536, a power of two); default 4,096.
+    /// Concurrent appends to many streams dirty one index page per stream per commit, so smaller pages write less per fsync;
+    /// larger pages suit large events and long sequential reads.
+    /// </summary>
+    public int PageSize
+    {
+        get;
+        init => field = value is >= 512 and <= 65536 && (value & (value - 1)) == 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "PageSize is a power of two between 512 and 65,536.");
+    } = 4096;
+
     /// <summary>How long to wait for another process holding the file's write lock; default 30 seconds.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
