@@ -23,26 +23,25 @@ public sealed partial class SqliteEventStore
         var forwards = options.Direction == Direction.Forwards;
         var next = forwards ? Math.Max(options.From?.Value ?? 0, minVersion) : Math.Min(options.From?.Value ?? head.LastVersion, head.LastVersion);
         var remaining = options.MaxCount;
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = forwards
-            ? $"SELECT {EventColumns} FROM events e WHERE e.stream_key = $k AND e.stream_version >= $v AND e.created_at >= $ts ORDER BY e.stream_version LIMIT $n"
-            : $"SELECT {EventColumns} FROM events e WHERE e.stream_key = $k AND e.stream_version <= $v AND e.stream_version >= $min AND e.created_at >= $ts ORDER BY e.stream_version DESC LIMIT $n";
-        var pV = cmd.Parameters.Add("$v", SqliteType.Integer);
-        var pN = cmd.Parameters.Add("$n", SqliteType.Integer);
-        cmd.Parameters.AddWithValue("$k", key);
-        cmd.Parameters.AddWithValue("$ts", minTicks);
-        cmd.Parameters.AddWithValue("$min", minVersion);
+        using var query = new EventPageQuery(c, forwards
+            ? $"SELECT {EventColumns} FROM events e WHERE e.stream_key = ?1 AND e.stream_version >= ?2 AND e.created_at >= ?3 ORDER BY e.stream_version LIMIT ?4"
+            : $"SELECT {EventColumns} FROM events e WHERE e.stream_key = ?1 AND e.stream_version <= ?2 AND e.created_at >= ?3 AND e.stream_version >= ?5 ORDER BY e.stream_version DESC LIMIT ?4");
+        query.Bind(1, key);
+        query.Bind(3, minTicks);
+        if (!forwards) query.Bind(5, minVersion);
         while (remaining > 0 && (forwards || next >= minVersion))
         {
             cancellationToken.ThrowIfCancellationRequested();
-            pV.Value = next;
-            pN.Value = Math.Min(remaining, _options.ReadPageSize);
-            var page = ReadPage(cmd, streamId);
+            var limit = (int)Math.Min(remaining, _options.ReadPageSize);
+            query.Bind(2, next);
+            query.Bind(4, limit);
+            var page = query.ReadPage(streamId, limit);
             if (page.Count == 0) yield break;
             foreach (var e in page) yield return e;
             remaining -= page.Count;
             next = forwards ? page[^1].StreamVersion.Value + 1 : page[^1].StreamVersion.Value - 1;
-            if (page.Count < (long)pN.Value) yield break;
+            if (page.Count < limit) yield break;
+            await Task.Yield();
         }
     }
 
@@ -53,80 +52,56 @@ public sealed partial class SqliteEventStore
         options ??= ReadAllOptions.Default;
         var forwards = options.Direction == Direction.Forwards;
         using var c = OpenReader();
-        using var cmd = c.CreateCommand();
         var sql = new StringBuilder($"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE ");
-        sql.Append(forwards ? "e.position >= $p" : "e.position <= $p");
+        sql.Append(forwards ? "e.position >= ?1" : "e.position <= ?1");
         var f = options.Filter;
-        AppendIn(sql, cmd, "e.type", "t", f.EventTypes);
-        AppendIn(sql, cmd, "s.category", "c", f.Categories);
+        var texts = new List<string>();
+        AppendIn(sql, texts, "e.type", f.EventTypes);
+        AppendIn(sql, texts, "s.category", f.Categories);
         if (f.StreamPrefixes.Count > 0)
         {
             sql.Append(" AND (");
             for (var i = 0; i < f.StreamPrefixes.Count; i++)
             {
                 if (i > 0) sql.Append(" OR ");
-                sql.Append(System.Globalization.CultureInfo.InvariantCulture, $"substr(s.stream_id, 1, length($sp{i})) = $sp{i}");
-                cmd.Parameters.AddWithValue($"$sp{i}", f.StreamPrefixes[i]);
+                texts.Add(f.StreamPrefixes[i]);
+                var n = texts.Count + 2;
+                sql.Append(System.Globalization.CultureInfo.InvariantCulture, $"substr(s.stream_id, 1, length(?{n})) = ?{n}");
             }
             sql.Append(')');
         }
-        sql.Append(forwards ? " ORDER BY e.position LIMIT $n" : " ORDER BY e.position DESC LIMIT $n");
-        cmd.CommandText = sql.ToString();
-        var pP = cmd.Parameters.Add("$p", SqliteType.Integer);
-        var pN = cmd.Parameters.Add("$n", SqliteType.Integer);
+        sql.Append(forwards ? " ORDER BY e.position LIMIT ?2" : " ORDER BY e.position DESC LIMIT ?2");
+        using var query = new EventPageQuery(c, sql.ToString());
+        for (var i = 0; i < texts.Count; i++) query.Bind(i + 3, texts[i]);
         var next = options.From.Value;
         var remaining = options.MaxCount;
         while (remaining > 0 && next >= 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            pP.Value = next;
-            pN.Value = Math.Min(remaining, _options.ReadPageSize);
-            var page = ReadPage(cmd, null);
+            var limit = (int)Math.Min(remaining, _options.ReadPageSize);
+            query.Bind(1, next);
+            query.Bind(2, limit);
+            var page = query.ReadPage(null, limit);
             if (page.Count == 0) yield break;
             foreach (var e in page) yield return e;
             remaining -= page.Count;
             next = forwards ? page[^1].Position.Value + 1 : page[^1].Position.Value - 1;
-            if (page.Count < (long)pN.Value) yield break;
+            if (page.Count < limit) yield break;
+            await Task.Yield();
         }
     }
 
-    private static void AppendIn(StringBuilder sql, SqliteCommand cmd, string column, string prefix, IReadOnlyList<string> values)
+    private static void AppendIn(StringBuilder sql, List<string> texts, string column, IReadOnlyList<string> values)
     {
         if (values.Count == 0) return;
         sql.Append(" AND ").Append(column).Append(" IN (");
         for (var i = 0; i < values.Count; i++)
         {
             if (i > 0) sql.Append(", ");
-            var name = $"${prefix}{i}";
-            sql.Append(name);
-            cmd.Parameters.AddWithValue(name, values[i]);
+            texts.Add(values[i]);
+            sql.Append('?').Append(texts.Count + 2);
         }
         sql.Append(')');
-    }
-
-    /// <summary>Runs one page query to completion so no read transaction stays open while the caller handles events.</summary>
-    private static List<RecordedEvent> ReadPage(SqliteCommand cmd, StreamId? streamId)
-    {
-        var page = new List<RecordedEvent>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read())
-        {
-            page.Add(new RecordedEvent
-            {
-                Position = r.GetInt64(0),
-                StreamVersion = r.GetInt64(1),
-                EventId = new EventId(new Guid(r.GetFieldValue<byte[]>(2), bigEndian: true)),
-                Type = r.GetString(3),
-                SchemaVersion = r.GetInt32(4),
-                Timestamp = new DateTimeOffset(r.GetInt64(5), TimeSpan.Zero),
-                CorrelationId = r.GetString(6),
-                CausationId = r.IsDBNull(7) ? null : r.GetString(7),
-                Metadata = r.IsDBNull(8) ? EmptyMetadata.Instance : MetadataCodec.Decode(r.GetFieldValue<byte[]>(8)),
-                Payload = r.GetFieldValue<byte[]>(9),
-                StreamId = streamId ?? StreamId.FromTrusted(r.GetString(10)),
-            });
-        }
-        return page;
     }
 
     private static StreamRow? LoadStream(SqliteConnection c, StreamId streamId)

@@ -1,0 +1,100 @@
+using System.Text;
+using Microsoft.Data.Sqlite;
+using SQLitePCL;
+
+namespace Factum.Sqlite;
+
+/// <summary>
+/// Reads pages of events through SQLitePCL.raw on a reader connection. Reads are the other hot path: a catch-up over
+/// the whole log materializes every row, so this binds by index, copies only the payload, and reuses the strings that
+/// repeat from row to row (type names, stream ids, the correlation id of a multi-event append).
+/// </summary>
+/// <remarks>Columns, in order: position, stream_version, event_id, type, schema_version, created_at, correlation_id,
+/// causation_id, metadata, payload and, for global reads, stream_id.</remarks>
+internal sealed class EventPageQuery : IDisposable
+{
+    private readonly sqlite3 _db;
+    private readonly sqlite3_stmt _stmt;
+    private readonly Utf8Interner _interner = new();
+    private byte[] _lastCorrelationBytes = [];
+    private string _lastCorrelation = "";
+
+    public EventPageQuery(SqliteConnection connection, string sql)
+    {
+        _db = connection.Handle ?? throw new InvalidOperationException("The reader connection is not open.");
+        var rc = raw.sqlite3_prepare_v2(_db, sql, out _stmt);
+        if (rc != raw.SQLITE_OK) throw Error(rc);
+    }
+
+    public void Bind(int index, long value) => raw.sqlite3_bind_int64(_stmt, index, value);
+
+    public void Bind(int index, string value) => raw.sqlite3_bind_text(_stmt, index, value);
+
+    /// <summary>Runs the query to completion (no read transaction stays open while the caller handles events).</summary>
+    public List<RecordedEvent> ReadPage(StreamId? stream, int capacity)
+    {
+        var page = new List<RecordedEvent>(capacity);
+        try
+        {
+            int rc;
+            while ((rc = raw.sqlite3_step(_stmt)) == raw.SQLITE_ROW)
+            {
+                var s = _stmt;
+                page.Add(new RecordedEvent
+                {
+                    Position = raw.sqlite3_column_int64(s, 0),
+                    StreamVersion = raw.sqlite3_column_int64(s, 1),
+                    EventId = new EventId(new Guid(raw.sqlite3_column_blob(s, 2), bigEndian: true)),
+                    Type = _interner.Get(raw.sqlite3_column_blob(s, 3)),
+                    SchemaVersion = raw.sqlite3_column_int(s, 4),
+                    Timestamp = new DateTimeOffset(raw.sqlite3_column_int64(s, 5), TimeSpan.Zero),
+                    CorrelationId = Correlation(raw.sqlite3_column_blob(s, 6)),
+                    CausationId = raw.sqlite3_column_type(s, 7) == raw.SQLITE_NULL ? null : Encoding.UTF8.GetString(raw.sqlite3_column_blob(s, 7)),
+                    Metadata = raw.sqlite3_column_type(s, 8) == raw.SQLITE_NULL ? EmptyMetadata.Instance : MetadataCodec.Decode(raw.sqlite3_column_blob(s, 8)),
+                    Payload = raw.sqlite3_column_blob(s, 9).ToArray(),
+                    StreamId = stream ?? StreamId.FromTrusted(_interner.Get(raw.sqlite3_column_blob(s, 10))),
+                });
+            }
+            if (rc != raw.SQLITE_DONE) throw Error(rc);
+        }
+        finally
+        {
+            raw.sqlite3_reset(_stmt);
+        }
+        return page;
+    }
+
+    private string Correlation(ReadOnlySpan<byte> utf8)
+    {
+        // Events of one append share a correlation id; reuse the string rather than decode it again.
+        if (utf8.SequenceEqual(_lastCorrelationBytes)) return _lastCorrelation;
+        _lastCorrelationBytes = utf8.ToArray();
+        return _lastCorrelation = Encoding.UTF8.GetString(utf8);
+    }
+
+    private SqliteException Error(int rc) => new(raw.sqlite3_errmsg(_db).utf8_to_string(), rc, raw.sqlite3_extended_errcode(_db));
+
+    public void Dispose() => _stmt.Dispose();
+}
+
+/// <summary>Turns UTF-8 bytes into strings, returning the same instance for text seen before (bounded).</summary>
+internal sealed class Utf8Interner
+{
+    private const int MaxEntries = 4096;
+    private readonly Dictionary<string, string> _strings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+
+    public Utf8Interner() => _lookup = _strings.GetAlternateLookup<ReadOnlySpan<char>>();
+
+    public string Get(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.Length > 1024) return Encoding.UTF8.GetString(utf8);
+        Span<char> chars = stackalloc char[utf8.Length];
+        var n = Encoding.UTF8.GetChars(utf8, chars);
+        if (_lookup.TryGetValue(chars[..n], out var existing)) return existing;
+        var s = new string(chars[..n]);
+        if (_strings.Count >= MaxEntries) _strings.Clear();
+        _strings[s] = s;
+        return s;
+    }
+}
