@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.IO.Hashing;
 using System.Text;
-using HdrHistogram;
 using Factum.Sqlite;
+using HdrHistogram;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 

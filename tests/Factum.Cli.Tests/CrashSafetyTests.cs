@@ -97,7 +97,8 @@ public sealed class CrashSafetyTests : IDisposable
 
     private async Task CheckStore(List<Sent> sent, List<Ack> acks)
     {
-        Assert.True(SqliteStoreVerifier.Verify(_dir.Db).IsHealthy, string.Join("; ", SqliteStoreVerifier.Verify(_dir.Db).Problems));
+        var report = SqliteStoreVerifier.Verify(_dir.Db);
+        Assert.True(report.IsHealthy, string.Join("; ", report.Problems));
         await using var store = new SqliteEventStore(_dir.Db);
         var byId = new Dictionary<Guid, RecordedEvent>();
         await foreach (var e in store.ReadAllAsync()) byId[e.EventId.Value] = e;

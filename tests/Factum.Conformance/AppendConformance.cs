@@ -158,7 +158,7 @@ public abstract class AppendConformance<TFactory> : StoreTestBase<TFactory> wher
         Assert.Equal("OrderReopened", events[0].Type);
     }
 
-    #pragma warning disable CA1000
+#pragma warning disable CA1000
     public static TheoryData<string> AllExpectations => new() { "any", "no-stream", "exists", "0", "3" };
 #pragma warning restore CA1000
 
