@@ -22,7 +22,8 @@ public static class Scenarios
     {
         var perTransaction = scenario == "append-concurrent" ? writers : batch;
         var factum = await FactumAppend(Path.Combine(dir, "factum.db"), events, writers, batch, pageSize);
-        var rawSqlite = RawSqliteAppend(Path.Combine(dir, "raw.db"), events, perTransaction, pageSize);
+        // The same rows as Factum writes: spread over as many streams as there are writers.
+        var rawSqlite = RawSqliteAppend(Path.Combine(dir, "raw.db"), events, perTransaction, pageSize, streams: writers);
         var rawFile = RawFileAppend(Path.Combine(dir, "raw.log"), events, perTransaction);
         var ratios = new Dictionary<string, double>
         {
@@ -80,7 +81,7 @@ public static class Scenarios
     /// The engine's limit: the same event rows and indexes, the same page size and durability, ideal batching, bound by
     /// index through SQLitePCL.raw (the fastest way into SQLite), no Factum code at all.
     /// </summary>
-    private static Measurement RawSqliteAppend(string path, long events, int perTransaction, int pageSize)
+    private static Measurement RawSqliteAppend(string path, long events, int perTransaction, int pageSize, int streams)
     {
         using var c = new SqliteConnection($"Data Source={path};Pooling=False");
         c.Open();
@@ -97,7 +98,7 @@ public static class Scenarios
         raw.sqlite3_prepare_v2(db, "COMMIT", out var commit);
         var h = Latency.NewHistogram();
         var transactions = events / perTransaction;
-        var versions = new long[64];
+        var versions = new long[streams];
         Span<byte> id = stackalloc byte[16];
         using var memory = new MemorySampler();
         var sw = Stopwatch.StartNew();
@@ -110,7 +111,7 @@ public static class Scenarios
             {
                 var g = Guid.CreateVersion7();
                 g.TryWriteBytes(id, bigEndian: true, out _);
-                var key = position % 64;
+                var key = position % streams;
                 raw.sqlite3_bind_int64(insert, 1, ++position);
                 raw.sqlite3_bind_int64(insert, 2, key);
                 raw.sqlite3_bind_int64(insert, 3, versions[key]++);
@@ -129,7 +130,7 @@ public static class Scenarios
         begin.Dispose();
         commit.Dispose();
         var (p50, p99, max) = Latency.Summarize([h]);
-        return new Measurement($"raw SQLite ({perTransaction} rows/transaction)", position, sw.Elapsed.TotalSeconds, position / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+        return new Measurement($"raw SQLite ({perTransaction} rows/tx, {streams} stream{(streams == 1 ? "" : "s")})", position, sw.Elapsed.TotalSeconds, position / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
 
         static void Step(sqlite3_stmt stmt)
         {

@@ -25,16 +25,17 @@ public sealed class CrashSafetyTests : IDisposable
     {
         var kills = int.TryParse(Environment.GetEnvironmentVariable("FACTUM_CRASH_KILLS"), out var k) ? k : 5;
         var random = new Random(Environment.GetEnvironmentVariable("FACTUM_CRASH_SEED") is { } s ? int.Parse(s) : Environment.TickCount);
-        var allSent = new List<Sent>();
-        var allAcks = new List<Ack>();
+        var totalAcks = 0;
         for (var round = 0; round < kills; round++)
         {
             var (sent, acks) = await RunAndKill(round, random.Next(100, 700));
-            allSent.AddRange(sent);
-            allAcks.AddRange(acks);
-            await CheckStore(allSent, allAcks);
+            totalAcks += acks.Count;
+            // Each round writes to its own streams, so checking them is enough; the whole file is verified every
+            // 25 rounds and after the last in a long soak (after every round in a short run), which keeps a soak of
+            // hundreds of kills linear in time.
+            await CheckStore(sent, acks, fullVerify: kills <= 10 || round % 25 == 24 || round == kills - 1);
         }
-        Assert.NotEmpty(allAcks);
+        Assert.True(totalAcks > 0);
     }
 
     private async Task<(List<Sent> Sent, List<Ack> Acks)> RunAndKill(int round, int killAfterMs)
@@ -95,13 +96,23 @@ public sealed class CrashSafetyTests : IDisposable
         return (sent.Values.OrderBy(x => x.Line).ToList(), acks.OrderBy(a => a.Line).ToList());
     }
 
-    private async Task CheckStore(List<Sent> sent, List<Ack> acks)
+    private async Task CheckStore(List<Sent> sent, List<Ack> acks, bool fullVerify)
     {
-        var report = SqliteStoreVerifier.Verify(_dir.Db);
-        Assert.True(report.IsHealthy, string.Join("; ", report.Problems));
+        if (fullVerify)
+        {
+            var report = SqliteStoreVerifier.Verify(_dir.Db);
+            Assert.True(report.IsHealthy, string.Join("; ", report.Problems));
+        }
         await using var store = new SqliteEventStore(_dir.Db);
         var byId = new Dictionary<Guid, RecordedEvent>();
-        await foreach (var e in store.ReadAllAsync()) byId[e.EventId.Value] = e;
+        foreach (var stream in sent.Select(s => s.Stream).Distinct())
+        {
+            try
+            {
+                await foreach (var e in store.ReadStreamAsync(StreamId.Parse(stream))) byId[e.EventId.Value] = e;
+            }
+            catch (StreamNotFoundException) { /* nothing of this stream was written before the kill */ }
+        }
 
         var sentByKey = sent.ToDictionary(s => (s.Stream, s.Line));
         foreach (var ack in acks)
