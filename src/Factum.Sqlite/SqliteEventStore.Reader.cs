@@ -104,20 +104,29 @@ public sealed partial class SqliteEventStore
         sql.Append(')');
     }
 
-    private static StreamRow? LoadStream(SqliteConnection c, StreamId streamId)
+    /// <summary>A stream's row plus its head (last version and position, derived from the events index). Parameter: $id.</summary>
+    private const string StreamRowSql = """
+        SELECT s.stream_key, s.state, s.start_version, s.max_age_ms, s.max_count, s.truncate_before, s.custom_metadata,
+               (SELECT e.stream_version FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1),
+               (SELECT e.position FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1)
+        FROM streams s WHERE s.stream_id = $id
+        """;
+
+    /// <summary>Runs <see cref="StreamRowSql"/> (its $id already bound) and maps the row, or null when the stream has none.</summary>
+    private static StreamRow? ReadStreamRow(SqliteCommand cmd)
     {
-        using var cmd = c.CreateCommand();
-        cmd.CommandText = """
-            SELECT s.stream_key, s.state, s.start_version, s.max_age_ms, s.max_count, s.truncate_before, s.custom_metadata,
-                   (SELECT e.stream_version FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1),
-                   (SELECT e.position FROM events e WHERE e.stream_key = s.stream_key ORDER BY e.stream_version DESC LIMIT 1)
-            FROM streams s WHERE s.stream_id = $id
-            """;
-        cmd.Parameters.AddWithValue("$id", streamId.Value);
         using var r = cmd.ExecuteReader();
         if (!r.Read()) return null;
         var lastVersion = r.IsDBNull(7) ? -1 : r.GetInt64(7);
         return new StreamRow(r.GetInt64(0), new StreamHead((StreamState)r.GetInt32(1), lastVersion, r.GetInt64(2)), r.IsDBNull(8) ? null : r.GetInt64(8), ReadMetadata(r, 3));
+    }
+
+    private static StreamRow? LoadStream(SqliteConnection c, StreamId streamId)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = StreamRowSql;
+        cmd.Parameters.AddWithValue("$id", streamId.Value);
+        return ReadStreamRow(cmd);
     }
 
     /// <inheritdoc />

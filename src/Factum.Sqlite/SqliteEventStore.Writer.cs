@@ -187,7 +187,7 @@ public sealed partial class SqliteEventStore
         private const int MaxCachedStreams = 100_000;
         private readonly SqliteConnection _c;
         private readonly SqliteEventStoreOptions _options;
-        private readonly SqliteCommand _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _lastEvent, _insertStream, _setStreamState,
+        private readonly SqliteCommand _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _insertStream, _setStreamState,
             _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata;
         private readonly Dictionary<string, StreamRow> _cache = new(StringComparer.Ordinal);
         private readonly EventInsertStatement _insertEvent;
@@ -207,8 +207,7 @@ public sealed partial class SqliteEventStore
             _commit = Cmd("COMMIT");
             _rollback = Cmd("ROLLBACK");
             _dataVersionCmd = Cmd("PRAGMA data_version");
-            _selectStream = Cmd("SELECT stream_key, state, start_version, max_age_ms, max_count, truncate_before, custom_metadata FROM streams WHERE stream_id = $id", "$id");
-            _lastEvent = Cmd("SELECT stream_version, position FROM events WHERE stream_key = $k ORDER BY stream_version DESC LIMIT 1", "$k");
+            _selectStream = Cmd(StreamRowSql, "$id");
             _insertStream = Cmd("INSERT INTO streams(stream_id, category, state, start_version, changed_at) VALUES ($id, $cat, $s, 0, $now) RETURNING stream_key", "$id", "$cat", "$s", "$now");
             _setStreamState = Cmd("UPDATE streams SET state = $s, start_version = $sv, truncate_before = $tb, changed_at = $now WHERE stream_key = $k", "$s", "$sv", "$tb", "$now", "$k");
             _insertEvent = new EventInsertStatement(connection);
@@ -290,29 +289,8 @@ public sealed partial class SqliteEventStore
         public StreamRow? LoadStream(StreamId streamId)
         {
             if (_cache.TryGetValue(streamId.Value, out var cached)) return cached;
-            long key;
-            StreamState state;
-            long startVersion;
-            StreamMetadata metadata;
-            using (var r = Bind(_selectStream, streamId.Value).ExecuteReader())
-            {
-                if (!r.Read()) return null;
-                key = r.GetInt64(0);
-                state = (StreamState)r.GetInt32(1);
-                startVersion = r.GetInt64(2);
-                metadata = ReadMetadata(r, 3);
-            }
-            long lastVersion = -1;
-            long? lastPosition = null;
-            using (var r = Bind(_lastEvent, key).ExecuteReader())
-            {
-                if (r.Read())
-                {
-                    lastVersion = r.GetInt64(0);
-                    lastPosition = r.GetInt64(1);
-                }
-            }
-            var row = new StreamRow(key, new StreamHead(state, lastVersion, startVersion), lastPosition, metadata);
+            Bind(_selectStream, streamId.Value);
+            if (ReadStreamRow(_selectStream) is not { } row) return null;
             _cache[streamId.Value] = row;
             return row;
         }
@@ -390,7 +368,7 @@ public sealed partial class SqliteEventStore
         public void Dispose()
         {
             _insertEvent.Dispose();
-            foreach (var c in new[] { _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _lastEvent, _insertStream, _setStreamState, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata })
+            foreach (var c in new[] { _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _insertStream, _setStreamState, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata })
                 c.Dispose();
         }
     }

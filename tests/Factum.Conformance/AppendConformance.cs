@@ -3,13 +3,6 @@ namespace Factum.Conformance;
 /// <summary>Expected-version rules on new, existing, soft-deleted and tombstoned streams.</summary>
 public abstract class AppendConformance<TFactory> : StoreTestBase<TFactory> where TFactory : IEventStoreFactory, new()
 {
-    private async Task<StreamId> StreamWith(int events)
-    {
-        var s = NewStream();
-        await Append(s, ExpectedVersion.NoStream, Evs(events));
-        return s;
-    }
-
     [Fact]
     public async Task Append_with_no_stream_to_a_new_stream_writes_from_version_0()
     {

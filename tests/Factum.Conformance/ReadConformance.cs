@@ -3,13 +3,6 @@ namespace Factum.Conformance;
 /// <summary>Reading one stream forwards and backwards.</summary>
 public abstract class ReadStreamConformance<TFactory> : StoreTestBase<TFactory> where TFactory : IEventStoreFactory, new()
 {
-    private async Task<StreamId> StreamWith(int events)
-    {
-        var s = NewStream();
-        await Append(s, ExpectedVersion.NoStream, Evs(events));
-        return s;
-    }
-
     [Fact]
     public async Task Reading_forwards_returns_every_event_in_version_order()
     {

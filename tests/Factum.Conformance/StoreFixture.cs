@@ -60,6 +60,14 @@ public abstract class StoreTestBase<TFactory> : IAsyncLifetime where TFactory : 
     protected Task<AppendResult> Append(StreamId stream, ExpectedVersion expected, params EventData[] events) =>
         Store.AppendAsync(stream, expected, events);
 
+    /// <summary>A new stream holding <paramref name="events"/> events (versions 0..events-1).</summary>
+    protected async Task<StreamId> StreamWith(int events)
+    {
+        var s = NewStream();
+        await Append(s, ExpectedVersion.NoStream, Evs(events));
+        return s;
+    }
+
     protected async Task<List<RecordedEvent>> Read(StreamId stream, ReadStreamOptions? options = null)
     {
         var list = new List<RecordedEvent>();

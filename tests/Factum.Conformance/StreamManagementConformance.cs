@@ -3,13 +3,6 @@ namespace Factum.Conformance;
 /// <summary>Stream metadata and retention.</summary>
 public abstract class MetadataConformance<TFactory> : StoreTestBase<TFactory> where TFactory : IEventStoreFactory, new()
 {
-    private async Task<StreamId> StreamWith(int events)
-    {
-        var s = NewStream();
-        await Append(s, ExpectedVersion.NoStream, Evs(events));
-        return s;
-    }
-
     [Fact]
     public async Task Max_count_hides_all_but_the_newest_events()
     {
@@ -133,13 +126,6 @@ public abstract class MetadataConformance<TFactory> : StoreTestBase<TFactory> wh
 /// <summary>Soft and hard deletes.</summary>
 public abstract class DeleteConformance<TFactory> : StoreTestBase<TFactory> where TFactory : IEventStoreFactory, new()
 {
-    private async Task<StreamId> StreamWith(int events)
-    {
-        var s = NewStream();
-        await Append(s, ExpectedVersion.NoStream, Evs(events));
-        return s;
-    }
-
     [Fact]
     public async Task A_soft_delete_hides_the_stream()
     {
