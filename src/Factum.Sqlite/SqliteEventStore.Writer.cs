@@ -146,6 +146,11 @@ public sealed partial class SqliteEventStore
         }
     }
 
+    private sealed class WorkRequest(Func<SqliteConnection, object?> work, CancellationToken cancellation) : WriteRequest(cancellation)
+    {
+        public override object? Execute(Writer writer) => work(writer.Connection);
+    }
+
     private sealed class MetadataRequest(StreamId streamId, StreamMetadata metadata, byte[]? customJson, CancellationToken cancellation) : WriteRequest(cancellation)
     {
         public override object? Execute(Writer writer)
@@ -198,8 +203,13 @@ public sealed partial class SqliteEventStore
         /// <summary>Transactions committed so far.</summary>
         public long CommitCount;
 
-        public Writer(SqliteConnection connection, SqliteEventStoreOptions options)
+        private readonly Factum.Subscriptions.AppendSignal _signal;
+
+        public SqliteConnection Connection => _c;
+
+        public Writer(SqliteConnection connection, SqliteEventStoreOptions options, Factum.Subscriptions.AppendSignal signal)
         {
+            _signal = signal;
             _c = connection;
             _options = options;
             // BEGIN/COMMIT as prepared statements: the writer owns the connection, so it manages the transaction itself.
@@ -284,6 +294,7 @@ public sealed partial class SqliteEventStore
                 if (errors[i] is { } e) batch[i].Fail(e);
                 else batch[i].Complete(results[i]);
             }
+            _signal.Notify();
         }
 
         public StreamRow? LoadStream(StreamId streamId)

@@ -11,7 +11,7 @@ namespace Factum.Sqlite;
 /// serializes their commits and every check runs inside the locked transaction.
 /// </summary>
 /// <remarks>Thread-safe. Dispose it to stop the writer; appends still queued are completed first.</remarks>
-public sealed partial class SqliteEventStore : IEventStore, IAsyncDisposable, IDisposable
+public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions.IAppendNotifier, IAsyncDisposable, IDisposable
 {
     private readonly SqliteEventStoreOptions _options;
     private readonly string _readConnectionString;
@@ -19,6 +19,7 @@ public sealed partial class SqliteEventStore : IEventStore, IAsyncDisposable, ID
     private readonly Task _writerTask;
     private readonly SqliteConnection _writeConnection;
     private int _disposed;
+    private readonly Factum.Subscriptions.AppendSignal _signal = new();
 
     /// <summary>Opens (creating if needed) the store at <paramref name="path"/> with default options.</summary>
     public SqliteEventStore(string path) : this(new SqliteEventStoreOptions(path)) { }
@@ -53,7 +54,7 @@ public sealed partial class SqliteEventStore : IEventStore, IAsyncDisposable, ID
             Pragma(_writeConnection, options.Durability == SqliteDurability.Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             Pragma(_writeConnection, "PRAGMA foreign_keys = OFF");
             SqliteSchema.EnsureCreated(_writeConnection, fullPath);
-            _writer = new Writer(_writeConnection, options);
+            _writer = new Writer(_writeConnection, options, _signal);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26)
         {
@@ -93,6 +94,33 @@ public sealed partial class SqliteEventStore : IEventStore, IAsyncDisposable, ID
         cmd.CommandText = sql;
         cmd.ExecuteNonQuery();
     }
+
+    /// <inheritdoc />
+    public async Task WaitForAppendAsync(GlobalPosition after, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        // Appends through this instance signal at once; other processes' appends are seen by polling the head.
+        var deadline = TimeProvider.System.GetTimestamp();
+        while (true)
+        {
+            var remaining = timeout - TimeProvider.System.GetElapsedTime(deadline);
+            if (remaining <= TimeSpan.Zero) return;
+            var slice = remaining < _options.ExternalChangePollInterval ? remaining : _options.ExternalChangePollInterval;
+            var moved = false;
+            await _signal.WaitAsync(async ct => moved = await GetHeadPositionAsync(ct).ConfigureAwait(false) > after, slice, cancellationToken).ConfigureAwait(false);
+            if (moved || await GetHeadPositionAsync(cancellationToken).ConfigureAwait(false) > after) return;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> inside the writer's next group transaction (durable on return). Used by the stores that
+    /// keep their state in the same file (checkpoints, dead letters, read models) so that they share its group commit.
+    /// <paramref name="work"/> may run again in a fresh transaction if the group fails below the rules; it must only write.
+    /// </summary>
+    internal Task<object?> ExecuteInWriterAsync(Func<SqliteConnection, object?> work, CancellationToken cancellationToken = default) =>
+        Enqueue(new WorkRequest(work, cancellationToken));
+
+    /// <summary>Opens a pooled read connection on the store's file.</summary>
+    internal SqliteConnection OpenReadConnection() => OpenReader();
 
     private SqliteConnection OpenReader()
     {

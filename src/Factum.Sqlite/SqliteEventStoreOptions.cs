@@ -51,6 +51,12 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
         init => field = value is >= 512 and <= 65536 && (value & (value - 1)) == 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "PageSize is a power of two between 512 and 65,536.");
     } = 4096;
 
+    /// <summary>
+    /// How often a live subscription checks for appends made by other processes sharing the file (default 50 ms).
+    /// Appends through this instance wake subscribers at once.
+    /// </summary>
+    public TimeSpan ExternalChangePollInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How long to wait for another process holding the file's write lock; default 30 seconds.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -43,6 +43,29 @@ internal static class SqliteSchema
         CREATE UNIQUE INDEX ix_events_stream ON events(stream_key, stream_version);
         CREATE INDEX ix_events_event_id ON events(event_id);
         """,
+        // v2: subscription checkpoints and dead-letter sets.
+        """
+        CREATE TABLE checkpoints (
+            subscription_id TEXT    PRIMARY KEY,
+            position        INTEGER NOT NULL,
+            updated_at      INTEGER NOT NULL
+        );
+        CREATE TABLE parked_events (
+            subscription_id  TEXT    NOT NULL,
+            position         INTEGER NOT NULL,
+            event_id         BLOB    NOT NULL,
+            stream_id        TEXT    NOT NULL,
+            stream_version   INTEGER NOT NULL,
+            type             TEXT    NOT NULL,
+            error_type       TEXT    NOT NULL,
+            error_message    TEXT    NOT NULL,
+            error_detail     TEXT,
+            attempts         INTEGER NOT NULL,
+            first_failure_at INTEGER NOT NULL,
+            last_failure_at  INTEGER NOT NULL,
+            PRIMARY KEY (subscription_id, position)
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -41,7 +41,7 @@ public abstract class StoreTestBase<TFactory> : IAsyncLifetime where TFactory : 
         return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_store is not null) await _factory.DestroyAsync(_store);
     }

@@ -3,8 +3,14 @@ using Factum.Conformance;
 namespace Factum.Sqlite.Tests;
 
 /// <summary>Each test gets its own real SQLite file in a temporary directory.</summary>
-public sealed class SqliteFactory : IEventStoreFactory
+public sealed class SqliteFactory : IEventStoreFactory, ISubscriptionStoreFactory
 {
+    public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
+    {
+        var s = new SqliteSubscriptionStore((SqliteEventStore)store);
+        return (s, s);
+    }
+
     public IEventStore Create(EventStoreOptions options)
     {
         var dir = TempDir.Create();
@@ -35,3 +41,4 @@ public sealed class SqliteDelete : DeleteConformance<SqliteFactory>;
 public sealed class SqliteStreamInfo : StreamInfoConformance<SqliteFactory>;
 public sealed class SqliteValidation : ValidationConformance<SqliteFactory>;
 public sealed class SqliteConcurrency : ConcurrencyConformance<SqliteFactory>;
+public sealed class SqliteSubscriptions : SubscriptionConformance<SqliteFactory>;

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using Factum.Subscriptions;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Factum.Sqlite.Tests;
@@ -241,5 +242,48 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Equal(SqliteDurability.Normal, store.Options.Durability);
         await store.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Any, [Ev()]);
         Assert.True(File.Exists(Db));
+    }
+
+    [Fact]
+    public async Task A_live_subscriber_sees_appends_made_by_another_store_on_the_same_file()
+    {
+        await using var mine = new SqliteEventStore(Db);
+        await using var other = new SqliteEventStore(Db);
+        var subscriptions = new SqliteSubscriptionStore(mine);
+        var seen = new TaskCompletionSource<RecordedEvent>();
+        await using var sub = new EventSubscription(mine, subscriptions, new SubscriptionOptions("cross") { LiveWaitTimeout = TimeSpan.FromMinutes(10) },
+            (e, _) => { seen.TrySetResult(e); return ValueTask.CompletedTask; });
+        await sub.StartAsync();
+        await Task.Delay(100);
+        await other.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Any, [Ev()]);
+        // Only the external-change poll (50 ms by default) can notice this append; the live timeout is ten minutes.
+        var e = await seen.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("Order-1", e.StreamId.Value);
+    }
+
+    [Fact]
+    public async Task Checkpoints_and_parked_events_survive_reopening_the_file()
+    {
+        var when = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+        await using (var store = new SqliteEventStore(Db))
+        {
+            var r = await store.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Any, [Ev()]);
+            var subs = new SqliteSubscriptionStore(store);
+            await subs.StoreAsync("billing", 42);
+            await subs.StoreAsync("billing", 43);
+            await subs.ParkAsync(new ParkedEvent("billing", r.FirstPosition, EventId.New(), StreamId.Parse("Order-1"), 0, "OrderPlaced", "System.FormatException", "bad", "stack", 5, when, when.AddSeconds(3)));
+        }
+        await using (var store = new SqliteEventStore(Db))
+        {
+            var subs = new SqliteSubscriptionStore(store);
+            Assert.Equal(43, await subs.LoadAsync("billing"));
+            Assert.Null(await subs.LoadAsync("shipping"));
+            var parked = Assert.Single(await subs.ListAsync("billing"));
+            Assert.Equal(5, parked.Attempts);
+            Assert.Equal(when.AddSeconds(3), parked.LastFailureAt);
+            await subs.RemoveAsync("billing", parked.Position);
+            Assert.Empty(await subs.ListAsync("billing"));
+        }
+        Assert.True(SqliteStoreVerifier.Verify(Db).IsHealthy);
     }
 }

@@ -3,8 +3,14 @@ using Factum.InMemory;
 
 namespace Factum.Tests;
 
-public sealed class InMemoryFactory : IEventStoreFactory
+public sealed class InMemoryFactory : IEventStoreFactory, ISubscriptionStoreFactory
 {
+    public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
+    {
+        var s = new Subscriptions.InMemorySubscriptionStore();
+        return (s, s);
+    }
+
     public IEventStore Create(EventStoreOptions options) => new InMemoryEventStore(options);
 
     public ValueTask DestroyAsync(IEventStore store) => ValueTask.CompletedTask;
@@ -20,3 +26,4 @@ public sealed class InMemoryDelete : DeleteConformance<InMemoryFactory>;
 public sealed class InMemoryStreamInfo : StreamInfoConformance<InMemoryFactory>;
 public sealed class InMemoryValidation : ValidationConformance<InMemoryFactory>;
 public sealed class InMemoryConcurrency : ConcurrencyConformance<InMemoryFactory>;
+public sealed class InMemorySubscriptions : SubscriptionConformance<InMemoryFactory>;

@@ -8,13 +8,14 @@ namespace Factum.InMemory;
 /// (it passes the same conformance suite); "durable" here means "visible to every later read of this instance".
 /// Thread-safe: appends are serialized by one lock, so positions are strictly increasing with no gaps.
 /// </summary>
-public sealed class InMemoryEventStore : IEventStore
+public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotifier
 {
     private const int PageSize = 512;
     private readonly Lock _lock = new();
     private readonly List<RecordedEvent> _all = [];
     private readonly Dictionary<StreamId, StreamEntry> _streams = [];
     private readonly EventStoreOptions _options;
+    private readonly Subscriptions.AppendSignal _signal = new();
 
     /// <summary>Creates an empty store.</summary>
     public InMemoryEventStore(EventStoreOptions? options = null) => _options = options ?? new EventStoreOptions();
@@ -52,7 +53,9 @@ public sealed class InMemoryEventStore : IEventStore
         {
             var entry = GetOrAdd(streamId);
             var decision = AppendRules.Decide(streamId, entry.Head, expectedVersion, prepared, entry);
-            return Task.FromResult(Apply(streamId, entry, decision, prepared));
+            var result = Apply(streamId, entry, decision, prepared);
+            if (result.Written) _signal.Notify();
+            return Task.FromResult(result);
         }
     }
 
@@ -74,6 +77,7 @@ public sealed class InMemoryEventStore : IEventStore
             var results = new AppendResult[prepared.Length];
             for (var i = 0; i < prepared.Length; i++)
                 results[i] = Apply(prepared[i].Append.StreamId, GetOrAdd(prepared[i].Append.StreamId), decisions[i], prepared[i].Events);
+            if (results.Any(r => r.Written)) _signal.Notify();
             return Task.FromResult<IReadOnlyList<AppendResult>>(results);
         }
     }
@@ -192,6 +196,10 @@ public sealed class InMemoryEventStore : IEventStore
             await Task.Yield();
         }
     }
+
+    /// <inheritdoc />
+    public Task WaitForAppendAsync(GlobalPosition after, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        _signal.WaitAsync(async ct => await GetHeadPositionAsync(ct).ConfigureAwait(false) > after, timeout, cancellationToken);
 
     /// <inheritdoc />
     public Task<GlobalPosition> GetHeadPositionAsync(CancellationToken cancellationToken = default)
