@@ -8,10 +8,10 @@ using Factum.Benchmarks;
 using Factum.Sqlite;
 
 // dotnet run -c Release --project benchmarks/Factum.Benchmarks -- <scenario> [--events N] [--writers N] [--batch N] [--json]
-var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "all" };
+var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "subscription-latency", "all" };
 if (args.Length == 0 || !scenarios.Contains(args[0]))
 {
-    Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N] [--writers N] [--batch N] [--page-size N] [--json] [--dir PATH]");
+    Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N] [--writers N] [--batch N] [--page-size N] [--rate N] [--json] [--dir PATH]");
     return 2;
 }
 var scenario = args[0];
@@ -32,13 +32,17 @@ try
             "append-concurrent" => (Arg("--events") ?? 200_000, Arg("--writers") ?? 64, 1L),
             "append-batch" => (Arg("--events") ?? 500_000, 1L, Arg("--batch") ?? 100),
             "read-stream" => (Arg("--events") ?? 200_000, 1L, 1L),
+            "subscription-latency" => (Arg("--events") ?? 5_000, 1L, 1L),
             _ => (Arg("--events") ?? 1_000_000, 1L, 1L),
         };
         var dir = Path.Combine(root, s);
         Directory.CreateDirectory(dir);
-        var result = s.StartsWith("append", StringComparison.Ordinal)
-            ? await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 4096))
-            : await Scenarios.Read(s, dir, events);
+        var result = s switch
+        {
+            "subscription-latency" => await Scenarios.SubscriptionLatency(dir, events, (int)(Arg("--rate") ?? 1000)),
+            _ when s.StartsWith("append", StringComparison.Ordinal) => await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 4096)),
+            _ => await Scenarios.Read(s, dir, events),
+        };
         results.Add(result);
         Report.Print(result);
         if (json) Console.WriteLine(JsonSerializer.Serialize(result, ReportJson.Options));

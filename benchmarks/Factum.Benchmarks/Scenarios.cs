@@ -1,7 +1,9 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.IO.Hashing;
 using System.Text;
 using Factum.Sqlite;
+using Factum.Subscriptions;
 using HdrHistogram;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
@@ -311,6 +313,61 @@ public static class Scenarios
         memory.Dispose();
         if (count != events) throw new InvalidOperationException($"raw file held {count} records, expected {events}");
         return new Measurement("raw file read + CRC check", count, sw.Elapsed.TotalSeconds, count / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    // ---------------------------------------------------------------- subscriptions
+
+    /// <summary>
+    /// Appends at a steady rate while a live subscriber records append→handler latency. The baseline is the append's own
+    /// latency (the handler cannot see an event before it is durable): the difference is what the subscription adds.
+    /// </summary>
+    public static async Task<ScenarioResult> SubscriptionLatency(string dir, long events, int ratePerSecond)
+    {
+        await using var store = new SqliteEventStore(Path.Combine(dir, "factum.db"));
+        var started = new ConcurrentDictionary<EventId, long>();
+        var handlerLatency = Latency.NewHistogram();
+        var appendLatency = Latency.NewHistogram();
+        var handled = 0L;
+        var allHandled = new TaskCompletionSource();
+        await using var sub = new EventSubscription(store, new InMemorySubscriptionStore(), new SubscriptionOptions("latency") { Start = SubscriptionStart.End },
+            (e, _) =>
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (started.TryRemove(e.EventId, out var t0))
+                {
+                    lock (handlerLatency) handlerLatency.RecordValue(now - t0);
+                    if (Interlocked.Increment(ref handled) == events) allHandled.TrySetResult();
+                }
+                return ValueTask.CompletedTask;
+            });
+        await sub.StartAsync();
+        while ((await sub.GetStatusAsync()).State != SubscriptionState.Live) await Task.Delay(10);
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        var interval = Stopwatch.Frequency / ratePerSecond;
+        var next = Stopwatch.GetTimestamp();
+        var stream = StreamId.Parse("Latency-1");
+        for (long i = 0; i < events; i++)
+        {
+            while (Stopwatch.GetTimestamp() < next) await Task.Yield();
+            next += interval;
+            var e = NewEvent();
+            var t0 = Stopwatch.GetTimestamp();
+            started[e.EventId] = t0;
+            await store.AppendAsync(stream, ExpectedVersion.Any, [e]);
+            appendLatency.RecordValue(Stopwatch.GetTimestamp() - t0);
+        }
+        await allHandled.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        sw.Stop();
+        memory.Dispose();
+        var (p50, p99, max) = Latency.Summarize([handlerLatency]);
+        var (ap50, ap99, amax) = Latency.Summarize([appendLatency]);
+        var factum = new Measurement("append → live handler", events, sw.Elapsed.TotalSeconds, events / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+        var append = new Measurement("append alone (durable commit)", events, sw.Elapsed.TotalSeconds, events / sw.Elapsed.TotalSeconds, ap50, ap99, amax, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+        return new ScenarioResult("subscription-latency", Machine, DateTimeOffset.UtcNow,
+            new Dictionary<string, object> { ["events"] = events, ["rate"] = ratePerSecond },
+            factum, [append], new Dictionary<string, double> { ["p99 over append p99"] = p99 / ap99 },
+            [new Target("p99 append→handler < 10 ms", p99 < 10)]);
     }
 
     private static void Exec(SqliteConnection c, string sql)
