@@ -18,7 +18,7 @@ if [ $build_rc -ne 0 ]; then
 fi
 
 dotnet test Factum.slnx -c Release --no-build --nologo \
-  --logger "trx" --results-directory "$results" -- RunConfiguration.TreatNoTestsAsError=false
+  --blame-hang-timeout 5min --logger "trx" --results-directory "$results" -- RunConfiguration.TreatNoTestsAsError=false
 test_rc=$?
 
 # Count outcomes from the TRX files, so the closing line reflects every test project.

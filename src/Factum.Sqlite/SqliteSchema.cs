@@ -66,6 +66,16 @@ internal static class SqliteSchema
             PRIMARY KEY (subscription_id, position)
         );
         """,
+        // v3: aggregate snapshots, kept apart from the streams.
+        """
+        CREATE TABLE snapshots (
+            stream_id      TEXT    PRIMARY KEY,
+            version        INTEGER NOT NULL,
+            schema_version INTEGER NOT NULL,
+            payload        BLOB    NOT NULL,
+            taken_at       INTEGER NOT NULL
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -3,8 +3,10 @@ using Factum.Conformance;
 namespace Factum.Sqlite.Tests;
 
 /// <summary>Each test gets its own real SQLite file in a temporary directory.</summary>
-public sealed class SqliteFactory : IEventStoreFactory, ISubscriptionStoreFactory
+public sealed class SqliteFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory
 {
+    public Aggregates.ISnapshotStore CreateSnapshotStore(IEventStore store) => new SqliteSnapshotStore((SqliteEventStore)store);
+
     public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
     {
         var s = new SqliteSubscriptionStore((SqliteEventStore)store);
@@ -42,3 +44,4 @@ public sealed class SqliteStreamInfo : StreamInfoConformance<SqliteFactory>;
 public sealed class SqliteValidation : ValidationConformance<SqliteFactory>;
 public sealed class SqliteConcurrency : ConcurrencyConformance<SqliteFactory>;
 public sealed class SqliteSubscriptions : SubscriptionConformance<SqliteFactory>;
+public sealed class SqliteAggregates : AggregateConformance<SqliteFactory>;

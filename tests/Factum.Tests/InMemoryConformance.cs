@@ -3,8 +3,10 @@ using Factum.InMemory;
 
 namespace Factum.Tests;
 
-public sealed class InMemoryFactory : IEventStoreFactory, ISubscriptionStoreFactory
+public sealed class InMemoryFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory
 {
+    public Aggregates.ISnapshotStore CreateSnapshotStore(IEventStore store) => new Aggregates.InMemorySnapshotStore();
+
     public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
     {
         var s = new Subscriptions.InMemorySubscriptionStore();
@@ -27,3 +29,4 @@ public sealed class InMemoryStreamInfo : StreamInfoConformance<InMemoryFactory>;
 public sealed class InMemoryValidation : ValidationConformance<InMemoryFactory>;
 public sealed class InMemoryConcurrency : ConcurrencyConformance<InMemoryFactory>;
 public sealed class InMemorySubscriptions : SubscriptionConformance<InMemoryFactory>;
+public sealed class InMemoryAggregates : AggregateConformance<InMemoryFactory>;
