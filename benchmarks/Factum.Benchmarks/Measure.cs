@@ -61,3 +61,6 @@ public static class Latency
         return (Ms(all.GetValueAtPercentile(50)), Ms(all.GetValueAtPercentile(99)), Ms(all.GetMaxValue()));
     }
 }
+
+[EventType("ItemCounted")]
+public sealed record ItemCounted(decimal Amount);

@@ -370,6 +370,53 @@ public static class Scenarios
             [new Target("p99 append→handler < 10 ms", p99 < 10)]);
     }
 
+    // ---------------------------------------------------------------- aggregates
+
+    private sealed record Counter(long Count, decimal Sum);
+
+    /// <summary>Loads one aggregate of N events from scratch and from its latest snapshot; the scratch load is the baseline.</summary>
+    public static async Task<ScenarioResult> AggregateLoad(string dir, long events)
+    {
+        var path = Path.Combine(dir, "factum.db");
+        await using var store = new SqliteEventStore(path);
+        var registry = new EventTypeRegistry().Register<Factum.Benchmarks.ItemCounted>();
+        var plain = new Factum.Aggregates.AggregateDefinition<Counter>("Counter", () => new Counter(0, 0), (c, e) => e is ItemCounted i ? new Counter(c.Count + 1, c.Sum + i.Amount) : c);
+        var withSnapshots = plain with { SnapshotEvery = 1000 };
+        var snapshots = new SqliteSnapshotStore(store);
+        var aggregates = new Factum.Aggregates.AggregateStore(store, registry, snapshots);
+        // Build the aggregate through the aggregate store so snapshots are taken as in production (every 1,000 events).
+        const int perCommand = 100;
+        for (long i = 0; i < events; i += perCommand)
+            await aggregates.HandleAsync(withSnapshots, "big", _ => Enumerable.Range(0, perCommand).Select(n => (object)new ItemCounted(1.5m)));
+
+        async Task<(Measurement M, Factum.Aggregates.LoadedAggregate<Counter> L)> Time(string name, Factum.Aggregates.AggregateDefinition<Counter> def, int runs)
+        {
+            await aggregates.LoadAsync(def, "big"); // warm-up
+            var h = Latency.NewHistogram();
+            using var memory = new MemorySampler();
+            var sw = Stopwatch.StartNew();
+            Factum.Aggregates.LoadedAggregate<Counter>? last = null;
+            for (var r = 0; r < runs; r++)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                last = await aggregates.LoadAsync(def, "big");
+                h.RecordValue(Stopwatch.GetTimestamp() - t0);
+            }
+            sw.Stop();
+            memory.Dispose();
+            var (p50, p99, max) = Latency.Summarize([h]);
+            return (new Measurement(name, last!.EventsReplayed, sw.Elapsed.TotalSeconds, runs / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged), last);
+        }
+
+        var (snap, snapLoaded) = await Time("load with snapshot (loads/s)", withSnapshots, 200);
+        var (scratch, scratchLoaded) = await Time("load from events only (loads/s)", plain, 20);
+        if (snapLoaded.State != scratchLoaded.State) throw new InvalidOperationException("snapshot and replay disagree");
+        Console.Error.WriteLine($"  with snapshot: snapshot at version {snapLoaded.SnapshotVersion}, {snapLoaded.EventsReplayed} events folded after it; from scratch: {scratchLoaded.EventsReplayed} events");
+        return new ScenarioResult("aggregate-load", Machine, DateTimeOffset.UtcNow,
+            new Dictionary<string, object> { ["events"] = events, ["snapshotEvery"] = 1000 },
+            snap, [scratch], new Dictionary<string, double> { ["speed-up from snapshots (p50)"] = scratch.P50Ms!.Value / snap.P50Ms!.Value }, []);
+    }
+
     private static void Exec(SqliteConnection c, string sql)
     {
         using var cmd = c.CreateCommand();
