@@ -100,6 +100,10 @@ internal static class Demo
                 e.CausationId is { } c ? all.FirstOrDefault(x => x.EventId.ToString() == c)?.Type ?? c : "-",
             }));
         output.Writer.WriteLine();
+        var firstOrder = all.First(e => e.StreamId.Value == "Order-1001");
+        output.Writer.WriteLine("The causation tree of order 1001 (factum trace " + firstOrder.CorrelationId + "):");
+        output.Writer.Write((await Factum.Tracing.CausationTree.BuildAsync((Factum.Tracing.ICorrelationIndex)store, firstOrder.CorrelationId, ct)).Render());
+        output.Writer.WriteLine();
         output.Writer.WriteLine("Try: factum read --stream Order-1001   |   factum read-all --category Payment   |   factum streams   |   factum verify");
         return ExitCodes.Success;
     }

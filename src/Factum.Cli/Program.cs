@@ -261,6 +261,28 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     root.Subcommands.Add(cmd);
 }
 
+// trace
+{
+    var correlation = new Argument<string>("correlation-id") { Description = "The correlation id of the business process (see the correlationId of any of its events)." };
+    var cmd = new Command("trace", "Print the causation tree of one business process: which event caused which, across streams, with timestamps.") { correlation };
+    data.AddTo(cmd);
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var id = pr.GetValue(correlation)!;
+        if (string.IsNullOrWhiteSpace(id)) throw new ArgumentException("The correlation id must not be empty.");
+        var tree = await Factum.Tracing.CausationTree.BuildAsync(store, id, ct);
+        if (tree.Count == 0)
+        {
+            Output.Error($"no events carry correlation id '{id}'.");
+            return ExitCodes.StreamNotFound;
+        }
+        if (output.Json) output.JsonLine(w => TraceJson.Write(w, tree));
+        else output.Writer.Write(tree.Render());
+        return ExitCodes.Success;
+    }));
+    root.Subcommands.Add(cmd);
+}
+
 // demo
 {
     var cmd = new Command("demo", "Write a small order-fulfilment domain (orders, payments, shipments with correlated events) and print it.");

@@ -91,6 +91,28 @@ public sealed partial class SqliteEventStore
         }
     }
 
+    /// <inheritdoc />
+    public async IAsyncEnumerable<RecordedEvent> ReadCorrelatedAsync(string correlationId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        ArgumentException.ThrowIfNullOrWhiteSpace(correlationId);
+        using var c = OpenReader();
+        using var query = new EventPageQuery(c, $"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE e.correlation_id = ?1 AND e.position >= ?2 ORDER BY e.position LIMIT ?3");
+        query.Bind(1, correlationId);
+        long next = 0;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            query.Bind(2, next);
+            query.Bind(3, _options.ReadPageSize);
+            var page = query.ReadPage(null, _options.ReadPageSize);
+            foreach (var e in page) yield return e;
+            if (page.Count < _options.ReadPageSize) yield break;
+            next = page[^1].Position.Value + 1;
+            await Task.Yield();
+        }
+    }
+
     private static void AppendIn(StringBuilder sql, List<string> texts, string column, IReadOnlyList<string> values)
     {
         if (values.Count == 0) return;

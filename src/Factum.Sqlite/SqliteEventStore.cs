@@ -11,7 +11,7 @@ namespace Factum.Sqlite;
 /// serializes their commits and every check runs inside the locked transaction.
 /// </summary>
 /// <remarks>Thread-safe. Dispose it to stop the writer; appends still queued are completed first.</remarks>
-public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions.IAppendNotifier, IAsyncDisposable, IDisposable
+public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions.IAppendNotifier, Factum.Tracing.ICorrelationIndex, IAsyncDisposable, IDisposable
 {
     private readonly SqliteEventStoreOptions _options;
     private readonly string _readConnectionString;

@@ -76,6 +76,10 @@ internal static class SqliteSchema
             taken_at       INTEGER NOT NULL
         );
         """,
+        // v4: the correlation index behind `factum trace`, maintained by SQLite in the append's own transaction.
+        """
+        CREATE INDEX ix_events_correlation ON events(correlation_id);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -311,11 +311,28 @@ public sealed class CliEndToEndTests : IDisposable
     }
 
     [Fact]
+    public async Task Trace_prints_the_causation_tree_of_a_demo_order()
+    {
+        await F("demo");
+        var order = Json((await F("read", "--stream", "Order-1001", "--json")).Lines[0]);
+        var correlation = order.GetProperty("correlationId").GetString()!;
+        var text = await F("trace", correlation);
+        Assert.Equal(0, text.ExitCode);
+        Assert.Contains("6 event(s)", text.Stdout);
+        Assert.Contains("└─", text.Stdout);
+        var tree = Json((await F("trace", correlation, "--json")).Lines[0]);
+        var root = tree.GetProperty("roots")[0];
+        Assert.Equal("OrderPlaced", root.GetProperty("type").GetString());
+        Assert.Equal("PaymentRequested", root.GetProperty("caused")[0].GetProperty("type").GetString());
+        Assert.Equal(4, (await F("trace", "no-such-process")).ExitCode);
+    }
+
+    [Fact]
     public async Task Help_lists_every_command()
     {
         var r = await F("--help");
         Assert.Equal(0, r.ExitCode);
-        foreach (var c in new[] { "append", "import", "read", "read-all", "streams", "stream-info", "delete", "metadata", "verify", "demo" })
+        foreach (var c in new[] { "append", "import", "read", "read-all", "streams", "stream-info", "delete", "metadata", "verify", "trace", "demo" })
             Assert.Contains(c, r.Stdout);
     }
 }

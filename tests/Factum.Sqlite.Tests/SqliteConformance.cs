@@ -45,3 +45,4 @@ public sealed class SqliteValidation : ValidationConformance<SqliteFactory>;
 public sealed class SqliteConcurrency : ConcurrencyConformance<SqliteFactory>;
 public sealed class SqliteSubscriptions : SubscriptionConformance<SqliteFactory>;
 public sealed class SqliteAggregates : AggregateConformance<SqliteFactory>;
+public sealed class SqliteTracing : TracingConformance<SqliteFactory>;

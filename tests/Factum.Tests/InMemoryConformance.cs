@@ -30,3 +30,4 @@ public sealed class InMemoryValidation : ValidationConformance<InMemoryFactory>;
 public sealed class InMemoryConcurrency : ConcurrencyConformance<InMemoryFactory>;
 public sealed class InMemorySubscriptions : SubscriptionConformance<InMemoryFactory>;
 public sealed class InMemoryAggregates : AggregateConformance<InMemoryFactory>;
+public sealed class InMemoryTracing : TracingConformance<InMemoryFactory>;

@@ -8,7 +8,7 @@ namespace Factum.InMemory;
 /// (it passes the same conformance suite); "durable" here means "visible to every later read of this instance".
 /// Thread-safe: appends are serialized by one lock, so positions are strictly increasing with no gaps.
 /// </summary>
-public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotifier
+public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotifier, Tracing.ICorrelationIndex
 {
     private const int PageSize = 512;
     private readonly Lock _lock = new();
@@ -195,6 +195,19 @@ public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotif
             foreach (var e in page) { returned++; yield return e; }
             await Task.Yield();
         }
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<RecordedEvent> ReadCorrelatedAsync(string correlationId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        List<RecordedEvent> matches;
+        lock (_lock) matches = _all.Where(e => e.CorrelationId == correlationId).ToList();
+        foreach (var e in matches)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return e;
+        }
+        await Task.CompletedTask.ConfigureAwait(false);
     }
 
     /// <inheritdoc />
