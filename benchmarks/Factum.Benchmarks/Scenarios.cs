@@ -93,6 +93,7 @@ public static class Scenarios
                 type TEXT NOT NULL, schema_version INTEGER NOT NULL, created_at INTEGER NOT NULL, correlation_id TEXT NOT NULL, causation_id TEXT, metadata BLOB, payload BLOB NOT NULL);
             CREATE UNIQUE INDEX ix_events_stream ON events(stream_key, stream_version);
             CREATE INDEX ix_events_event_id ON events(event_id);
+            CREATE INDEX ix_events_correlation ON events(correlation_id);
             """);
         var db = c.Handle!;
         raw.sqlite3_prepare_v2(db, "INSERT INTO events VALUES (?1, ?2, ?3, ?4, 'OrderPlaced', 1, ?5, ?6, NULL, NULL, ?7)", out var insert);
