@@ -80,6 +80,20 @@ internal static class SqliteSchema
         """
         CREATE INDEX ix_events_correlation ON events(correlation_id);
         """,
+        // v5: projections (each version's read model lives in its own table, rm_<name>_v<version>).
+        """
+        CREATE TABLE projections (
+            name             TEXT    NOT NULL,
+            version          INTEGER NOT NULL,
+            active           INTEGER NOT NULL DEFAULT 0,
+            position         INTEGER NOT NULL DEFAULT 0,
+            state            TEXT    NOT NULL,
+            last_error       TEXT,
+            failing_position INTEGER,
+            updated_at       INTEGER NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

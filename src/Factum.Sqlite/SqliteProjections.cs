@@ -1,0 +1,392 @@
+using System.Text.Json;
+using Factum.Projections;
+using Factum.Subscriptions;
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite;
+
+/// <summary>A projection failed on an event; the transaction of that page was rolled back.</summary>
+public sealed class ProjectionFailedException(string message, Exception inner) : FactumException(message, inner);
+
+/// <summary>One projection version as recorded in the store.</summary>
+/// <param name="Name">The projection.</param>
+/// <param name="Version">The version.</param>
+/// <param name="Active">True for the version queries read.</param>
+/// <param name="Position">Its checkpoint: every event up to here is reflected in its documents.</param>
+/// <param name="State">Building, Live, Faulted or Stopped.</param>
+/// <param name="LastError">The error that stopped it, if any.</param>
+/// <param name="FailingPosition">The event that stopped it, if any.</param>
+/// <param name="Head">The store's head position.</param>
+/// <param name="Documents">Documents in its table.</param>
+public sealed record ProjectionInfo(string Name, int Version, bool Active, long Position, string State, string? LastError, long? FailingPosition, long Head, long Documents)
+{
+    /// <summary>Events behind the head.</summary>
+    public long Lag => Math.Max(0, Head - Position);
+}
+
+/// <summary>Options of a <see cref="SqliteProjectionRunner"/>.</summary>
+public sealed record SqliteProjectionOptions
+{
+    /// <summary>Events applied per transaction (default 500).</summary>
+    public int BatchSize { get; init; } = 500;
+
+    /// <summary>Retries of a failing batch before the failing event is isolated.</summary>
+    public RetryPolicy Retry { get; init; } = new() { MaxAttempts = 3 };
+
+    /// <summary>Stop on a failing event (default) or park it and go on.</summary>
+    public FailureAction OnFailure { get; init; } = FailureAction.Stop;
+
+    /// <summary>Longest live wait before re-reading (default 1 s).</summary>
+    public TimeSpan LiveWaitTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The JSON options of the documents.</summary>
+    public JsonSerializerOptions Json { get; init; } = SystemTextJsonEventSerializer.Default.Options;
+}
+
+/// <summary>
+/// Runs one projection version over the SQLite store. Each batch of events and the projection's checkpoint commit in
+/// the same transaction (through the store's writer), so every event affects the read model exactly once, even across
+/// crashes. A new version builds its own table from the first event while queries keep reading the active version;
+/// once it has caught up, it becomes active in one transaction and the older versions' tables are dropped.
+/// </summary>
+public sealed class SqliteProjectionRunner : IAsyncDisposable
+{
+    private readonly SqliteEventStore _store;
+    private readonly IProjection _projection;
+    private readonly SqliteProjectionOptions _options;
+    private readonly string _table;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Random _random = new();
+    private Task _loop = Task.CompletedTask;
+
+    /// <summary>Creates a runner; <see cref="StartAsync"/> runs it.</summary>
+    public SqliteProjectionRunner(SqliteEventStore store, IProjection projection, SqliteProjectionOptions? options = null)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _projection = projection ?? throw new ArgumentNullException(nameof(projection));
+        ProjectionName.Validate(projection.Name);
+        _options = options ?? new SqliteProjectionOptions();
+        _table = TableName(projection.Name, projection.Version);
+    }
+
+    /// <summary>Completes when the runner stops or faults.</summary>
+    public Task Completion => _loop;
+
+    internal static string TableName(string name, int version) => $"\"rm_{name.Replace('-', '_')}_v{version}\"";
+
+    /// <summary>Registers the version (active at once if the projection has no active version yet) and starts it.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        var now = _store.Options.TimeProvider.GetUtcNow().UtcTicks;
+        await _store.ExecuteInWriterAsync(c =>
+        {
+            Exec(c, $"CREATE TABLE IF NOT EXISTS {_table} (key TEXT PRIMARY KEY, doc TEXT NOT NULL)");
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = """
+                INSERT INTO projections(name, version, active, position, state, updated_at)
+                VALUES ($n, $v, NOT EXISTS (SELECT 1 FROM projections WHERE name = $n AND active = 1), 0, 'Building', $now)
+                ON CONFLICT(name, version) DO UPDATE SET state = CASE WHEN state = 'Faulted' THEN 'Building' ELSE state END, last_error = NULL, failing_position = NULL
+                """;
+            cmd.Parameters.AddWithValue("$n", _projection.Name);
+            cmd.Parameters.AddWithValue("$v", _projection.Version);
+            cmd.Parameters.AddWithValue("$now", now);
+            return cmd.ExecuteNonQuery();
+        }, cancellationToken).ConfigureAwait(false);
+        _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+    }
+
+    private async Task RunAsync(CancellationToken ct)
+    {
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var position = await LoadPositionAsync(ct).ConfigureAwait(false);
+                var head = await _store.GetHeadPositionAsync(ct).ConfigureAwait(false);
+                var batch = new List<RecordedEvent>(_options.BatchSize);
+                await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = position + 1, MaxCount = _options.BatchSize, Filter = _projection.Filter }, ct).ConfigureAwait(false))
+                    batch.Add(e);
+                var caughtUp = batch.Count < _options.BatchSize;
+                // Up to the head, nothing else matched: the checkpoint may move there.
+                var through = caughtUp ? Math.Max(head.Value, batch.Count > 0 ? batch[^1].Position.Value : position) : batch[^1].Position.Value;
+                if (batch.Count > 0 || through > position)
+                {
+                    if (!await ApplyWithRetriesAsync(batch, through, ct).ConfigureAwait(false)) return;
+                }
+                if (caughtUp)
+                {
+                    await PromoteIfBehindAsync(ct).ConfigureAwait(false);
+                    await _store.WaitForAppendAsync(head, _options.LiveWaitTimeout, ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task<long> LoadPositionAsync(CancellationToken ct)
+    {
+        using var c = _store.OpenReadConnection();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT position FROM projections WHERE name = $n AND version = $v";
+        cmd.Parameters.AddWithValue("$n", _projection.Name);
+        cmd.Parameters.AddWithValue("$v", _projection.Version);
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) as long? ?? 0;
+    }
+
+    /// <summary>Applies a batch; on failure retries it, then isolates the failing event and stops or parks it.</summary>
+    private async Task<bool> ApplyWithRetriesAsync(List<RecordedEvent> batch, long through, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ApplyAsync(batch, through, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (ProjectionFailedException) when (attempt < _options.Retry.MaxAttempts)
+            {
+                await Task.Delay(_options.Retry.DelayBefore(attempt, _random), ct).ConfigureAwait(false);
+            }
+            catch (ProjectionFailedException)
+            {
+                break;
+            }
+        }
+        // Event by event, so everything before the failing event is kept and the failing one is named.
+        foreach (var e in batch)
+        {
+            try
+            {
+                await ApplyAsync([e], e.Position.Value, ct).ConfigureAwait(false);
+            }
+            catch (ProjectionFailedException ex)
+            {
+                if (_options.OnFailure == FailureAction.Park)
+                {
+                    await new SqliteSubscriptionStore(_store).ParkAsync(new ParkedEvent($"projection:{_projection.Name}:v{_projection.Version}", e.Position, e.EventId, e.StreamId, e.StreamVersion, e.Type,
+                        ex.InnerException!.GetType().FullName!, ex.InnerException.Message, ex.InnerException.StackTrace, _options.Retry.MaxAttempts, _store.Options.TimeProvider.GetUtcNow(), _store.Options.TimeProvider.GetUtcNow()), ct).ConfigureAwait(false);
+                    await ApplyAsync([], e.Position.Value, ct).ConfigureAwait(false);
+                    continue;
+                }
+                await RecordFaultAsync(e, ex, ct).ConfigureAwait(false);
+                return false;
+            }
+        }
+        await ApplyAsync([], through, ct).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>One transaction: the documents the events produce and the checkpoint.</summary>
+    private Task<object?> ApplyAsync(IReadOnlyList<RecordedEvent> events, long through, CancellationToken ct)
+    {
+        var now = _store.Options.TimeProvider.GetUtcNow().UtcTicks;
+        return _store.ExecuteInWriterAsync(c =>
+        {
+            // A savepoint keeps a failing projection's partial writes out of the group transaction.
+            Exec(c, "SAVEPOINT projection");
+            try
+            {
+                var context = new Context(c, _table, _options.Json);
+                foreach (var e in events)
+                {
+                    try { _projection.Apply(e, context); }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        throw new ProjectionFailedException($"Projection '{_projection.Name}' v{_projection.Version} failed on {e.Type} at position {e.Position}: {ex.Message}", ex);
+                    }
+                }
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "UPDATE projections SET position = max(position, $p), state = CASE WHEN active = 1 THEN 'Live' ELSE 'Building' END, updated_at = $now WHERE name = $n AND version = $v";
+                cmd.Parameters.AddWithValue("$p", through);
+                cmd.Parameters.AddWithValue("$now", now);
+                cmd.Parameters.AddWithValue("$n", _projection.Name);
+                cmd.Parameters.AddWithValue("$v", _projection.Version);
+                cmd.ExecuteNonQuery();
+                Exec(c, "RELEASE projection");
+            }
+            catch
+            {
+                Exec(c, "ROLLBACK TO projection");
+                Exec(c, "RELEASE projection");
+                throw;
+            }
+            return null;
+        }, ct);
+    }
+
+    private Task<object?> RecordFaultAsync(RecordedEvent e, Exception ex, CancellationToken ct) =>
+        _store.ExecuteInWriterAsync(c =>
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "UPDATE projections SET state = 'Faulted', last_error = $err, failing_position = $p WHERE name = $n AND version = $v";
+            cmd.Parameters.AddWithValue("$err", ex.Message);
+            cmd.Parameters.AddWithValue("$p", e.Position.Value);
+            cmd.Parameters.AddWithValue("$n", _projection.Name);
+            cmd.Parameters.AddWithValue("$v", _projection.Version);
+            return cmd.ExecuteNonQuery();
+        }, ct);
+
+    /// <summary>Blue/green switch: once this version has caught up, it becomes the active one and older versions are dropped.</summary>
+    private Task<object?> PromoteIfBehindAsync(CancellationToken ct) =>
+        _store.ExecuteInWriterAsync(c =>
+        {
+            using var check = c.CreateCommand();
+            check.CommandText = "SELECT active FROM projections WHERE name = $n AND version = $v";
+            check.Parameters.AddWithValue("$n", _projection.Name);
+            check.Parameters.AddWithValue("$v", _projection.Version);
+            if (check.ExecuteScalar() is 1L) return null;
+            var old = new List<long>();
+            using (var list = c.CreateCommand())
+            {
+                list.CommandText = "SELECT version FROM projections WHERE name = $n AND version <> $v";
+                list.Parameters.AddWithValue("$n", _projection.Name);
+                list.Parameters.AddWithValue("$v", _projection.Version);
+                using var r = list.ExecuteReader();
+                while (r.Read()) old.Add(r.GetInt64(0));
+            }
+            using (var swap = c.CreateCommand())
+            {
+                swap.CommandText = "UPDATE projections SET active = (version = $v), state = CASE WHEN version = $v THEN 'Live' ELSE state END WHERE name = $n; DELETE FROM projections WHERE name = $n AND version <> $v";
+                swap.Parameters.AddWithValue("$n", _projection.Name);
+                swap.Parameters.AddWithValue("$v", _projection.Version);
+                swap.ExecuteNonQuery();
+            }
+            foreach (var v in old) Exec(c, $"DROP TABLE IF EXISTS {TableName(_projection.Name, (int)v)}");
+            return null;
+        }, ct);
+
+    private static void Exec(SqliteConnection c, string sql)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Stops after the current batch.</summary>
+    public async Task StopAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try { await _loop.ConfigureAwait(false); } catch (OperationCanceledException) { }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private sealed class Context(SqliteConnection c, string table, JsonSerializerOptions json) : IProjectionContext
+    {
+        public T? Get<T>(string key)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"SELECT doc FROM {table} WHERE key = $k";
+            cmd.Parameters.AddWithValue("$k", key);
+            return cmd.ExecuteScalar() is string doc ? JsonSerializer.Deserialize<T>(doc, json) : default;
+        }
+
+        public void Put<T>(string key, T document)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"INSERT OR REPLACE INTO {table}(key, doc) VALUES ($k, $d)";
+            cmd.Parameters.AddWithValue("$k", key);
+            cmd.Parameters.AddWithValue("$d", JsonSerializer.Serialize(document, json));
+            cmd.ExecuteNonQuery();
+        }
+
+        public void Delete(string key)
+        {
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"DELETE FROM {table} WHERE key = $k";
+            cmd.Parameters.AddWithValue("$k", key);
+            cmd.ExecuteNonQuery();
+        }
+    }
+}
+
+/// <summary>Queries read models (always the active version) and manages projections: list, status, reset.</summary>
+public sealed class SqliteReadModels(SqliteEventStore store)
+{
+    private readonly JsonSerializerOptions _json = SystemTextJsonEventSerializer.Default.Options;
+
+    /// <summary>Every projection version recorded in the store, with its checkpoint and lag.</summary>
+    public async Task<IReadOnlyList<ProjectionInfo>> ListAsync(CancellationToken cancellationToken = default)
+    {
+        var head = (await store.GetHeadPositionAsync(cancellationToken).ConfigureAwait(false)).Value;
+        using var c = store.OpenReadConnection();
+        var rows = new List<ProjectionInfo>();
+        using (var cmd = c.CreateCommand())
+        {
+            cmd.CommandText = "SELECT name, version, active, position, state, last_error, failing_position FROM projections ORDER BY name, version";
+            using var r = cmd.ExecuteReader();
+            while (r.Read())
+                rows.Add(new ProjectionInfo(r.GetString(0), r.GetInt32(1), r.GetInt64(2) == 1, r.GetInt64(3), r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetInt64(6), head, 0));
+        }
+        for (var i = 0; i < rows.Count; i++)
+        {
+            using var count = c.CreateCommand();
+            count.CommandText = $"SELECT count(*) FROM {SqliteProjectionRunner.TableName(rows[i].Name, rows[i].Version)}";
+            rows[i] = rows[i] with { Documents = (long)count.ExecuteScalar()! };
+        }
+        return rows;
+    }
+
+    /// <summary>The active version's document under <paramref name="key"/> as raw JSON, or null.</summary>
+    public async Task<string?> GetJsonAsync(string projection, string key, CancellationToken cancellationToken = default)
+    {
+        using var c = store.OpenReadConnection();
+        var table = ActiveTable(c, projection);
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = $"SELECT doc FROM {table} WHERE key = $k";
+        cmd.Parameters.AddWithValue("$k", key);
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+    }
+
+    /// <summary>The view a <see cref="DocumentProjection{TView}"/> keeps under <paramref name="key"/>, or null.</summary>
+    public async Task<TView?> GetViewAsync<TView>(string projection, string key, CancellationToken cancellationToken = default) where TView : class =>
+        await GetJsonAsync(projection, key, cancellationToken).ConfigureAwait(false) is { } doc
+            ? JsonSerializer.Deserialize<DocumentProjection<TView>.Versioned>(doc, _json)!.View
+            : null;
+
+    /// <summary>Every document of the active version as (key, JSON), in key order; optionally where a JSON path equals a value.</summary>
+    public async Task<IReadOnlyList<(string Key, string Json)>> QueryAsync(string projection, string? jsonPath = null, string? equals = null, CancellationToken cancellationToken = default)
+    {
+        using var c = store.OpenReadConnection();
+        var table = ActiveTable(c, projection);
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = jsonPath is null ? $"SELECT key, doc FROM {table} ORDER BY key" : $"SELECT key, doc FROM {table} WHERE json_extract(doc, $path) = $value ORDER BY key";
+        if (jsonPath is not null)
+        {
+            cmd.Parameters.AddWithValue("$path", jsonPath.StartsWith('$') ? jsonPath : "$." + jsonPath);
+            cmd.Parameters.AddWithValue("$value", (object?)equals ?? DBNull.Value);
+        }
+        var list = new List<(string, string)>();
+        using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (r.Read()) list.Add((r.GetString(0), r.GetString(1)));
+        return list;
+    }
+
+    /// <summary>Rebuild in place (for development): empties the active version's documents and rewinds its checkpoint to 0; a running runner rebuilds it.</summary>
+    public Task ResetAsync(string projection, CancellationToken cancellationToken = default) =>
+        store.ExecuteInWriterAsync(c =>
+        {
+            var table = ActiveTable(c, projection);
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = $"DELETE FROM {table}; UPDATE projections SET position = 0, state = 'Building', last_error = NULL, failing_position = NULL WHERE name = $n AND active = 1";
+            cmd.Parameters.AddWithValue("$n", projection);
+            return cmd.ExecuteNonQuery();
+        }, cancellationToken);
+
+    private static string ActiveTable(SqliteConnection c, string projection)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT version FROM projections WHERE name = $n AND active = 1";
+        cmd.Parameters.AddWithValue("$n", projection);
+        return cmd.ExecuteScalar() is long v
+            ? SqliteProjectionRunner.TableName(projection, (int)v)
+            : throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
+    }
+}

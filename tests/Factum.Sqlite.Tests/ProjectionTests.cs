@@ -1,0 +1,265 @@
+using Factum.Projections;
+using Factum.Subscriptions;
+using Microsoft.Data.Sqlite;
+
+namespace Factum.Sqlite.Tests;
+
+[EventType("ShopOrderPlaced")]
+public sealed record ShopOrderPlaced(string OrderId, string CustomerId, decimal Total);
+
+[EventType("ShopOrderShipped")]
+public sealed record ShopOrderShipped(string OrderId);
+
+[EventType("CreditTransferred")]
+public sealed record CreditTransferred(string From, string To, decimal Amount);
+
+public sealed record OrderView(string Id, string? CustomerId = null, decimal Total = 0, bool Shipped = false);
+
+public sealed record CustomerView(string CustomerId, int Orders = 0, decimal Spent = 0);
+
+public sealed record BalanceView(string Account, decimal Balance = 0);
+
+public sealed class ProjectionTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
+    private readonly string _dir = TempDir.Create();
+    private readonly EventTypeRegistry _registry = new EventTypeRegistry().Register<ShopOrderPlaced>().Register<ShopOrderShipped>().Register<CreditTransferred>();
+    private readonly List<SqliteProjectionRunner> _runners = [];
+    private SqliteEventStore _store = null!;
+    private SqliteReadModels _models = null!;
+
+    public Task InitializeAsync()
+    {
+        _store = new SqliteEventStore(Path.Combine(_dir, "factum.db"));
+        _models = new SqliteReadModels(_store);
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var r in _runners) await r.DisposeAsync();
+        await _store.DisposeAsync();
+        TempDir.Delete(_dir);
+    }
+
+    private DocumentProjection<CustomerView> Customers(int version = 1, decimal factor = 1m, Func<ShopOrderPlaced, bool>? failOn = null) =>
+        new DocumentProjection<CustomerView>("customers", version, _registry, key => new CustomerView(key))
+            .On<ShopOrderPlaced>(e => e.CustomerId, (v, e) =>
+            {
+                if (failOn?.Invoke(e) == true) throw new InvalidOperationException($"cannot project {e.OrderId}");
+                return v with { Orders = v.Orders + 1, Spent = v.Spent + e.Total * factor };
+            });
+
+    private DocumentProjection<OrderView> Orders() =>
+        new DocumentProjection<OrderView>("orders", 1, _registry, key => new OrderView(key))
+            .On<ShopOrderPlaced>((v, e) => v with { CustomerId = e.CustomerId, Total = e.Total })
+            .On<ShopOrderShipped>((v, e) => v with { Shipped = true });
+
+    private async Task<SqliteProjectionRunner> Run(IProjection projection, SqliteProjectionOptions? options = null)
+    {
+        var runner = new SqliteProjectionRunner(_store, projection, options ?? new SqliteProjectionOptions { Retry = new RetryPolicy { MaxAttempts = 2, InitialDelay = TimeSpan.FromMilliseconds(1) }, LiveWaitTimeout = TimeSpan.FromMilliseconds(100) });
+        _runners.Add(runner);
+        await runner.StartAsync();
+        return runner;
+    }
+
+    private Task Place(string order, string customer, decimal total) =>
+        _store.AppendAsync(StreamId.For("Order", order), ExpectedVersion.Any, [_registry.Encode(new ShopOrderPlaced(order, customer, total))]);
+
+    private async Task<ProjectionInfo> Info(string name, int? version = null) =>
+        (await _models.ListAsync()).Single(p => p.Name == name && (version is null ? p.Active : p.Version == version));
+
+    private async Task UntilCaughtUp(string name, int? version = null)
+    {
+        using var cts = new CancellationTokenSource(Patience);
+        while (true)
+        {
+            var all = await _models.ListAsync();
+            var p = all.SingleOrDefault(x => x.Name == name && (version is null ? x.Active : x.Version == version));
+            if (p is not null && p.Lag == 0 && (version is null || p.Active)) return;
+            await Task.Delay(10, cts.Token);
+        }
+    }
+
+    [Fact]
+    public async Task A_declarative_projection_builds_views_by_stream_and_by_any_key()
+    {
+        await Place("1", "ann", 10m);
+        await Place("2", "ann", 5m);
+        await Place("3", "bob", 7m);
+        await _store.AppendAsync(StreamId.For("Order", "1"), ExpectedVersion.Any, [_registry.Encode(new ShopOrderShipped("1"))]);
+        await Run(Orders());
+        await Run(Customers());
+        await UntilCaughtUp("orders");
+        await UntilCaughtUp("customers");
+        Assert.Equal(new OrderView("Order-1", "ann", 10m, true), await _models.GetViewAsync<OrderView>("orders", "Order-1"));
+        Assert.Equal(new CustomerView("ann", 2, 15m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+        Assert.Equal(new CustomerView("bob", 1, 7m), await _models.GetViewAsync<CustomerView>("customers", "bob"));
+        Assert.Null(await _models.GetViewAsync<CustomerView>("customers", "nobody"));
+        var annOrders = await _models.QueryAsync("orders", "view.customerId", "ann");
+        Assert.Equal(["Order-1", "Order-2"], annOrders.Select(x => x.Key));
+    }
+
+    [Fact]
+    public async Task One_event_can_update_several_views()
+    {
+        var balances = new DocumentProjection<BalanceView>("balances", 1, _registry, key => new BalanceView(key))
+            .On<CreditTransferred>((e, _) => [e.From, e.To], (v, e, _) => v with { Balance = v.Balance + (v.Account == e.To ? e.Amount : -e.Amount) });
+        await _store.AppendAsync(StreamId.Parse("Transfer-1"), ExpectedVersion.Any, [_registry.Encode(new CreditTransferred("a", "b", 30m))]);
+        await Run(balances);
+        await UntilCaughtUp("balances");
+        Assert.Equal(-30m, (await _models.GetViewAsync<BalanceView>("balances", "a"))!.Balance);
+        Assert.Equal(30m, (await _models.GetViewAsync<BalanceView>("balances", "b"))!.Balance);
+    }
+
+    [Fact]
+    public async Task A_running_projection_follows_new_events_and_its_checkpoint_reaches_the_head()
+    {
+        await Run(Customers());
+        await Place("1", "ann", 1m);
+        await _store.AppendAsync(StreamId.Parse("Noise-1"), ExpectedVersion.Any, [EventData.FromJson("NoiseMade", "{}")]);
+        await Place("2", "ann", 2m);
+        await UntilCaughtUp("customers");
+        var info = await Info("customers");
+        Assert.Equal((await _store.GetHeadPositionAsync()).Value, info.Position);
+        Assert.Equal("Live", info.State);
+        Assert.Equal(3m, (await _models.GetViewAsync<CustomerView>("customers", "ann"))!.Spent);
+    }
+
+    [Fact]
+    public async Task Redelivered_events_do_not_change_the_views()
+    {
+        for (var i = 0; i < 20; i++) await Place($"{i}", i % 2 == 0 ? "ann" : "bob", 1m);
+        var runner = await Run(Customers());
+        await UntilCaughtUp("customers");
+        await runner.StopAsync();
+        // Simulate a crash between the read model and its checkpoint: rewind only the checkpoint.
+        using (var c = new SqliteConnection($"Data Source={_store.FilePath};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "UPDATE projections SET position = 0 WHERE name = 'customers'";
+            cmd.ExecuteNonQuery();
+        }
+        await Run(Customers());
+        await UntilCaughtUp("customers");
+        Assert.Equal(new CustomerView("ann", 10, 10m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+    }
+
+    [Fact]
+    public async Task A_restarted_projection_continues_from_its_checkpoint()
+    {
+        await Place("1", "ann", 1m);
+        var runner = await Run(Customers());
+        await UntilCaughtUp("customers");
+        await runner.StopAsync();
+        await Place("2", "ann", 1m);
+        await Run(Customers());
+        await UntilCaughtUp("customers");
+        Assert.Equal(new CustomerView("ann", 2, 2m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+    }
+
+    [Fact]
+    public async Task A_new_version_rebuilds_in_the_background_while_queries_read_the_old_one_then_switches()
+    {
+        for (var i = 0; i < 10; i++) await Place($"{i}", "ann", 1m);
+        await Run(Customers(version: 1));
+        await UntilCaughtUp("customers");
+        using var gate = new SemaphoreSlim(0);
+        var v2 = new DocumentProjection<CustomerView>("customers", 2, _registry, key => new CustomerView(key))
+            .On<ShopOrderPlaced>(e => e.CustomerId, (v, e) =>
+            {
+                gate.Wait();
+                return v with { Orders = v.Orders + 1, Spent = v.Spent + e.Total * 100 };
+            });
+        await Run(v2, new SqliteProjectionOptions { BatchSize = 1, LiveWaitTimeout = TimeSpan.FromMilliseconds(100) });
+        await Task.Delay(100);
+        // v2 is building (blocked on its first event): readers still get v1.
+        Assert.Equal(10m, (await _models.GetViewAsync<CustomerView>("customers", "ann"))!.Spent);
+        var building = await Info("customers", 2);
+        Assert.False(building.Active);
+        Assert.Equal("Building", building.State);
+        gate.Release(1000);
+        await UntilCaughtUp("customers", 2);
+        Assert.Equal(1000m, (await _models.GetViewAsync<CustomerView>("customers", "ann"))!.Spent);
+        var versions = (await _models.ListAsync()).Where(p => p.Name == "customers").ToList();
+        Assert.Equal(2, Assert.Single(versions).Version);
+        using var c = new SqliteConnection($"Data Source={_store.FilePath};Pooling=False;Mode=ReadOnly");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE name = 'rm_customers_v1'";
+        Assert.Equal(0L, cmd.ExecuteScalar());
+    }
+
+    [Fact]
+    public async Task Reset_rebuilds_in_place()
+    {
+        for (var i = 0; i < 5; i++) await Place($"{i}", "ann", 2m);
+        await Run(Customers());
+        await UntilCaughtUp("customers");
+        await _models.ResetAsync("customers");
+        await UntilCaughtUp("customers");
+        Assert.Equal(new CustomerView("ann", 5, 10m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+    }
+
+    [Fact]
+    public async Task A_failing_event_stops_the_projection_and_says_which_and_why()
+    {
+        await Place("1", "ann", 1m);
+        await Place("2", "ann", 1m);
+        await Place("3", "ann", 1m);
+        var runner = await Run(Customers(failOn: e => e.OrderId == "2"));
+        await runner.Completion.WaitAsync(Patience);
+        var info = await Info("customers");
+        Assert.Equal("Faulted", info.State);
+        Assert.Equal(2, info.FailingPosition);
+        Assert.Contains("cannot project 2", info.LastError);
+        Assert.Equal(1, info.Position);
+        Assert.Equal(new CustomerView("ann", 1, 1m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+    }
+
+    [Fact]
+    public async Task With_the_park_policy_a_failing_event_is_parked_and_the_projection_goes_on()
+    {
+        await Place("1", "ann", 1m);
+        await Place("2", "ann", 1m);
+        await Place("3", "ann", 1m);
+        await Run(Customers(failOn: e => e.OrderId == "2"), new SqliteProjectionOptions { OnFailure = FailureAction.Park, Retry = new RetryPolicy { MaxAttempts = 1 } });
+        await UntilCaughtUp("customers");
+        Assert.Equal(new CustomerView("ann", 2, 2m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+        var parked = Assert.Single(await new SqliteSubscriptionStore(_store).ListAsync("projection:customers:v1"));
+        Assert.Equal(2, parked.Position.Value);
+    }
+
+    [Fact]
+    public async Task A_low_level_projection_writes_through_its_context()
+    {
+        var counter = new EventCounter();
+        await Place("1", "ann", 1m);
+        await _store.AppendAsync(StreamId.Parse("Noise-1"), ExpectedVersion.Any, [EventData.FromJson("NoiseMade", "{}")]);
+        await Run(counter);
+        await UntilCaughtUp("event-counts");
+        Assert.Equal("{\"count\":1}", await _models.GetJsonAsync("event-counts", "ShopOrderPlaced"));
+        Assert.Equal("{\"count\":1}", await _models.GetJsonAsync("event-counts", "NoiseMade"));
+        Assert.Null(await _models.GetJsonAsync("event-counts", "Nothing"));
+    }
+
+    [Fact]
+    public async Task Querying_an_unknown_projection_fails_clearly()
+    {
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => _models.GetJsonAsync("nope", "x"));
+        Assert.Contains("no projection named 'nope'", ex.Message);
+    }
+
+    private sealed record Count(int count);
+
+    private sealed class EventCounter : IProjection
+    {
+        public string Name => "event-counts";
+        public int Version => 1;
+        public EventFilter Filter => EventFilter.None;
+
+        public void Apply(RecordedEvent e, IProjectionContext context) =>
+            context.Put(e.Type, new Count((context.Get<Count>(e.Type)?.count ?? 0) + 1));
+    }
+}
