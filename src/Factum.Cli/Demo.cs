@@ -28,6 +28,12 @@ internal sealed record OrderCompleted(string OrderId);
 [EventType("OrderCancelled", Owner = "sales")]
 internal sealed record OrderCancelled(string OrderId, string Reason);
 
+[EventType("StockReserved", Owner = "warehouse")]
+internal sealed record StockReserved(string OrderId, string Item);
+
+/// <summary>The warehouse aggregate's state: which orders it has reserved stock for.</summary>
+internal sealed record Warehouse(string[] ReservedOrders, int Reservations);
+
 /// <summary>
 /// Writes a small order-fulfilment history: each order's process is one correlation id; every event's causation id
 /// points at the event that caused it (through <see cref="EventContext"/>). Event ids are derived from names, so running
@@ -79,6 +85,15 @@ internal static class Demo
             using (EventContext.CausedBy(dispatched)) await Write(orderStream, new OrderCompleted(o.Id), 1);
         }
 
+        // An aggregate with snapshots: the warehouse reserves stock for each order's items (once: re-running decides nothing).
+        var aggregates = new Factum.Aggregates.AggregateStore(store, registry, store is Factum.Sqlite.SqliteEventStore sqlite ? new Factum.Sqlite.SqliteSnapshotStore(sqlite) : null);
+        var warehouse = new Factum.Aggregates.AggregateDefinition<Warehouse>("Warehouse", () => new Warehouse([], 0),
+            (w, e) => e is StockReserved r ? new Warehouse(w.ReservedOrders.Contains(r.OrderId) ? w.ReservedOrders : [.. w.ReservedOrders, r.OrderId], w.Reservations + 1) : w)
+        { SnapshotEvery = 2 };
+        foreach (var o in orders)
+            await aggregates.HandleAsync(warehouse, "main", w => w.ReservedOrders.Contains(o.Id) ? [] : o.Items.Select(i => (object)new StockReserved(o.Id, i)), cancellationToken: ct);
+        var loadedWarehouse = await aggregates.LoadAsync(warehouse, "main", ct);
+
         var all = new List<RecordedEvent>();
         await foreach (var e in store.ReadAllAsync(new ReadAllOptions { Filter = new EventFilter { Categories = ["Order", "Payment", "Shipment"] } }, ct))
             if (e.Metadata.TryGetValue("source", out var s) && s == "factum-demo") all.Add(e);
@@ -100,11 +115,24 @@ internal static class Demo
                 e.CausationId is { } c ? all.FirstOrDefault(x => x.EventId.ToString() == c)?.Type ?? c : "-",
             }));
         output.Writer.WriteLine();
+        output.Writer.WriteLine($"Aggregate Warehouse-main: {loadedWarehouse.State.Reservations} reservations for {loadedWarehouse.State.ReservedOrders.Length} orders, version {loadedWarehouse.Version}, loaded from the snapshot at version {loadedWarehouse.SnapshotVersion?.ToString() ?? "-"} plus {loadedWarehouse.EventsReplayed} event(s).");
+        output.Writer.WriteLine();
+        if (store is Factum.Sqlite.SqliteEventStore sqliteStore)
+        {
+            var models = new Factum.Sqlite.SqliteReadModels(sqliteStore);
+            foreach (var projection in DemoProjections.All(registry))
+            {
+                if (!await DemoProjections.CatchUpAsync(sqliteStore, projection, null, ct)) throw new InvalidOperationException($"Projection {projection.Name} faulted.");
+                output.Writer.WriteLine($"Projection {projection.Name}:");
+                foreach (var (k, doc) in await models.QueryAsync(projection.Name, null, null, ct)) output.Writer.WriteLine($"  {k}: {doc}");
+            }
+            output.Writer.WriteLine();
+        }
         var firstOrder = all.First(e => e.StreamId.Value == "Order-1001");
         output.Writer.WriteLine("The causation tree of order 1001 (factum trace " + firstOrder.CorrelationId + "):");
         output.Writer.Write((await Factum.Tracing.CausationTree.BuildAsync((Factum.Tracing.ICorrelationIndex)store, firstOrder.CorrelationId, ct)).Render());
         output.Writer.WriteLine();
-        output.Writer.WriteLine("Try: factum read --stream Order-1001   |   factum read-all --category Payment   |   factum streams   |   factum verify");
+        output.Writer.WriteLine("Try: factum read --stream Order-1001   |   factum read-all --category Payment   |   factum projections list   |   factum projections query orders-by-customer   |   factum verify");
         return ExitCodes.Success;
     }
 

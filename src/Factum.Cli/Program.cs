@@ -283,6 +283,96 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     root.Subcommands.Add(cmd);
 }
 
+// projections
+{
+    var projections = new Command("projections", "Read models: list, status, query, reset, rebuild.");
+    var listCmd = new Command("list", "Every projection version: active, state, checkpoint, lag, documents, last error.");
+    data.AddTo(listCmd);
+    listCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var rows = await new SqliteReadModels(store).ListAsync(ct);
+        ProjectionOutput.Print(output, rows);
+        return ExitCodes.Success;
+    }));
+    var name = new Argument<string>("name") { Description = "The projection's name." };
+    var statusCmd = new Command("status", "One projection: state, checkpoint, head, lag, failing event and error.") { name };
+    data.AddTo(statusCmd);
+    statusCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var rows = (await new SqliteReadModels(store).ListAsync(ct)).Where(p => p.Name == pr.GetValue(name)).ToList();
+        if (rows.Count == 0) throw new ArgumentException($"There is no projection named '{pr.GetValue(name)}' in this store.");
+        ProjectionOutput.Print(output, rows);
+        return rows.Any(r => r.State == "Faulted") ? ExitCodes.Failure : ExitCodes.Success;
+    }));
+    var key = new Option<string?>("--key", "-k") { Description = "One document by key." };
+    var where = new Option<string?>("--where") { Description = "PATH=VALUE: documents whose JSON value at PATH equals VALUE (e.g. view.customerId=c-ann)." };
+    var queryCmd = new Command("query", "Print documents of a projection's active version.") { name, key, where };
+    data.AddTo(queryCmd);
+    queryCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var models = new SqliteReadModels(store);
+        var n = pr.GetValue(name)!;
+        IReadOnlyList<(string Key, string Json)> docs;
+        if (pr.GetValue(key) is { } k)
+        {
+            var doc = await models.GetJsonAsync(n, k, ct);
+            if (doc is null) { Output.Error($"projection '{n}' has no document '{k}'."); return ExitCodes.StreamNotFound; }
+            docs = [(k, doc)];
+        }
+        else if (pr.GetValue(where) is { } w)
+        {
+            var eq = w.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0) throw new ArgumentException($"--where takes PATH=VALUE; got '{w}'.");
+            docs = await models.QueryAsync(n, w[..eq], w[(eq + 1)..], ct);
+        }
+        else docs = await models.QueryAsync(n, null, null, ct);
+        if (output.Json)
+            foreach (var (dk, dj) in docs)
+                output.JsonLine(wr => { wr.WriteString("key", dk); wr.WritePropertyName("document"); using var d = System.Text.Json.JsonDocument.Parse(dj); d.WriteTo(wr); });
+        else output.Table(["KEY", "DOCUMENT"], docs.Select(d => new[] { d.Key, d.Json }));
+        return ExitCodes.Success;
+    }));
+    var resetCmd = new Command("reset", "Rebuild in place (development): empty the active version and rewind its checkpoint; the running application rebuilds it.") { name };
+    data.AddTo(resetCmd);
+    resetCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        await new SqliteReadModels(store).ResetAsync(pr.GetValue(name)!, ct);
+        output.Writer.WriteLine($"reset {pr.GetValue(name)}: documents emptied, checkpoint at 0");
+        return ExitCodes.Success;
+    }));
+    var rebuildCmd = new Command("rebuild", "Rebuild a projection this program knows (the demo's) from the first event, showing progress.") { name };
+    data.AddTo(rebuildCmd);
+    rebuildCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var n = pr.GetValue(name)!;
+        var projection = DemoProjections.All(DemoProjections.Registry()).FirstOrDefault(p => p.Name == n)
+            ?? throw new ArgumentException($"'{n}' is not a projection the factum CLI defines ({string.Join(", ", DemoProjections.All(DemoProjections.Registry()).Select(p => p.Name))}); rebuild application projections by bumping their version in the application, or use 'projections reset'.");
+        var models = new SqliteReadModels(store);
+        if ((await models.ListAsync(ct)).Any(p => p.Name == n)) await models.ResetAsync(n, ct);
+        var ok = await DemoProjections.CatchUpAsync(store, projection, (pos, head) => Console.Error.WriteLine($"  {n}: position {pos:N0} of {head:N0}"), ct);
+        ProjectionOutput.Print(output, (await models.ListAsync(ct)).Where(p => p.Name == n).ToList());
+        return ok ? ExitCodes.Success : ExitCodes.Failure;
+    }));
+    var runCmd = new Command("run", "Bring a projection this program knows (the demo's) up to date from its checkpoint, showing progress.") { name };
+    data.AddTo(runCmd);
+    runCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var n = pr.GetValue(name)!;
+        var projection = DemoProjections.All(DemoProjections.Registry()).FirstOrDefault(p => p.Name == n)
+            ?? throw new ArgumentException($"'{n}' is not a projection the factum CLI defines ({string.Join(", ", DemoProjections.All(DemoProjections.Registry()).Select(p => p.Name))}).");
+        var ok = await DemoProjections.CatchUpAsync(store, projection, (pos, head) => Console.Error.WriteLine($"  {n}: position {pos:N0} of {head:N0}"), ct);
+        ProjectionOutput.Print(output, (await new SqliteReadModels(store).ListAsync(ct)).Where(p => p.Name == n).ToList());
+        return ok ? ExitCodes.Success : ExitCodes.Failure;
+    }));
+    projections.Subcommands.Add(runCmd);
+    projections.Subcommands.Add(listCmd);
+    projections.Subcommands.Add(statusCmd);
+    projections.Subcommands.Add(queryCmd);
+    projections.Subcommands.Add(resetCmd);
+    projections.Subcommands.Add(rebuildCmd);
+    root.Subcommands.Add(projections);
+}
+
 // demo
 {
     var cmd = new Command("demo", "Write a small order-fulfilment domain (orders, payments, shipments with correlated events) and print it.");

@@ -1,0 +1,63 @@
+using Factum.Projections;
+using Factum.Sqlite;
+
+namespace Factum.Cli;
+
+/// <summary>The demo domain's read models.</summary>
+internal static class DemoProjections
+{
+    public sealed record CustomerOrders(string CustomerId, int Orders = 0, decimal Total = 0);
+
+    private sealed record DayRevenue(string Day, decimal Revenue, int Payments);
+
+    /// <summary>Orders by customer: many OrderPlaced events (one per order stream) into one view per customer.</summary>
+    public static IProjection OrdersByCustomer(EventTypeRegistry registry) =>
+        new DocumentProjection<CustomerOrders>("orders-by-customer", 1, registry, key => new CustomerOrders(key))
+            .On<OrderPlaced>(e => e.CustomerId, (v, e) => v with { Orders = v.Orders + 1, Total = v.Total + e.Total });
+
+    /// <summary>
+    /// Revenue per day: a low-level projection that adds each captured payment to its day. It is deliberately not
+    /// idempotent by itself — its exactly-once effect rests on the checkpoint sharing the read model's transaction.
+    /// </summary>
+    private sealed class RevenuePerDay : IProjection
+    {
+        public string Name => "revenue-per-day";
+
+        public int Version => 1;
+
+        public EventFilter Filter => EventFilter.ForEventTypes("PaymentCaptured");
+
+        public void Apply(RecordedEvent e, IProjectionContext context)
+        {
+            var amount = System.Text.Json.JsonDocument.Parse(e.Payload).RootElement.GetProperty("amount").GetDecimal();
+            var day = e.Timestamp.UtcDateTime.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+            var current = context.Get<DayRevenue>(day) ?? new DayRevenue(day, 0, 0);
+            context.Put(day, current with { Revenue = current.Revenue + amount, Payments = current.Payments + 1 });
+        }
+    }
+
+    public static IReadOnlyList<IProjection> All(EventTypeRegistry registry) => [OrdersByCustomer(registry), new RevenuePerDay()];
+
+    public static EventTypeRegistry Registry() => new EventTypeRegistry().RegisterAssembly(typeof(Demo).Assembly);
+
+    /// <summary>Runs a projection until it has caught up with the head, reporting progress; returns false if it faulted.</summary>
+    public static async Task<bool> CatchUpAsync(SqliteEventStore store, IProjection projection, Action<long, long>? progress, CancellationToken ct)
+    {
+        var models = new SqliteReadModels(store);
+        await using var runner = new SqliteProjectionRunner(store, projection, new SqliteProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(50) });
+        await runner.StartAsync(ct);
+        var lastReport = DateTime.MinValue;
+        while (true)
+        {
+            var info = (await models.ListAsync(ct)).Single(p => p.Name == projection.Name && p.Version == projection.Version);
+            if (info.State == "Faulted") return false;
+            if (DateTime.UtcNow - lastReport > TimeSpan.FromSeconds(1) || (info.Lag == 0 && info.Active))
+            {
+                progress?.Invoke(info.Position, info.Head);
+                lastReport = DateTime.UtcNow;
+            }
+            if (info.Lag == 0 && info.Active) return true;
+            await Task.Delay(20, ct);
+        }
+    }
+}
