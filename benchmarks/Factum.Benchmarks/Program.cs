@@ -8,7 +8,7 @@ using Factum.Benchmarks;
 using Factum.Sqlite;
 
 // dotnet run -c Release --project benchmarks/Factum.Benchmarks -- <scenario> [--events N] [--writers N] [--batch N] [--json]
-var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "subscription-latency", "aggregate-load", "all" };
+var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "subscription-latency", "aggregate-load", "projection-rebuild", "all" };
 if (args.Length == 0 || !scenarios.Contains(args[0]))
 {
     Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N] [--writers N] [--batch N] [--page-size N] [--rate N] [--json] [--dir PATH]");
@@ -34,6 +34,7 @@ try
             "read-stream" => (Arg("--events") ?? 200_000, 1L, 1L),
             "subscription-latency" => (Arg("--events") ?? 5_000, 1L, 1L),
             "aggregate-load" => (Arg("--events") ?? 10_000, 1L, 1L),
+            "projection-rebuild" => (Arg("--events") ?? 1_000_000, 1L, 1L),
             _ => (Arg("--events") ?? 1_000_000, 1L, 1L),
         };
         var dir = Path.Combine(root, s);
@@ -42,6 +43,7 @@ try
         {
             "subscription-latency" => await Scenarios.SubscriptionLatency(dir, events, (int)(Arg("--rate") ?? 1000)),
             "aggregate-load" => await Scenarios.AggregateLoad(dir, events),
+            "projection-rebuild" => await Scenarios.ProjectionRebuild(dir, events),
             _ when s.StartsWith("append", StringComparison.Ordinal) => await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 4096)),
             _ => await Scenarios.Read(s, dir, events),
         };
