@@ -197,6 +197,8 @@ public sealed partial class SqliteEventStore
         private readonly Dictionary<string, StreamRow> _cache = new(StringComparer.Ordinal);
         private readonly EventInsertStatement _insertEvent;
         private long _dataVersion = -1;
+        private long _dataVersionSeen = -1;
+        private readonly SqliteCommand _savepoint, _release, _rollbackToSavepoint;
         private long _nextPosition = -1;
         private long _nowTicks;
 
@@ -204,6 +206,9 @@ public sealed partial class SqliteEventStore
         public long CommitCount;
 
         private readonly Factum.Subscriptions.AppendSignal _signal;
+        private readonly Factum.Projections.IProjection[] _inline;
+        private readonly long[] _inlinePositions;
+        private readonly SqliteCommand _setInlinePosition, _loadInlinePosition;
 
         public SqliteConnection Connection => _c;
 
@@ -211,9 +216,15 @@ public sealed partial class SqliteEventStore
         {
             _signal = signal;
             _c = connection;
+            _inline = [.. options.InlineProjections];
+            _inlinePositions = new long[_inline.Length];
+            Array.Fill(_inlinePositions, -1);
             _options = options;
             // BEGIN/COMMIT as prepared statements: the writer owns the connection, so it manages the transaction itself.
             _begin = Cmd("BEGIN IMMEDIATE");
+            _savepoint = Cmd("SAVEPOINT request");
+            _release = Cmd("RELEASE request");
+            _rollbackToSavepoint = Cmd("ROLLBACK TO request");
             _commit = Cmd("COMMIT");
             _rollback = Cmd("ROLLBACK");
             _dataVersionCmd = Cmd("PRAGMA data_version");
@@ -225,6 +236,9 @@ public sealed partial class SqliteEventStore
             _readIds = Cmd("SELECT event_id FROM events WHERE stream_key = $k AND stream_version >= $v ORDER BY stream_version LIMIT $n", "$k", "$v", "$n");
             _positionOf = Cmd("SELECT position FROM events WHERE stream_key = $k AND stream_version = $v", "$k", "$v");
             _maxPosition = Cmd("SELECT MAX(position) FROM events");
+            _setInlinePosition = Cmd("UPDATE projections SET position = $p, state = 'Inline', updated_at = $now WHERE name = $n AND version = $v", "$p", "$now", "$n", "$v");
+            _loadInlinePosition = Cmd("SELECT position FROM projections WHERE name = $n AND version = $v", "$n", "$v");
+            RegisterInlineProjections();
             _saveMetadata = Cmd("UPDATE streams SET max_age_ms = $age, max_count = $mc, truncate_before = $tb, custom_metadata = $cm, changed_at = $now WHERE stream_key = $k", "$age", "$mc", "$tb", "$cm", "$now", "$k");
         }
 
@@ -262,11 +276,32 @@ public sealed partial class SqliteEventStore
                 }
                 if (_cache.Count > MaxCachedStreams) _cache.Clear();
                 _nowTicks = _options.TimeProvider.GetUtcNow().UtcTicks;
+                if (_inline.Length > 0) CatchUpInlineProjections(dataVersionChanged: dataVersion != _dataVersionSeen);
+                _dataVersionSeen = dataVersion;
                 for (var i = 0; i < batch.Count; i++)
                 {
-                    try { results[i] = batch[i].Execute(this); }
-                    catch (Exception ex) when (ex is FactumException or ArgumentException) { errors[i] = ex; }
+                    var isolate = _inline.Length > 0 && batch[i] is AppendRequest;
+                    var positionBefore = _nextPosition;
+                    if (isolate) _savepoint.ExecuteNonQuery();
+                    try
+                    {
+                        results[i] = batch[i].Execute(this);
+                        if (isolate) _release.ExecuteNonQuery();
+                    }
+                    catch (Exception ex) when (ex is FactumException or ArgumentException)
+                    {
+                        errors[i] = ex;
+                        if (isolate)
+                        {
+                            // An inline projection may have failed after the events were inserted: undo this request only.
+                            _rollbackToSavepoint.ExecuteNonQuery();
+                            _release.ExecuteNonQuery();
+                            _nextPosition = positionBefore;
+                            _cache.Clear();
+                        }
+                    }
                 }
+                if (_inline.Length > 0) SaveInlinePositions();
                 _commit.ExecuteNonQuery();
                 open = false;
                 CommitCount++;
@@ -277,9 +312,10 @@ public sealed partial class SqliteEventStore
                 {
                     try { _rollback.ExecuteNonQuery(); } catch (SqliteException) { /* the transaction is already gone */ }
                 }
-                // What the cache and the position counter saw was rolled back.
+                // What the cache and the position counters saw was rolled back.
                 _cache.Clear();
                 _nextPosition = -1;
+                Array.Fill(_inlinePositions, -1);
                 if (batch.Count > 1)
                 {
                     // Something failed below the rules (I/O, lock timeout): retry each request alone so one cannot sink the others.
@@ -348,12 +384,20 @@ public sealed partial class SqliteEventStore
             }
             var version = decision.FirstVersion;
             var firstPosition = _nextPosition;
+            List<RecordedEvent>? recorded = _inline.Length > 0 ? new(events.Length) : null;
             foreach (var e in events)
             {
                 _insertEvent.Execute(_nextPosition, key, version, e, _nowTicks);
+                recorded?.Add(new RecordedEvent
+                {
+                    EventId = e.EventId, Type = e.Type, SchemaVersion = e.SchemaVersion, Timestamp = new DateTimeOffset(_nowTicks, TimeSpan.Zero),
+                    StreamId = streamId, StreamVersion = version, Position = _nextPosition, CorrelationId = e.CorrelationId, CausationId = e.CausationId,
+                    Metadata = e.Metadata, Payload = e.Payload,
+                });
                 _nextPosition++;
                 version++;
             }
+            if (recorded is not null) ApplyInline(recorded);
             _cache[streamId.Value] = new StreamRow(key, new StreamHead(StreamState.Active, version - 1, startVersion), _nextPosition - 1, row?.Metadata ?? StreamMetadata.None);
             return new AppendResult(streamId, version - 1, firstPosition, _nextPosition - 1, true);
         }
@@ -376,9 +420,94 @@ public sealed partial class SqliteEventStore
             _cache.Remove(streamId.Value);
         }
 
+        private void RegisterInlineProjections()
+        {
+            if (_inline.Length == 0) return;
+            var now = _options.TimeProvider.GetUtcNow().UtcTicks;
+            using var tx = _c.BeginTransaction();
+            foreach (var p in _inline)
+            {
+                Factum.Projections.ProjectionName.Validate(p.Name);
+                var table = SqliteProjectionRunner.TableName(p.Name, p.Version);
+                using var cmd = _c.CreateCommand();
+                cmd.Transaction = tx;
+                // An inline projection has one version: older versions' tables go, and a new version starts from 0 at the next commit.
+                var old = new List<long>();
+                cmd.CommandText = "SELECT version FROM projections WHERE name = $n AND version <> $v";
+                cmd.Parameters.AddWithValue("$n", p.Name);
+                cmd.Parameters.AddWithValue("$v", p.Version);
+                using (var r = cmd.ExecuteReader()) while (r.Read()) old.Add(r.GetInt64(0));
+                foreach (var v in old)
+                {
+                    using var drop = _c.CreateCommand();
+                    drop.Transaction = tx;
+                    drop.CommandText = $"DROP TABLE IF EXISTS {SqliteProjectionRunner.TableName(p.Name, (int)v)}; DELETE FROM projections WHERE name = $n AND version = {v}";
+                    drop.Parameters.AddWithValue("$n", p.Name);
+                    drop.ExecuteNonQuery();
+                }
+                cmd.CommandText = $"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, doc TEXT NOT NULL); INSERT INTO projections(name, version, active, position, state, updated_at) VALUES ($n, $v, 1, 0, 'Inline', $now) ON CONFLICT(name, version) DO UPDATE SET active = 1";
+                cmd.Parameters.AddWithValue("$now", now);
+                cmd.ExecuteNonQuery();
+            }
+            tx.Commit();
+        }
+
+        /// <summary>Applies events appended elsewhere (other processes, or before the projection existed) so inline projections never skip one.</summary>
+        private void CatchUpInlineProjections(bool dataVersionChanged)
+        {
+            var head = _nextPosition - 1;
+            for (var i = 0; i < _inline.Length; i++)
+            {
+                if (_inlinePositions[i] < 0 || dataVersionChanged)
+                    _inlinePositions[i] = Bind(_loadInlinePosition, _inline[i].Name, _inline[i].Version).ExecuteScalar() as long? ?? 0;
+                if (_inlinePositions[i] >= head) continue;
+                using var query = new EventPageQuery(_c, $"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE e.position > ?1 ORDER BY e.position LIMIT 1000");
+                while (_inlinePositions[i] < head)
+                {
+                    query.Bind(1, _inlinePositions[i]);
+                    var page = query.ReadPage(null, 1000);
+                    if (page.Count == 0) break;
+                    ApplyInline(page, only: i);
+                    _inlinePositions[i] = page[^1].Position.Value;
+                }
+                _inlinePositions[i] = head;
+            }
+        }
+
+        private void ApplyInline(List<RecordedEvent> events, int only = -1)
+        {
+            for (var i = 0; i < _inline.Length; i++)
+            {
+                if (only >= 0 && i != only) continue;
+                var p = _inline[i];
+                using var docs = new ProjectionDocuments(_c, SqliteProjectionRunner.TableName(p.Name, p.Version), SystemTextJsonEventSerializer.Default.Options);
+                foreach (var e in events)
+                {
+                    if (!p.Filter.Matches(e)) continue;
+                    try { p.Apply(e, docs); }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        throw new ProjectionFailedException($"Inline projection '{p.Name}' v{p.Version} failed on {e.Type} at {e.StreamId}@{e.StreamVersion}: {ex.Message}. The append was not written.", ex);
+                    }
+                }
+                docs.Flush();
+            }
+        }
+
+        private void SaveInlinePositions()
+        {
+            for (var i = 0; i < _inline.Length; i++)
+            {
+                _inlinePositions[i] = _nextPosition - 1;
+                Bind(_setInlinePosition, _inlinePositions[i], _nowTicks, _inline[i].Name, _inline[i].Version).ExecuteNonQuery();
+            }
+        }
+
         public void Dispose()
         {
             _insertEvent.Dispose();
+            foreach (var c in new[] { _savepoint, _release, _rollbackToSavepoint, _setInlinePosition, _loadInlinePosition })
+                c.Dispose();
             foreach (var c in new[] { _begin, _commit, _rollback, _dataVersionCmd, _selectStream, _insertStream, _setStreamState, _findVersion, _readIds, _positionOf, _maxPosition, _saveMetadata })
                 c.Dispose();
         }

@@ -57,6 +57,14 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
     /// </summary>
     public TimeSpan ExternalChangePollInterval { get; init; } = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>
+    /// Projections updated inside the append's own transaction, so that a command's caller reads its own write as soon as
+    /// the append returns. An inline projection that throws fails the append (nothing of it is written). Before each
+    /// group commit the writer first brings every inline projection up to the head, so events appended by processes that
+    /// do not run it are still applied, in order, exactly once. Keep them cheap: they run on the write path.
+    /// </summary>
+    public IReadOnlyList<Factum.Projections.IProjection> InlineProjections { get; init; } = [];
+
     /// <summary>How long to wait for another process holding the file's write lock; default 30 seconds.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

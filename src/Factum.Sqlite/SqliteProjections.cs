@@ -188,7 +188,7 @@ public sealed class SqliteProjectionRunner : IAsyncDisposable
             Exec(c, "SAVEPOINT projection");
             try
             {
-                using (var context = new Context(c, _table, _options.Json))
+                using (var context = new ProjectionDocuments(c, _table, _options.Json))
                 {
                     foreach (var e in events)
                     {
@@ -281,81 +281,6 @@ public sealed class SqliteProjectionRunner : IAsyncDisposable
         _stop.Dispose();
     }
 
-    /// <summary>
-    /// The documents of one batch: read once, kept in memory while the batch runs, written back once at its end — all in
-    /// the batch's transaction. A projection that touches the same document for many events costs one read and one write.
-    /// </summary>
-    private sealed class Context(SqliteConnection c, string table, JsonSerializerOptions json) : IProjectionContext, IDisposable
-    {
-        private readonly Dictionary<string, Entry> _docs = new(StringComparer.Ordinal);
-        private SqliteCommand? _select, _upsert, _delete;
-
-        private sealed class Entry
-        {
-            public object? Value;
-            public bool Dirty;
-        }
-
-        public T? Get<T>(string key)
-        {
-            if (_docs.TryGetValue(key, out var entry))
-            {
-                return entry.Value switch
-                {
-                    null => default,
-                    T typed => typed,
-                    var other => JsonSerializer.Deserialize<T>(JsonSerializer.Serialize(other, other.GetType(), json), json),
-                };
-            }
-            _select ??= Command($"SELECT doc FROM {table} WHERE key = $k", "$k");
-            _select.Parameters[0].Value = key;
-            var value = _select.ExecuteScalar() is string doc ? JsonSerializer.Deserialize<T>(doc, json) : default;
-            _docs[key] = new Entry { Value = value };
-            return value;
-        }
-
-        public void Put<T>(string key, T document) => _docs[key] = new Entry { Value = document, Dirty = true };
-
-        public void Delete(string key) => _docs[key] = new Entry { Value = null, Dirty = true };
-
-        /// <summary>Writes the changed documents (still inside the batch's transaction).</summary>
-        public void Flush()
-        {
-            foreach (var (key, entry) in _docs)
-            {
-                if (!entry.Dirty) continue;
-                if (entry.Value is null)
-                {
-                    _delete ??= Command($"DELETE FROM {table} WHERE key = $k", "$k");
-                    _delete.Parameters[0].Value = key;
-                    _delete.ExecuteNonQuery();
-                }
-                else
-                {
-                    _upsert ??= Command($"INSERT OR REPLACE INTO {table}(key, doc) VALUES ($k, $d)", "$k", "$d");
-                    _upsert.Parameters[0].Value = key;
-                    _upsert.Parameters[1].Value = JsonSerializer.Serialize(entry.Value, entry.Value.GetType(), json);
-                    _upsert.ExecuteNonQuery();
-                }
-            }
-            _docs.Clear();
-        }
-
-        private SqliteCommand Command(string sql, params string[] parameters)
-        {
-            var cmd = c.CreateCommand();
-            cmd.CommandText = sql;
-            foreach (var p in parameters) cmd.Parameters.Add(new SqliteParameter { ParameterName = p });
-            return cmd;
-        }
-
-        public void Dispose()
-        {
-            _select?.Dispose();
-            _upsert?.Dispose();
-            _delete?.Dispose();
-        }
-    }
 }
 
 /// <summary>Queries read models (always the active version) and manages projections: list, status, reset.</summary>
@@ -439,5 +364,81 @@ public sealed class SqliteReadModels(SqliteEventStore store)
         return cmd.ExecuteScalar() is long v
             ? SqliteProjectionRunner.TableName(projection, (int)v)
             : throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
+    }
+}
+
+/// <summary>
+/// The documents of one batch: read once, kept in memory while the batch runs, written back once at its end — all in
+/// the batch's transaction. A projection that touches the same document for many events costs one read and one write.
+/// </summary>
+internal sealed class ProjectionDocuments(SqliteConnection c, string table, JsonSerializerOptions json) : IProjectionContext, IDisposable
+{
+    private readonly Dictionary<string, Entry> _docs = new(StringComparer.Ordinal);
+    private SqliteCommand? _select, _upsert, _delete;
+
+    private sealed class Entry
+    {
+        public object? Value;
+        public bool Dirty;
+    }
+
+    public T? Get<T>(string key)
+    {
+        if (_docs.TryGetValue(key, out var entry))
+        {
+            return entry.Value switch
+            {
+                null => default,
+                T typed => typed,
+                var other => JsonSerializer.Deserialize<T>(JsonSerializer.Serialize(other, other.GetType(), json), json),
+            };
+        }
+        _select ??= Command($"SELECT doc FROM {table} WHERE key = $k", "$k");
+        _select.Parameters[0].Value = key;
+        var value = _select.ExecuteScalar() is string doc ? JsonSerializer.Deserialize<T>(doc, json) : default;
+        _docs[key] = new Entry { Value = value };
+        return value;
+    }
+
+    public void Put<T>(string key, T document) => _docs[key] = new Entry { Value = document, Dirty = true };
+
+    public void Delete(string key) => _docs[key] = new Entry { Value = null, Dirty = true };
+
+    /// <summary>Writes the changed documents (still inside the batch's transaction).</summary>
+    public void Flush()
+    {
+        foreach (var (key, entry) in _docs)
+        {
+            if (!entry.Dirty) continue;
+            if (entry.Value is null)
+            {
+                _delete ??= Command($"DELETE FROM {table} WHERE key = $k", "$k");
+                _delete.Parameters[0].Value = key;
+                _delete.ExecuteNonQuery();
+            }
+            else
+            {
+                _upsert ??= Command($"INSERT OR REPLACE INTO {table}(key, doc) VALUES ($k, $d)", "$k", "$d");
+                _upsert.Parameters[0].Value = key;
+                _upsert.Parameters[1].Value = JsonSerializer.Serialize(entry.Value, entry.Value.GetType(), json);
+                _upsert.ExecuteNonQuery();
+            }
+        }
+        _docs.Clear();
+    }
+
+    private SqliteCommand Command(string sql, params string[] parameters)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var p in parameters) cmd.Parameters.Add(new SqliteParameter { ParameterName = p });
+        return cmd;
+    }
+
+    public void Dispose()
+    {
+        _select?.Dispose();
+        _upsert?.Dispose();
+        _delete?.Dispose();
     }
 }
