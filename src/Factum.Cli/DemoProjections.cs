@@ -40,6 +40,22 @@ internal static class DemoProjections
 
     public static EventTypeRegistry Registry() => new EventTypeRegistry().RegisterAssembly(typeof(Demo).Assembly);
 
+    /// <summary>
+    /// <c>projections rebuild|run NAME</c> for the projections the CLI defines: optionally reset, then catch up with progress
+    /// on stderr, then print the status.
+    /// </summary>
+    public static async Task<int> RunFromCliAsync(SqliteEventStore store, Output output, string name, bool fromScratch, CancellationToken ct)
+    {
+        var known = All(Registry());
+        var projection = known.FirstOrDefault(p => p.Name == name)
+            ?? throw new ArgumentException($"'{name}' is not a projection the factum CLI defines ({string.Join(", ", known.Select(p => p.Name))}); rebuild application projections by bumping their version in the application, or use 'projections reset'.");
+        var models = new SqliteReadModels(store);
+        if (fromScratch && (await models.ListAsync(ct)).Any(p => p.Name == name)) await models.ResetAsync(name, ct);
+        var ok = await CatchUpAsync(store, projection, (pos, head) => Console.Error.WriteLine($"  {name}: position {pos:N0} of {head:N0}"), ct);
+        ProjectionOutput.Print(output, (await models.ListAsync(ct)).Where(p => p.Name == name).ToList());
+        return ok ? ExitCodes.Success : ExitCodes.Failure;
+    }
+
     /// <summary>Runs a projection until it has caught up with the head, reporting progress; returns false if it faulted.</summary>
     public static async Task<bool> CatchUpAsync(SqliteEventStore store, IProjection projection, Action<long, long>? progress, CancellationToken ct)
     {

@@ -342,28 +342,10 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     }));
     var rebuildCmd = new Command("rebuild", "Rebuild a projection this program knows (the demo's) from the first event, showing progress.") { name };
     data.AddTo(rebuildCmd);
-    rebuildCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
-    {
-        var n = pr.GetValue(name)!;
-        var projection = DemoProjections.All(DemoProjections.Registry()).FirstOrDefault(p => p.Name == n)
-            ?? throw new ArgumentException($"'{n}' is not a projection the factum CLI defines ({string.Join(", ", DemoProjections.All(DemoProjections.Registry()).Select(p => p.Name))}); rebuild application projections by bumping their version in the application, or use 'projections reset'.");
-        var models = new SqliteReadModels(store);
-        if ((await models.ListAsync(ct)).Any(p => p.Name == n)) await models.ResetAsync(n, ct);
-        var ok = await DemoProjections.CatchUpAsync(store, projection, (pos, head) => Console.Error.WriteLine($"  {n}: position {pos:N0} of {head:N0}"), ct);
-        ProjectionOutput.Print(output, (await models.ListAsync(ct)).Where(p => p.Name == n).ToList());
-        return ok ? ExitCodes.Success : ExitCodes.Failure;
-    }));
+    rebuildCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: true, ct)));
     var runCmd = new Command("run", "Bring a projection this program knows (the demo's) up to date from its checkpoint, showing progress.") { name };
     data.AddTo(runCmd);
-    runCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
-    {
-        var n = pr.GetValue(name)!;
-        var projection = DemoProjections.All(DemoProjections.Registry()).FirstOrDefault(p => p.Name == n)
-            ?? throw new ArgumentException($"'{n}' is not a projection the factum CLI defines ({string.Join(", ", DemoProjections.All(DemoProjections.Registry()).Select(p => p.Name))}).");
-        var ok = await DemoProjections.CatchUpAsync(store, projection, (pos, head) => Console.Error.WriteLine($"  {n}: position {pos:N0} of {head:N0}"), ct);
-        ProjectionOutput.Print(output, (await new SqliteReadModels(store).ListAsync(ct)).Where(p => p.Name == n).ToList());
-        return ok ? ExitCodes.Success : ExitCodes.Failure;
-    }));
+    runCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: false, ct)));
     projections.Subcommands.Add(runCmd);
     projections.Subcommands.Add(listCmd);
     projections.Subcommands.Add(statusCmd);
