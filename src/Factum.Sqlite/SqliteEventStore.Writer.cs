@@ -390,9 +390,17 @@ public sealed partial class SqliteEventStore
                 _insertEvent.Execute(_nextPosition, key, version, e, _nowTicks);
                 recorded?.Add(new RecordedEvent
                 {
-                    EventId = e.EventId, Type = e.Type, SchemaVersion = e.SchemaVersion, Timestamp = new DateTimeOffset(_nowTicks, TimeSpan.Zero),
-                    StreamId = streamId, StreamVersion = version, Position = _nextPosition, CorrelationId = e.CorrelationId, CausationId = e.CausationId,
-                    Metadata = e.Metadata, Payload = e.Payload,
+                    EventId = e.EventId,
+                    Type = e.Type,
+                    SchemaVersion = e.SchemaVersion,
+                    Timestamp = new DateTimeOffset(_nowTicks, TimeSpan.Zero),
+                    StreamId = streamId,
+                    StreamVersion = version,
+                    Position = _nextPosition,
+                    CorrelationId = e.CorrelationId,
+                    CausationId = e.CausationId,
+                    Metadata = e.Metadata,
+                    Payload = e.Payload,
                 });
                 _nextPosition++;
                 version++;

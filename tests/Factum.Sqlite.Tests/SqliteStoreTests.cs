@@ -1,5 +1,5 @@
-using Microsoft.Data.Sqlite;
 using Factum.Subscriptions;
+using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Factum.Sqlite.Tests;
