@@ -44,7 +44,7 @@ try
             "subscription-latency" => await Scenarios.SubscriptionLatency(dir, events, (int)(Arg("--rate") ?? 1000)),
             "aggregate-load" => await Scenarios.AggregateLoad(dir, events),
             "projection-rebuild" => await Scenarios.ProjectionRebuild(dir, events),
-            _ when s.StartsWith("append", StringComparison.Ordinal) => await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 4096)),
+            _ when s.StartsWith("append", StringComparison.Ordinal) => await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 2048)),
             _ => await Scenarios.Read(s, dir, events),
         };
         results.Add(result);
