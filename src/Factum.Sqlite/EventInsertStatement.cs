@@ -15,6 +15,9 @@ internal sealed class EventInsertStatement : IDisposable
     private readonly sqlite3 _db;
     private readonly sqlite3_stmt _stmt;
 
+    // Type names repeat endlessly: keep their UTF-8 bytes instead of encoding them for every event.
+    private readonly Dictionary<string, byte[]> _typeNames = new(StringComparer.Ordinal);
+
     public EventInsertStatement(SqliteConnection connection)
     {
         _db = connection.Handle ?? throw new InvalidOperationException("The writer connection is not open.");
@@ -30,17 +33,35 @@ internal sealed class EventInsertStatement : IDisposable
         raw.sqlite3_bind_int64(_stmt, 2, streamKey);
         raw.sqlite3_bind_int64(_stmt, 3, version);
         raw.sqlite3_bind_blob(_stmt, 4, id);
-        raw.sqlite3_bind_text(_stmt, 5, e.Type);
+        if (!_typeNames.TryGetValue(e.Type, out var type))
+        {
+            if (_typeNames.Count > 10_000) _typeNames.Clear();
+            _typeNames[e.Type] = type = System.Text.Encoding.UTF8.GetBytes(e.Type);
+        }
+        raw.sqlite3_bind_text(_stmt, 5, type);
         raw.sqlite3_bind_int(_stmt, 6, e.SchemaVersion);
         raw.sqlite3_bind_int64(_stmt, 7, ticks);
-        raw.sqlite3_bind_text(_stmt, 8, e.CorrelationId);
-        if (e.CausationId is null) raw.sqlite3_bind_null(_stmt, 9); else raw.sqlite3_bind_text(_stmt, 9, e.CausationId);
+        BindText(8, e.CorrelationId);
+        if (e.CausationId is null) raw.sqlite3_bind_null(_stmt, 9); else BindText(9, e.CausationId);
         if (e.MetadataJson is null) raw.sqlite3_bind_null(_stmt, 10); else raw.sqlite3_bind_blob(_stmt, 10, e.MetadataJson);
         // A zero-length blob must still be a blob, not NULL: the column is NOT NULL.
         if (e.Payload.IsEmpty) raw.sqlite3_bind_zeroblob(_stmt, 11, 0); else raw.sqlite3_bind_blob(_stmt, 11, e.Payload.Span);
         var rc = raw.sqlite3_step(_stmt);
         raw.sqlite3_reset(_stmt);
         if (rc != raw.SQLITE_DONE) throw Error(rc);
+    }
+
+    /// <summary>Binds text encoded on the stack (ids are short), without a heap allocation per event.</summary>
+    private void BindText(int index, string value)
+    {
+        if (value.Length > 256)
+        {
+            raw.sqlite3_bind_text(_stmt, index, value);
+            return;
+        }
+        Span<byte> utf8 = stackalloc byte[value.Length * 3];
+        var n = System.Text.Encoding.UTF8.GetBytes(value, utf8);
+        raw.sqlite3_bind_text(_stmt, index, utf8[..n]);
     }
 
     private SqliteException Error(int rc) => new(raw.sqlite3_errmsg(_db).utf8_to_string(), rc, raw.sqlite3_extended_errcode(_db));

@@ -309,9 +309,12 @@ public abstract class AppendConformance<TFactory> : StoreTestBase<TFactory> wher
     public async Task Unicode_stream_ids_types_and_metadata_round_trip()
     {
         var s = StreamId.Parse($"Bestellung-Ü{Guid.NewGuid():N}-日本");
-        await Append(s, ExpectedVersion.NoStream, Ev("BestellungAufgegeben") with { Metadata = new Dictionary<string, string> { ["Grüße"] = "héllo ✓" } });
+        await Append(s, ExpectedVersion.NoStream, Ev("BestellungAufgegebenÜ") with { Metadata = new Dictionary<string, string> { ["Grüße"] = "héllo ✓" }, CorrelationId = "prozeß-✓-日本", CausationId = "ursache-é" });
         var e = Assert.Single(await Read(s));
         Assert.Equal(s, e.StreamId);
+        Assert.Equal("BestellungAufgegebenÜ", e.Type);
+        Assert.Equal("prozeß-✓-日本", e.CorrelationId);
+        Assert.Equal("ursache-é", e.CausationId);
         Assert.Equal("héllo ✓", e.Metadata["Grüße"]);
         Assert.Equal("Bestellung", s.Category);
     }
