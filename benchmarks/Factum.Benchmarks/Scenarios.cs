@@ -448,7 +448,7 @@ public static class Scenarios
             var models = new SqliteReadModels(store);
             using var memory = new MemorySampler();
             var sw = Stopwatch.StartNew();
-            await using (var runner = new SqliteProjectionRunner(store, new CountingProjection(), new SqliteProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(20) }))
+            await using (var runner = new SqliteProjectionRunner(store, new CountingProjection(), new Factum.Projections.ProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(20) }))
             {
                 await runner.StartAsync();
                 while ((await models.ListAsync()).Single().Lag > 0) await Task.Delay(5);

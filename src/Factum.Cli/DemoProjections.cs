@@ -60,7 +60,7 @@ internal static class DemoProjections
     public static async Task<bool> CatchUpAsync(SqliteEventStore store, IProjection projection, Action<long, long>? progress, CancellationToken ct)
     {
         var models = new SqliteReadModels(store);
-        await using var runner = new SqliteProjectionRunner(store, projection, new SqliteProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(50) });
+        await using var runner = new SqliteProjectionRunner(store, projection, new ProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(50) });
         await runner.StartAsync(ct);
         var lastReport = DateTime.MinValue;
         while (true)

@@ -1,3 +1,4 @@
+using Factum.Projections;
 using Factum.Sqlite;
 
 namespace Factum.Cli;

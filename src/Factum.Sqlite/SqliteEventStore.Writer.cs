@@ -495,7 +495,7 @@ public sealed partial class SqliteEventStore
                     try { p.Apply(e, docs); }
                     catch (Exception ex) when (ex is not OperationCanceledException)
                     {
-                        throw new ProjectionFailedException($"Inline projection '{p.Name}' v{p.Version} failed on {e.Type} at {e.StreamId}@{e.StreamVersion}: {ex.Message}. The append was not written.", ex);
+                        throw new Factum.Projections.ProjectionFailedException($"Inline projection '{p.Name}' v{p.Version} failed on {e.Type} at {e.StreamId}@{e.StreamVersion}: {ex.Message}. The append was not written.", ex);
                     }
                 }
                 docs.Flush();

@@ -5,67 +5,29 @@ using Microsoft.Data.Sqlite;
 
 namespace Factum.Sqlite;
 
-/// <summary>A projection failed on an event; the transaction of that page was rolled back.</summary>
-public sealed class ProjectionFailedException(string message, Exception inner) : FactumException(message, inner);
-
-/// <summary>One projection version as recorded in the store.</summary>
-/// <param name="Name">The projection.</param>
-/// <param name="Version">The version.</param>
-/// <param name="Active">True for the version queries read.</param>
-/// <param name="Position">Its checkpoint: every event up to here is reflected in its documents.</param>
-/// <param name="State">Building, Live, Faulted or Stopped.</param>
-/// <param name="LastError">The error that stopped it, if any.</param>
-/// <param name="FailingPosition">The event that stopped it, if any.</param>
-/// <param name="Head">The store's head position.</param>
-/// <param name="Documents">Documents in its table.</param>
-public sealed record ProjectionInfo(string Name, int Version, bool Active, long Position, string State, string? LastError, long? FailingPosition, long Head, long Documents)
-{
-    /// <summary>Events behind the head.</summary>
-    public long Lag => Math.Max(0, Head - Position);
-}
-
-/// <summary>Options of a <see cref="SqliteProjectionRunner"/>.</summary>
-public sealed record SqliteProjectionOptions
-{
-    /// <summary>Events applied per transaction (default 500).</summary>
-    public int BatchSize { get; init; } = 500;
-
-    /// <summary>Retries of a failing batch before the failing event is isolated.</summary>
-    public RetryPolicy Retry { get; init; } = new() { MaxAttempts = 3 };
-
-    /// <summary>Stop on a failing event (default) or park it and go on.</summary>
-    public FailureAction OnFailure { get; init; } = FailureAction.Stop;
-
-    /// <summary>Longest live wait before re-reading (default 1 s).</summary>
-    public TimeSpan LiveWaitTimeout { get; init; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>The JSON options of the documents.</summary>
-    public JsonSerializerOptions Json { get; init; } = SystemTextJsonEventSerializer.Default.Options;
-}
-
 /// <summary>
 /// Runs one projection version over the SQLite store. Each batch of events and the projection's checkpoint commit in
 /// the same transaction (through the store's writer), so every event affects the read model exactly once, even across
 /// crashes. A new version builds its own table from the first event while queries keep reading the active version;
 /// once it has caught up, it becomes active in one transaction and the older versions' tables are dropped.
 /// </summary>
-public sealed class SqliteProjectionRunner : IAsyncDisposable
+public sealed class SqliteProjectionRunner : IProjectionRun
 {
     private readonly SqliteEventStore _store;
     private readonly IProjection _projection;
-    private readonly SqliteProjectionOptions _options;
+    private readonly ProjectionOptions _options;
     private readonly string _table;
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = new();
     private Task _loop = Task.CompletedTask;
 
     /// <summary>Creates a runner; <see cref="StartAsync"/> runs it.</summary>
-    public SqliteProjectionRunner(SqliteEventStore store, IProjection projection, SqliteProjectionOptions? options = null)
+    public SqliteProjectionRunner(SqliteEventStore store, IProjection projection, ProjectionOptions? options = null)
     {
         _store = store ?? throw new ArgumentNullException(nameof(store));
         _projection = projection ?? throw new ArgumentNullException(nameof(projection));
         ProjectionName.Validate(projection.Name);
-        _options = options ?? new SqliteProjectionOptions();
+        _options = options ?? new ProjectionOptions();
         _table = TableName(projection.Name, projection.Version);
     }
 
@@ -284,11 +246,19 @@ public sealed class SqliteProjectionRunner : IAsyncDisposable
 }
 
 /// <summary>Queries read models (always the active version) and manages projections: list, status, reset.</summary>
-public sealed class SqliteReadModels(SqliteEventStore store)
+public sealed class SqliteReadModels(SqliteEventStore store) : IProjectionEngine
 {
+    /// <inheritdoc />
+    public async Task<IProjectionRun> StartAsync(IProjection projection, ProjectionOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        var runner = new SqliteProjectionRunner(store, projection, options);
+        await runner.StartAsync(cancellationToken).ConfigureAwait(false);
+        return runner;
+    }
+
     private readonly JsonSerializerOptions _json = SystemTextJsonEventSerializer.Default.Options;
 
-    /// <summary>Every projection version recorded in the store, with its checkpoint and lag.</summary>
+    /// <inheritdoc />
     public async Task<IReadOnlyList<ProjectionInfo>> ListAsync(CancellationToken cancellationToken = default)
     {
         var head = (await store.GetHeadPositionAsync(cancellationToken).ConfigureAwait(false)).Value;
@@ -310,7 +280,7 @@ public sealed class SqliteReadModels(SqliteEventStore store)
         return rows;
     }
 
-    /// <summary>The active version's document under <paramref name="key"/> as raw JSON, or null.</summary>
+    /// <inheritdoc />
     public async Task<string?> GetJsonAsync(string projection, string key, CancellationToken cancellationToken = default)
     {
         using var c = store.OpenReadConnection();
@@ -321,13 +291,7 @@ public sealed class SqliteReadModels(SqliteEventStore store)
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
     }
 
-    /// <summary>The view a <see cref="DocumentProjection{TView}"/> keeps under <paramref name="key"/>, or null.</summary>
-    public async Task<TView?> GetViewAsync<TView>(string projection, string key, CancellationToken cancellationToken = default) where TView : class =>
-        await GetJsonAsync(projection, key, cancellationToken).ConfigureAwait(false) is { } doc
-            ? JsonSerializer.Deserialize<DocumentProjection<TView>.Versioned>(doc, _json)!.View
-            : null;
-
-    /// <summary>Every document of the active version as (key, JSON), in key order; optionally where a JSON path equals a value.</summary>
+    /// <inheritdoc />
     public async Task<IReadOnlyList<(string Key, string Json)>> QueryAsync(string projection, string? jsonPath = null, string? equals = null, CancellationToken cancellationToken = default)
     {
         using var c = store.OpenReadConnection();
@@ -345,7 +309,7 @@ public sealed class SqliteReadModels(SqliteEventStore store)
         return list;
     }
 
-    /// <summary>Rebuild in place (for development): empties the active version's documents and rewinds its checkpoint to 0; a running runner rebuilds it.</summary>
+    /// <inheritdoc />
     public Task ResetAsync(string projection, CancellationToken cancellationToken = default) =>
         store.ExecuteInWriterAsync(c =>
         {

@@ -1,3 +1,4 @@
+using Factum.Conformance;
 using Factum.Projections;
 
 namespace Factum.Sqlite.Tests;
@@ -79,5 +80,28 @@ public sealed class InlineProjectionTests : IDisposable
         await Place(other, "x2", "ann", 1m);
         await Place(withProjection, "new2", "ann", 1m);
         Assert.Equal(new CustomerView("ann", 11, 11m), await new SqliteReadModels(withProjection).GetViewAsync<CustomerView>("customers", "ann"));
+    }
+
+    [Fact]
+    public async Task Promoting_a_new_version_drops_the_old_versions_table()
+    {
+        await using var store = Open();
+        await Place(store, "1", "ann", 1m);
+        var engine = new SqliteReadModels(store);
+        await using (await engine.StartAsync(Customers()))
+        {
+            while ((await engine.ListAsync()).Single().Lag > 0) await Task.Delay(10);
+        }
+        var v2 = new DocumentProjection<CustomerView>("customers", 2, _registry, key => new CustomerView(key))
+            .On<ShopOrderPlaced>(e => e.CustomerId, (v, e) => v with { Orders = v.Orders + 1 });
+        await using (await engine.StartAsync(v2))
+        {
+            while ((await engine.ListAsync()) is var l && !(l.Count == 1 && l[0].Version == 2)) await Task.Delay(10);
+        }
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Db};Pooling=False;Mode=ReadOnly");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT group_concat(name) FROM sqlite_master WHERE type = 'table' AND name LIKE 'rm_customers_%'";
+        Assert.Equal("rm_customers_v2", cmd.ExecuteScalar());
     }
 }

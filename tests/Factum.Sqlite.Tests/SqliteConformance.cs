@@ -3,8 +3,20 @@ using Factum.Conformance;
 namespace Factum.Sqlite.Tests;
 
 /// <summary>Each test gets its own real SQLite file in a temporary directory.</summary>
-public sealed class SqliteFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory
+public sealed class SqliteFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory, IProjectionEngineFactory
 {
+    public Projections.IProjectionEngine CreateProjectionEngine(IEventStore store) => new SqliteReadModels((SqliteEventStore)store);
+
+    public async Task RewindCheckpointOnlyAsync(IEventStore store, string projection)
+    {
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={((SqliteEventStore)store).FilePath};Pooling=False");
+        await c.OpenAsync();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "UPDATE projections SET position = 0 WHERE name = $n";
+        cmd.Parameters.AddWithValue("$n", projection);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
     public Aggregates.ISnapshotStore CreateSnapshotStore(IEventStore store) => new SqliteSnapshotStore((SqliteEventStore)store);
 
     public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
@@ -46,3 +58,4 @@ public sealed class SqliteConcurrency : ConcurrencyConformance<SqliteFactory>;
 public sealed class SqliteSubscriptions : SubscriptionConformance<SqliteFactory>;
 public sealed class SqliteAggregates : AggregateConformance<SqliteFactory>;
 public sealed class SqliteTracing : TracingConformance<SqliteFactory>;
+public sealed class SqliteProjections : ProjectionConformance<SqliteFactory>;
