@@ -65,7 +65,7 @@ public sealed partial class SqliteEventStore
             batch.Clear();
             try
             {
-                    if (previousBatch > 1) AwaitReturningWriters(previousBatch);
+                if (previousBatch > 1) AwaitReturningWriters(previousBatch);
                 var events = 0;
                 while (events < _options.MaxEventsPerCommit && reader.TryRead(out var request))
                 {
