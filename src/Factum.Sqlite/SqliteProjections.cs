@@ -61,9 +61,11 @@ public sealed class SqliteProjectionRunner : IProjectionRun
     {
         try
         {
+            var active = false;
             while (!ct.IsCancellationRequested)
             {
-                var position = await LoadPositionAsync(ct).ConfigureAwait(false);
+                // A newer version took over and dropped this version's table: this runner's work is done.
+                if (await LoadPositionAsync(ct).ConfigureAwait(false) is not { } position) return;
                 var head = await _store.GetHeadPositionAsync(ct).ConfigureAwait(false);
                 var batch = new List<RecordedEvent>(_options.BatchSize);
                 await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = position + 1, MaxCount = _options.BatchSize, Filter = _projection.Filter }, ct).ConfigureAwait(false))
@@ -77,7 +79,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
                 }
                 if (caughtUp)
                 {
-                    await PromoteIfBehindAsync(ct).ConfigureAwait(false);
+                    if (!active) active = await PromoteIfBehindAsync(ct).ConfigureAwait(false) is true;
                     await _store.WaitForAppendAsync(head, _options.LiveWaitTimeout, ct).ConfigureAwait(false);
                 }
             }
@@ -87,14 +89,14 @@ public sealed class SqliteProjectionRunner : IProjectionRun
         }
     }
 
-    private async Task<long> LoadPositionAsync(CancellationToken ct)
+    private async Task<long?> LoadPositionAsync(CancellationToken ct)
     {
         using var c = _store.OpenReadConnection();
         using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT position FROM projections WHERE name = $n AND version = $v";
         cmd.Parameters.AddWithValue("$n", _projection.Name);
         cmd.Parameters.AddWithValue("$v", _projection.Version);
-        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) as long? ?? 0;
+        return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) as long?;
     }
 
     /// <summary>Applies a batch; on failure retries it, then isolates the failing event and stops or parks it.</summary>
@@ -201,7 +203,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             check.CommandText = "SELECT active FROM projections WHERE name = $n AND version = $v";
             check.Parameters.AddWithValue("$n", _projection.Name);
             check.Parameters.AddWithValue("$v", _projection.Version);
-            if (check.ExecuteScalar() is 1L) return null;
+            if (check.ExecuteScalar() is 1L) return true;
             var old = new List<long>();
             using (var list = c.CreateCommand())
             {
@@ -219,7 +221,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
                 swap.ExecuteNonQuery();
             }
             foreach (var v in old) Exec(c, $"DROP TABLE IF EXISTS {TableName(_projection.Name, (int)v)}");
-            return null;
+            return true;
         }, ct);
 
     private static void Exec(SqliteConnection c, string sql)
