@@ -37,6 +37,7 @@ internal static class Cli
             return;
         }
         var rows = new List<string[]>();
+        var printed = false;
         await foreach (var e in events)
         {
             rows.Add(Output.EventRow(e));
@@ -45,9 +46,11 @@ internal static class Cli
                 // Large reads stream out in chunks rather than buffering everything.
                 output.Table(Output.EventHeaders, rows);
                 rows.Clear();
+                printed = true;
             }
         }
-        if (rows.Count > 0 || output.Writer is not null) output.Table(Output.EventHeaders, rows);
+        // An empty result still prints its header; a result that ended on a full chunk prints nothing more.
+        if (rows.Count > 0 || !printed) output.Table(Output.EventHeaders, rows);
     }
 
     public static void WriteInfo(Output output, StreamInfo s, bool metadataOnly = false)

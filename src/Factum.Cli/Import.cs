@@ -11,7 +11,7 @@ internal static class Import
 {
     private const int MaxInFlight = 16_384;
 
-    public static async Task<int> RunAsync(IEventStore store, TextReader _, TextWriter __, CancellationToken ct)
+    public static async Task<int> RunAsync(IEventStore store, CancellationToken ct)
     {
         using var input = new StreamReader(Console.OpenStandardInput(), Encoding.UTF8, false, 1 << 16);
         await using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };

@@ -73,7 +73,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 {
     var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.");
     data.AddTo(cmd);
-    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Import.RunAsync(store, Console.In, Console.Out, ct)));
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Import.RunAsync(store, ct)));
     root.Subcommands.Add(cmd);
 }
 

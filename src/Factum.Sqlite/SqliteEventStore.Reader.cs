@@ -14,7 +14,7 @@ public sealed partial class SqliteEventStore
     {
         ThrowIfDisposed();
         options ??= ReadStreamOptions.Default;
-        using var c = OpenReader();
+        using var c = OpenReadConnection();
         var row = LoadStream(c, streamId);
         if (row is null || row.Value.Head.State is StreamState.NotFound or StreamState.SoftDeleted) throw new StreamNotFoundException(streamId);
         if (row.Value.Head.State == StreamState.Tombstoned) throw new StreamDeletedException(streamId);
@@ -51,7 +51,7 @@ public sealed partial class SqliteEventStore
         ThrowIfDisposed();
         options ??= ReadAllOptions.Default;
         var forwards = options.Direction == Direction.Forwards;
-        using var c = OpenReader();
+        using var c = OpenReadConnection();
         var sql = new StringBuilder($"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE ");
         sql.Append(forwards ? "e.position >= ?1" : "e.position <= ?1");
         var f = options.Filter;
@@ -96,7 +96,7 @@ public sealed partial class SqliteEventStore
     {
         ThrowIfDisposed();
         ArgumentException.ThrowIfNullOrWhiteSpace(correlationId);
-        using var c = OpenReader();
+        using var c = OpenReadConnection();
         using var query = new EventPageQuery(c, $"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE e.correlation_id = ?1 AND e.position >= ?2 ORDER BY e.position LIMIT ?3");
         query.Bind(1, correlationId);
         long next = 0;
@@ -155,7 +155,7 @@ public sealed partial class SqliteEventStore
     public async Task<GlobalPosition> GetHeadPositionAsync(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        using var c = OpenReader();
+        using var c = OpenReadConnection();
         using var cmd = c.CreateCommand();
         cmd.CommandText = "SELECT MAX(position) FROM events";
         return (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false)) as long? ?? 0;
@@ -186,7 +186,7 @@ public sealed partial class SqliteEventStore
     public async Task<StreamInfo> GetStreamInfoAsync(StreamId streamId, CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        using var c = OpenReader();
+        using var c = OpenReadConnection();
         using var cmd = c.CreateCommand();
         cmd.CommandText = $"SELECT {StreamInfoColumns} FROM streams s WHERE s.stream_id = $id";
         cmd.Parameters.AddWithValue("$id", streamId.Value);
@@ -199,7 +199,7 @@ public sealed partial class SqliteEventStore
     {
         ThrowIfDisposed();
         options ??= new ListStreamsOptions();
-        using var c = OpenReader();
+        using var c = OpenReadConnection();
         using var cmd = c.CreateCommand();
         cmd.CommandText = $"""
             SELECT {StreamInfoColumns} FROM streams s

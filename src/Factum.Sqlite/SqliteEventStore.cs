@@ -120,9 +120,7 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
         Enqueue(new WorkRequest(work, cancellationToken));
 
     /// <summary>Opens a pooled read connection on the store's file.</summary>
-    internal SqliteConnection OpenReadConnection() => OpenReader();
-
-    private SqliteConnection OpenReader()
+    internal SqliteConnection OpenReadConnection()
     {
         var c = new SqliteConnection(_readConnectionString);
         c.Open();

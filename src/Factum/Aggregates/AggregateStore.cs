@@ -98,7 +98,7 @@ public sealed class AggregateStore
             {
                 var result = await _store.AppendAsync(loaded.StreamId, loaded.ExpectedVersion, events.Select(e => _registry.Encode(e)).ToList(), cancellationToken).ConfigureAwait(false);
                 var state = events.Aggregate(loaded.State, definition.Evolve);
-                var after = loaded with { State = state, Version = result.NextExpectedVersion, EventsReplayed = loaded.EventsReplayed };
+                var after = loaded with { State = state, Version = result.NextExpectedVersion };
                 await MaybeSnapshotAsync(definition, after, cancellationToken).ConfigureAwait(false);
                 return new HandleResult<TState>(after, events, attempt);
             }

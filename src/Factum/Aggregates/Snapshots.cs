@@ -25,11 +25,6 @@ public sealed class InMemorySnapshotStore : ISnapshotStore
 {
     private readonly ConcurrentDictionary<StreamId, Snapshot> _snapshots = new();
 
-    /// <summary>How many snapshots were saved (for tests).</summary>
-    public int Saves => Volatile.Read(ref _saves);
-
-    private int _saves;
-
     /// <inheritdoc />
     public Task<Snapshot?> LoadAsync(StreamId streamId, CancellationToken cancellationToken = default) => Task.FromResult(_snapshots.GetValueOrDefault(streamId));
 
@@ -38,7 +33,6 @@ public sealed class InMemorySnapshotStore : ISnapshotStore
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         _snapshots[snapshot.StreamId] = snapshot;
-        Interlocked.Increment(ref _saves);
         return Task.CompletedTask;
     }
 }
