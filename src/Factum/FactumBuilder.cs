@@ -54,6 +54,8 @@ public static class FactumServiceCollectionExtensions
         var builder = new FactumBuilder(services, registry);
         configure(builder);
         if (!services.Any(d => d.ServiceType == typeof(IEventStore))) builder.UseInMemory();
+        if (services.Any(d => d.ServiceType == typeof(Factum.Messaging.MessagingBuilder)) && !services.Any(d => d.ServiceType == typeof(Factum.Messaging.IMessageTransport)))
+            builder.UseInMemoryTransport();
         return services;
     }
 }

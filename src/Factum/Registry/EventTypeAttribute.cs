@@ -13,6 +13,19 @@ public enum EventClassification
     System,
 }
 
+/// <summary>What a registered message type is: a fact, an order or a question.</summary>
+public enum MessageKind
+{
+    /// <summary>A fact that happened (past tense: <c>OrderPlaced</c>); published to every subscriber.</summary>
+    Event,
+
+    /// <summary>An order to do something (imperative: <c>CapturePayment</c>); sent to one queue, handled once.</summary>
+    Command,
+
+    /// <summary>A question (<c>GetStockLevel</c>); sent as a request and answered with a reply.</summary>
+    Query,
+}
+
 /// <summary>Registers a CLR type as an event type (picked up by <see cref="EventTypeRegistry.RegisterAssembly"/> and <see cref="EventTypeRegistry.Register{T}"/>).</summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
 public sealed class EventTypeAttribute : Attribute
@@ -37,6 +50,9 @@ public sealed class EventTypeAttribute : Attribute
 
     /// <summary>Opt out of the past-tense naming check for this type (for legacy names you cannot change).</summary>
     public bool AllowNonConventionalName { get; set; }
+
+    /// <summary>Event (default), command or query.</summary>
+    public MessageKind Kind { get; set; }
 }
 
 /// <summary>A registered event type.</summary>
@@ -46,4 +62,8 @@ public sealed class EventTypeAttribute : Attribute
 /// <param name="Classification">Domain, integration or system.</param>
 /// <param name="Owner">The owning team or service.</param>
 /// <param name="Description">What the fact means.</param>
-public sealed record EventTypeInfo(string Name, int Version, Type ClrType, EventClassification Classification, string? Owner, string? Description);
+public sealed record EventTypeInfo(string Name, int Version, Type ClrType, EventClassification Classification, string? Owner, string? Description)
+{
+    /// <summary>Event, command or query.</summary>
+    public MessageKind Kind { get; init; }
+}

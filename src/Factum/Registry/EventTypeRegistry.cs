@@ -53,13 +53,14 @@ public sealed class EventTypeRegistry
             Owner = attr?.Owner,
             Description = attr?.Description,
             AllowNonConventionalName = attr?.AllowNonConventionalName ?? false,
+            Kind = attr?.Kind ?? MessageKind.Event,
         };
         configure?.Invoke(options);
         EventTypeName.Validate(options.Name);
         if (options.Version < 1) throw new ArgumentException($"Event type '{options.Name}': the schema version is {options.Version}; it must be 1 or more.", nameof(configure));
-        if (!options.AllowNonConventionalName && EventNamingConvention.Check(options.Name) is { } why)
+        if (options.Kind == MessageKind.Event && !options.AllowNonConventionalName && EventNamingConvention.Check(options.Name) is { } why)
             throw new ArgumentException($"Event type {clrType.Name} cannot be registered: {why}. Set AllowNonConventionalName to keep a legacy name.", nameof(clrType));
-        var info = new EventTypeInfo(options.Name, options.Version, clrType, options.Classification, options.Owner, options.Description);
+        var info = new EventTypeInfo(options.Name, options.Version, clrType, options.Classification, options.Owner, options.Description) { Kind = options.Kind };
         if (_byName.TryGetValue(info.Name, out var existing) && existing.ClrType != clrType)
             throw new ArgumentException($"Event type name '{info.Name}' is already registered for {existing.ClrType.FullName}; {clrType.FullName} cannot take it too. Register older schema versions with AddUpcaster instead.", nameof(clrType));
         _byName[info.Name] = info;
@@ -132,25 +133,36 @@ public sealed class EventTypeRegistry
     public DecodedEvent Decode(RecordedEvent record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        if (!_byName.TryGetValue(record.Type, out var info)) return new DecodedEvent(record, null, null, $"event type '{record.Type}' is not registered");
-        if (record.SchemaVersion > info.Version)
-            return new DecodedEvent(record, null, info, $"'{record.Type}' v{record.SchemaVersion} is newer than the registered v{info.Version}");
+        var (value, info, problem) = DecodePayload(record.Type, record.SchemaVersion, record.Payload);
+        return new DecodedEvent(record, value, info, problem);
+    }
+
+    /// <summary>
+    /// Deserializes a payload of type <paramref name="typeName"/> written at <paramref name="schemaVersion"/>, upcasting it
+    /// to the registered version. Returns the value, or null and why not (unknown type, newer version, bad payload).
+    /// </summary>
+    public (object? Value, EventTypeInfo? Info, string? Problem) DecodePayload(string typeName, int schemaVersion, ReadOnlyMemory<byte> payload)
+    {
+        ArgumentNullException.ThrowIfNull(typeName);
+        if (!_byName.TryGetValue(typeName, out var info)) return (null, null, $"type '{typeName}' is not registered");
+        if (schemaVersion > info.Version)
+            return (null, info, $"'{typeName}' v{schemaVersion} is newer than the registered v{info.Version}");
         try
         {
-            if (record.SchemaVersion == info.Version) return new DecodedEvent(record, Serializer.Deserialize(record.Payload.Span, info.ClrType), info, null);
-            var node = JsonNode.Parse(record.Payload.Span) ?? throw new JsonException("The payload is JSON null.");
-            for (var v = record.SchemaVersion; v < info.Version; v++)
+            if (schemaVersion == info.Version) return (Serializer.Deserialize(payload.Span, info.ClrType) ?? throw new JsonException("The payload is JSON null."), info, null);
+            var node = JsonNode.Parse(payload.Span) ?? throw new JsonException("The payload is JSON null.");
+            for (var v = schemaVersion; v < info.Version; v++)
             {
-                if (!_upcasters.TryGetValue((record.Type, v), out var step))
-                    return new DecodedEvent(record, null, info, $"no upcaster from '{record.Type}' v{v} to v{v + 1}");
+                if (!_upcasters.TryGetValue((typeName, v), out var step))
+                    return (null, info, $"no upcaster from '{typeName}' v{v} to v{v + 1}");
                 node = step(node);
             }
             var bytes = JsonSerializer.SerializeToUtf8Bytes(node);
-            return new DecodedEvent(record, Serializer.Deserialize(bytes, info.ClrType), info, null);
+            return (Serializer.Deserialize(bytes, info.ClrType), info, null);
         }
         catch (JsonException ex)
         {
-            return new DecodedEvent(record, null, info, $"payload of '{record.Type}' v{record.SchemaVersion} could not be decoded: {ex.Message}");
+            return (null, info, $"payload of '{typeName}' v{schemaVersion} could not be decoded: {ex.Message}");
         }
     }
 }
@@ -175,4 +187,7 @@ public sealed class EventTypeOptions
 
     /// <summary>Skip the past-tense naming check.</summary>
     public bool AllowNonConventionalName { get; set; }
+
+    /// <summary>Event (default; named in the past tense), command or query.</summary>
+    public MessageKind Kind { get; set; }
 }

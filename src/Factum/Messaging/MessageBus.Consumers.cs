@@ -1,0 +1,442 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Factum.Messaging;
+
+public sealed partial class MessageBus
+{
+    /// <summary>
+    /// Declares stream topics and subscriptions, then starts a consumer per endpoint (a queue, a subscription, or a stream
+    /// group) and the housekeeping loop. Returns once the consumers are registered with the transport.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A handler's message type is not registered, or the registration does not fit its kind.</exception>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _started, 1) == 1) return;
+        lock (_startGate) _stopping ??= new CancellationTokenSource();
+        var stop = _stopping!.Token;
+        foreach (var (type, topic) in _builder.Streams)
+            await Transport.DeclareTopicAsync(RouteTopic(type), topic, cancellationToken).ConfigureAwait(false);
+        _endpoints.AddRange(BuildEndpoints());
+        foreach (var e in _endpoints)
+        {
+            switch (e.Source.Kind)
+            {
+                case MessageSourceKind.Subscription:
+                    await Transport.SubscribeAsync(new TopicName(e.Source.Name), new GroupName(e.Source.Group!), cancellationToken).ConfigureAwait(false);
+                    break;
+                case MessageSourceKind.Queue:
+                    await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, cancellationToken).ConfigureAwait(false);
+                    break;
+            }
+        }
+        foreach (var e in _endpoints)
+        {
+            e.Running = true;
+            _running.Add(Task.Run(() => QueueLoopAsync(e, stop), CancellationToken.None));
+            if (e.Source.Kind == MessageSourceKind.Stream) _running.Add(Task.Run(() => StreamMemberLoopAsync(e, stop), CancellationToken.None));
+        }
+        _running.Add(Task.Run(() => MaintenanceLoopAsync(stop), CancellationToken.None));
+    }
+
+    /// <summary>Stops the consumers: in-flight messages finish or their leases are released, stream groups are left so partitions move at once.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        CancellationTokenSource? stopping;
+        lock (_startGate) stopping = _stopping;
+        if (stopping is null) return;
+        await stopping.CancelAsync().ConfigureAwait(false);
+        var all = _running.ToList();
+        if (_replyListener is not null) all.Add(_replyListener);
+        try
+        {
+            await Task.WhenAll(all).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Loops end by cancellation.
+        }
+        foreach (var e in _endpoints)
+        {
+            e.Running = false;
+            try
+            {
+                if (e.Source.Kind == MessageSourceKind.Stream)
+                    await Transport.LeaveGroupAsync(new TopicName(e.Source.Name), new GroupName(e.Source.Group!), InstanceId, cancellationToken).ConfigureAwait(false);
+                if (e.Source.Kind == MessageSourceKind.Queue) await Transport.RemoveConsumerAsync(e.Queue, InstanceId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The transport went first; its state ends with it.
+            }
+        }
+        try
+        {
+            if (_replyListener is not null) await Transport.RemoveConsumerAsync(_replyQueue, InstanceId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Same.
+        }
+        _running.Clear();
+        lock (_startGate)
+        {
+            _stopping = null;
+            _replyListener = null;
+        }
+        stopping.Dispose();
+        Interlocked.Exchange(ref _started, 0);
+        _endpoints.Clear();
+    }
+
+    private List<Endpoint> BuildEndpoints()
+    {
+        var byKey = new Dictionary<(MessageSourceKind, string, string?), Endpoint>();
+        foreach (var h in _builder.Handlers)
+        {
+            var info = Info(h.MessageType);
+            MessageSource source;
+            if (h.ResponseType is not null)
+            {
+                if (info.Kind == MessageKind.Event)
+                    throw new InvalidOperationException($"{h.Description} answers '{info.Name}', which is an event. Requests are commands or queries; an event is a fact for every subscriber, not a question for one responder (the \"event-driven RPC\" anti-pattern).");
+                source = new MessageSource(MessageSourceKind.Queue, (h.Options.Queue is { } q ? new QueueName(q) : RouteQueue(h.MessageType)).Value);
+            }
+            else if (info.Kind == MessageKind.Event)
+            {
+                var topic = RouteTopic(h.MessageType);
+                var group = new GroupName(h.Options.Group ?? Options.ServiceName);
+                source = new MessageSource(h.Options.FromStream ? MessageSourceKind.Stream : MessageSourceKind.Subscription, topic.Value, group.Value);
+            }
+            else if (info.Kind == MessageKind.Command)
+            {
+                source = new MessageSource(MessageSourceKind.Queue, (h.Options.Queue is { } q ? new QueueName(q) : RouteQueue(h.MessageType)).Value);
+            }
+            else throw new InvalidOperationException($"{h.Description} handles the query '{info.Name}' without answering it; register an IRequestHandler<{h.MessageType.Name}, TResponse>.");
+            var key = (source.Kind, source.Name, source.Group);
+            if (!byKey.TryGetValue(key, out var endpoint)) byKey[key] = endpoint = new Endpoint(source, h.Options);
+            if (h.ResponseType is not null && endpoint.Handlers.ContainsKey(info.Name))
+                throw new InvalidOperationException($"'{info.Name}' has two request handlers on queue '{source.Name}'; a request has exactly one answer.");
+            endpoint.Add(info.Name, h);
+        }
+        return byKey.Values.ToList();
+    }
+
+    private async Task MaintenanceLoopAsync(CancellationToken ct)
+    {
+        var nextHousekeeping = DateTimeOffset.MinValue;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                foreach (var e in _endpoints.Where(e => e.Source.Kind == MessageSourceKind.Queue))
+                    await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, ct).ConfigureAwait(false);
+                if (Now >= nextHousekeeping)
+                {
+                    nextHousekeeping = Now + Options.MaintenanceInterval;
+                    await Transport.ApplyRetentionAsync(ct).ConfigureAwait(false);
+                    await Transport.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
+                    LastStatus = await Transport.GetStatusAsync(ct).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Housekeeping retries on the next tick; consumers report their own errors.
+            }
+            await DelayQuietly(Options.HeartbeatInterval, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Consumes a queue: a command queue, a subscription's group queue, or a stream group's replay queue.</summary>
+    private async Task QueueLoopAsync(Endpoint e, CancellationToken ct)
+    {
+        using var gate = new SemaphoreSlim(e.Options.Concurrency);
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var batch = await Transport.ReceiveAsync(e.Queue, InstanceId, e.Options.BatchSize, e.Options.Lease, ct).ConfigureAwait(false);
+                if (batch.Count == 0)
+                {
+                    await Transport.WaitForChangeAsync(Options.PollInterval, ct).ConfigureAwait(false);
+                    continue;
+                }
+                var handled = e.Options.UseInbox ? await Transport.FilterHandledAsync(e.Inbox, batch.Select(d => d.Message.Id).ToList(), ct).ConfigureAwait(false) : null;
+                var outcomes = new Outcome[batch.Count];
+                using var renew = new CancellationTokenSource();
+                var renewal = RenewLeasesAsync(batch, outcomes, e.Options.Lease, renew.Token);
+                // The transport leases at most one message per partition key at a time, so a batch never holds two
+                // messages of one key: they can all run in parallel without breaking per-key order.
+                await Task.WhenAll(batch.Select(async (d, i) =>
+                {
+                    await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        outcomes[i] = handled is not null && handled.Contains(d.Message.Id)
+                            ? Outcome.Duplicate
+                            : await HandleQueueDeliveryAsync(e, d, ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        gate.Release();
+                    }
+                })).ConfigureAwait(false);
+                await renew.CancelAsync().ConfigureAwait(false);
+                await renewal.ConfigureAwait(false);
+                await SettleAsync(e, batch.Select((d, i) => outcomes[i].ToSettlement(e, d, null)).ToList(), outcomes, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                e.LastError = $"{ex.GetType().Name}: {ex.Message}";
+                await DelayQuietly(Options.PollInterval * 5, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RenewLeasesAsync(IReadOnlyList<QueueDelivery> batch, Outcome[] outcomes, TimeSpan lease, CancellationToken ct)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(lease / 3, Options.TimeProvider, ct).ConfigureAwait(false);
+                var open = batch.Where((_, i) => outcomes[i] is null).ToList();
+                if (open.Count > 0) await Transport.ExtendLeasesAsync(open, lease, ct).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The batch finished.
+        }
+    }
+
+    private async Task SettleAsync(Endpoint e, List<Settlement> settlements, Outcome[] outcomes, CancellationToken ct)
+    {
+        // Replies to requesters in this process skip the transport: they are handed over once the ack has committed.
+        var local = new List<(MessageBus Bus, TransportMessage Reply)>();
+        for (var i = 0; i < settlements.Count; i++)
+        {
+            var s = settlements[i];
+            if (s.Outgoing.Count == 0) continue;
+            var remote = new List<OutgoingMessage>(s.Outgoing.Count);
+            foreach (var o in s.Outgoing)
+            {
+                if (o.Queue is { } q && LocalReplyQueues.TryGetValue(q.Value, out var bus)) local.Add((bus, o.Message));
+                else remote.Add(o);
+            }
+            if (remote.Count != s.Outgoing.Count) settlements[i] = s with { Outgoing = remote };
+        }
+        var results = await Transport.SettleAsync(settlements, ct).ConfigureAwait(false);
+        for (var i = 0; i < settlements.Count; i++)
+        {
+            var o = outcomes[i];
+            var tags = new TagList { { "type", settlements[i].Delivery?.Message.Type ?? settlements[i].Record?.Message.Type }, { "source", e.Source.Name }, { "group", e.Source.Group } };
+            if (!results[i]) continue;
+            switch (settlements[i].Kind)
+            {
+                case SettlementKind.Ack when !o.Skipped:
+                    Interlocked.Increment(ref e.Handled);
+                    FactumDiagnostics.Handled.Add(1, tags);
+                    break;
+                case SettlementKind.Retry:
+                    FactumDiagnostics.Retried.Add(1, tags);
+                    break;
+                case SettlementKind.DeadLetter:
+                    Interlocked.Increment(ref e.DeadLettered);
+                    FactumDiagnostics.DeadLettered.Add(1, tags);
+                    break;
+            }
+        }
+        foreach (var (bus, reply) in local) bus.CompleteReply(reply);
+        // A request that failed for good still gets an answer, so its requester does not wait for the timeout.
+        foreach (var (o, i) in outcomes.Select((o, i) => (o, i)))
+        {
+            if (o.ErrorReply is not { } error || !results[i]) continue;
+            if (LocalReplyQueues.TryGetValue(error.Queue!.Value.Value, out var bus)) bus.CompleteReply(error.Message);
+            else await Transport.SendAsync(error.Queue!.Value, [error.Message], null, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<Outcome> HandleQueueDeliveryAsync(Endpoint e, QueueDelivery d, CancellationToken ct)
+    {
+        var policy = e.Options.Retry;
+        var source = e.SourceFor(null);
+        if (d.Attempt > policy.MaxDeliveries)
+        {
+            return Outcome.Dead(new FailureInfo("DeliveryLimitExceeded", $"delivered {d.Attempt - 1} times without being settled (a handler that crashes its process?); the limit is {policy.MaxDeliveries}", null, d.Attempt - 1, d.FirstFailure ?? Now, Now), e, d.Message, this);
+        }
+        var result = await RunHandlersAsync(e, new DeliveryInfo(d.Message, d.Attempt, source), d.FirstFailure, ct).ConfigureAwait(false);
+        if (result.Kind != SettlementKind.Retry) return result;
+        // Handler failed this delivery: a delayed retry through the transport, or the dead-letter queue when retries are spent.
+        if (d.Attempt > policy.DelayedRetries) return Outcome.Dead(result.Failure!, e, d.Message, this);
+        return result with { RetryAt = Now + policy.DelayBefore(d.Attempt, Random.Shared) };
+    }
+
+    /// <summary>Decodes the message and runs its handlers with the immediate retries; Retry means "this delivery failed, not for good".</summary>
+    private async Task<Outcome> RunHandlersAsync(Endpoint e, DeliveryInfo delivery, DateTimeOffset? firstFailure, CancellationToken ct)
+    {
+        var m = delivery.Message;
+        if (m.Headers.TryGetValue(MessageHeaders.ExpiresAt, out var expiresText)
+            && DateTimeOffset.TryParse(expiresText, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var expires) && expires < Now)
+            return Outcome.Skip; // Nobody waits for this answer any more.
+        if (!e.Handlers.TryGetValue(m.Type, out var handlers))
+        {
+            if (!Registry.TryGet(m.Type, out _))
+                return Outcome.Dead(new FailureInfo("Poison", $"message type '{m.Type}' is not registered in this service, so its body cannot be read", null, delivery.Attempt, Now, Now), e, m, this);
+            if (e.Source.Kind == MessageSourceKind.Queue)
+                return Outcome.Dead(new FailureInfo("NoHandler", $"queue '{e.Source.Name}' has no handler for '{m.Type}'", null, delivery.Attempt, Now, Now), e, m, this);
+            return Outcome.Skip; // Another type on the topic that this group does not handle.
+        }
+        var (value, _, problem) = Registry.DecodePayload(m.Type, m.SchemaVersion, m.Body);
+        if (value is null)
+            return Outcome.Dead(new FailureInfo("Poison", problem ?? "the body could not be read", null, delivery.Attempt, Now, Now), e, m, this);
+
+        using var activity = StartConsumerActivity(e, m, delivery.Attempt);
+        var policy = e.Options.Retry;
+        Exception? last = null;
+        var first = firstFailure;
+        for (var attempt = 0; attempt <= policy.ImmediateRetries; attempt++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var started = Stopwatch.GetTimestamp();
+            var scope = _services.GetService(typeof(IServiceScopeFactory)) is IServiceScopeFactory f ? f.CreateAsyncScope() : (AsyncServiceScope?)null;
+            var context = new MessageContext(this, delivery, scope?.ServiceProvider ?? _services);
+            var previous = MessageContext.Enter(context);
+            try
+            {
+                using (EventContext.Begin(m.CorrelationId, m.Id.ToString()))
+                {
+                    object? response = null;
+                    HandlerRegistration? answering = null;
+                    foreach (var h in handlers)
+                    {
+                        var r = await h.Invoke(context.Services, value, context, ct).ConfigureAwait(false);
+                        if (h.ResponseType is not null) { response = r; answering = h; }
+                    }
+                    if (answering is not null && m.ReplyTo is { } replyTo)
+                        context.Add(new OutgoingMessage(CreateReply(response, answering.ResponseType!, m, null), null, QueueName.Parse(replyTo)));
+                }
+                FactumDiagnostics.HandlerDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("type", m.Type));
+                return new Outcome(SettlementKind.Ack, null, context.Outgoing, context.Enlisted, null, false, null);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                last = ex;
+                first ??= Now;
+                Interlocked.Increment(ref e.Failed);
+                e.LastError = $"{m.Type} {m.Id}: {ex.GetType().Name}: {ex.Message}";
+                FactumDiagnostics.Failed.Add(1, new("type", m.Type), new("source", e.Source.Name), new("group", e.Source.Group));
+                activity?.AddEvent(new ActivityEvent("exception", tags: new ActivityTagsCollection { ["exception.type"] = ex.GetType().FullName, ["exception.message"] = ex.Message }));
+                if (policy.IsNonTransient(ex)) return Outcome.Dead(FailureInfo.From(ex, delivery.Attempt, first.Value, Now), e, m, this);
+            }
+            finally
+            {
+                MessageContext.Enter(previous);
+                if (scope is { } s) await s.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        activity?.SetStatus(ActivityStatusCode.Error, last!.Message);
+        return new Outcome(SettlementKind.Retry, FailureInfo.From(last!, delivery.Attempt, first!.Value, Now), [], [], null, false, null);
+    }
+
+    private static Activity? StartConsumerActivity(Endpoint e, TransportMessage m, int attempt)
+    {
+        var links = m.Headers.TryGetValue(MessageHeaders.TraceParent, out var parent)
+            && ActivityContext.TryParse(parent, m.Headers.GetValueOrDefault(MessageHeaders.TraceState), out var producer)
+            ? new[] { new ActivityLink(producer) }
+            : null;
+        var activity = FactumDiagnostics.ActivitySource.StartActivity(ActivityKind.Consumer, default(ActivityContext), links: links, name: $"{e.Source.Name} process");
+        if (activity is null) return null;
+        activity.SetTag("messaging.message.id", m.Id.ToString());
+        activity.SetTag("messaging.message.type", m.Type);
+        activity.SetTag("messaging.destination.name", e.Source.Name);
+        activity.SetTag("messaging.consumer.group.name", e.Source.Group);
+        activity.SetTag("messaging.message.conversation_id", m.CorrelationId);
+        activity.SetTag("messaging.delivery.attempt", attempt);
+        return activity;
+    }
+
+    private sealed class Endpoint
+    {
+        public Endpoint(MessageSource source, HandlerOptions options)
+        {
+            Source = source;
+            Options = options;
+            Queue = source.Kind == MessageSourceKind.Queue ? QueueName.Parse(source.Name) : QueueName.ForGroup(new TopicName(source.Name), new GroupName(source.Group!));
+            Inbox = Queue.Value;
+        }
+
+        public MessageSource Source { get; }
+
+        public HandlerOptions Options { get; }
+
+        /// <summary>The queue it consumes (for streams: the group's queue of replayed and deferred records).</summary>
+        public QueueName Queue { get; }
+
+        public string Inbox { get; }
+
+        public Dictionary<string, List<HandlerRegistration>> Handlers { get; } = new(StringComparer.Ordinal);
+
+        public bool Running;
+        public long Handled;
+        public long Failed;
+        public long DeadLettered;
+        public string? LastError;
+
+        public void Add(string type, HandlerRegistration h)
+        {
+            if (!Handlers.TryGetValue(type, out var list)) Handlers[type] = list = [];
+            list.Add(h);
+        }
+
+        public MessageSource SourceFor(StreamRecord? record) => record is null ? Source : Source with { Partition = record.Partition, Offset = record.Offset };
+
+        public EndpointStatus Status() => new(Source.ToString(), Handlers.Keys.Order(StringComparer.Ordinal).ToList(), Running,
+            Interlocked.Read(ref Handled), Interlocked.Read(ref Failed), Interlocked.Read(ref DeadLettered), LastError);
+    }
+
+    private sealed record Outcome(SettlementKind Kind, FailureInfo? Failure, IReadOnlyList<OutgoingMessage> Outgoing, IReadOnlyList<Action<object?>> Enlisted, DateTimeOffset? RetryAt, bool Skipped, OutgoingMessage? ErrorReply)
+    {
+        public static readonly Outcome Skip = new(SettlementKind.Ack, null, [], [], null, true, null);
+
+        public static readonly Outcome Duplicate = Skip;
+
+        public static readonly Outcome DeferIt = new(SettlementKind.Defer, null, [], [], null, true, null);
+
+        public bool HoldKey { get; init; }
+
+        public static Outcome Dead(FailureInfo failure, Endpoint e, TransportMessage m, MessageBus bus)
+        {
+            OutgoingMessage? error = null;
+            if (m.ReplyTo is { } replyTo && e.Handlers.TryGetValue(m.Type, out var hs) && hs.FirstOrDefault(h => h.ResponseType is not null) is { } h)
+                error = new OutgoingMessage(bus.CreateReply(null, h.ResponseType!, m, $"{failure.ExceptionType}: {failure.Message}"), null, QueueName.Parse(replyTo));
+            return new Outcome(SettlementKind.DeadLetter, failure, [], [], null, false, error)
+            {
+                HoldKey = e.Source.Kind == MessageSourceKind.Stream && e.Options.HoldKeyOnDeadLetter && m.PartitionKey is not null,
+            };
+        }
+
+        public Settlement ToSettlement(Endpoint e, QueueDelivery? delivery, StreamRecord? record) => new()
+        {
+            Kind = Kind,
+            Delivery = delivery,
+            Record = record,
+            Source = e.SourceFor(record),
+            RetryAt = RetryAt,
+            Failure = Failure,
+            HoldKey = HoldKey,
+            Inbox = Kind == SettlementKind.Ack && e.Options.UseInbox && !Skipped ? e.Inbox : null,
+            Outgoing = Outgoing,
+            Enlisted = Enlisted,
+        };
+    }
+}

@@ -1,0 +1,123 @@
+namespace Factum.Messaging;
+
+/// <summary>Options of a publish.</summary>
+public sealed record PublishOptions
+{
+    /// <summary>The topic (default: the message type's route).</summary>
+    public TopicName? Topic { get; init; }
+
+    /// <summary>The ordering key (default: the route's key selector, if any).</summary>
+    public string? PartitionKey { get; init; }
+
+    /// <summary>The message id (default: a new one). Re-publishing with the same id lets inboxes drop the duplicate.</summary>
+    public MessageId? MessageId { get; init; }
+
+    /// <summary>Extra headers.</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
+}
+
+/// <summary>Options of a send.</summary>
+public sealed record SendOptions
+{
+    /// <summary>The queue (default: the message type's route).</summary>
+    public QueueName? Queue { get; init; }
+
+    /// <summary>Deliver no earlier than this (delayed delivery).</summary>
+    public DateTimeOffset? DeliverAt { get; init; }
+
+    /// <summary>The ordering key: queue messages with the same key are handled one at a time, in order.</summary>
+    public string? PartitionKey { get; init; }
+
+    /// <summary>The message id (default: a new one).</summary>
+    public MessageId? MessageId { get; init; }
+
+    /// <summary>Extra headers.</summary>
+    public IReadOnlyDictionary<string, string>? Headers { get; init; }
+}
+
+/// <summary>
+/// What a handler knows about the message it handles, and how it produces more. Messages it publishes or sends — through
+/// this context or through <see cref="IMessageBus"/> while the handler runs — are held back and committed atomically with
+/// the message's acknowledgement (a consumer outbox), and inherit its correlation id, with its id as their causation id.
+/// </summary>
+public sealed class MessageContext
+{
+    private static readonly AsyncLocal<MessageContext?> Ambient = new();
+    private readonly MessageBus _bus;
+    private readonly List<OutgoingMessage> _outgoing = [];
+    private readonly List<Action<object?>> _enlisted = [];
+
+    internal MessageContext(MessageBus bus, DeliveryInfo delivery, IServiceProvider services)
+    {
+        _bus = bus;
+        Delivery = delivery;
+        Services = services;
+    }
+
+    /// <summary>The context of the handler running on this async flow, if any.</summary>
+    public static MessageContext? Current => Ambient.Value;
+
+    internal static MessageContext? Enter(MessageContext? context)
+    {
+        var previous = Ambient.Value;
+        Ambient.Value = context;
+        return previous;
+    }
+
+    /// <summary>The delivery.</summary>
+    public DeliveryInfo Delivery { get; }
+
+    /// <summary>The message envelope.</summary>
+    public TransportMessage Message => Delivery.Message;
+
+    /// <summary>The message id.</summary>
+    public MessageId MessageId => Delivery.Message.Id;
+
+    /// <summary>The business process the message belongs to.</summary>
+    public string CorrelationId => Delivery.Message.CorrelationId;
+
+    /// <summary>What caused the message.</summary>
+    public string? CausationId => Delivery.Message.CausationId;
+
+    /// <summary>This delivery's number (1 for the first).</summary>
+    public int Attempt => Delivery.Attempt;
+
+    /// <summary>The headers.</summary>
+    public IReadOnlyDictionary<string, string> Headers => Delivery.Message.Headers;
+
+    /// <summary>The handler's scoped services.</summary>
+    public IServiceProvider Services { get; }
+
+    internal IReadOnlyList<OutgoingMessage> Outgoing => _outgoing;
+
+    internal IReadOnlyList<Action<object?>> Enlisted => _enlisted;
+
+    /// <summary>Publishes an event when this message is acknowledged (atomically with it).</summary>
+    public Task PublishAsync<T>(T message, PublishOptions? options = null, CancellationToken cancellationToken = default) where T : notnull
+    {
+        var (topic, m) = _bus.PreparePublish(message, options);
+        _outgoing.Add(new OutgoingMessage(m, topic, null));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Sends a command when this message is acknowledged (atomically with it).</summary>
+    public Task SendAsync<T>(T command, SendOptions? options = null, CancellationToken cancellationToken = default) where T : notnull
+    {
+        var (queue, m) = _bus.PrepareSend(command, options);
+        _outgoing.Add(new OutgoingMessage(m, null, queue, options?.DeliverAt));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> inside the transaction that acknowledges this message: with the embedded SQLite
+    /// transport it receives the <c>SqliteConnection</c> of that transaction, so the handler's writes, the inbox record
+    /// and the ack commit together (exactly-once effects). In memory it receives null.
+    /// </summary>
+    public void Enlist(Action<object?> work)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        _enlisted.Add(work);
+    }
+
+    internal void Add(OutgoingMessage message) => _outgoing.Add(message);
+}
