@@ -119,6 +119,10 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
     internal Task<object?> ExecuteInWriterAsync(Func<SqliteConnection, object?> work, CancellationToken cancellationToken = default) =>
         Enqueue(new WorkRequest(work, cancellationToken));
 
+    /// <summary>Completes at the writer's next commit, or after <paramref name="timeout"/> (other processes' commits are seen at the timeout).</summary>
+    internal Task WaitForCommitAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        _signal.WaitAsync(static _ => Task.FromResult(false), timeout, cancellationToken);
+
     /// <summary>Opens a pooled read connection on the store's file.</summary>
     internal SqliteConnection OpenReadConnection()
     {

@@ -94,6 +94,134 @@ internal static class SqliteSchema
             PRIMARY KEY (name, version)
         );
         """,
+        // v6: messaging (topics, stream logs, queues with leases, consumer groups, inbox, dead letters).
+        """
+        CREATE TABLE msg_topics (
+            topic      TEXT PRIMARY KEY,
+            partitions INTEGER NOT NULL DEFAULT 0,
+            max_age_ms INTEGER,
+            max_bytes  INTEGER,
+            max_count  INTEGER
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_subscriptions (
+            topic TEXT NOT NULL,
+            grp   TEXT NOT NULL,
+            PRIMARY KEY (topic, grp)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_partitions (
+            topic        TEXT    NOT NULL,
+            partition    INTEGER NOT NULL,
+            start_offset INTEGER NOT NULL DEFAULT 0,
+            next_offset  INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (topic, partition)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_log (
+            topic          TEXT    NOT NULL,
+            partition      INTEGER NOT NULL,
+            offset         INTEGER NOT NULL,
+            appended_at    INTEGER NOT NULL,
+            message_id     BLOB    NOT NULL,
+            type           TEXT    NOT NULL,
+            schema_version INTEGER NOT NULL,
+            created_at     INTEGER NOT NULL,
+            correlation_id TEXT    NOT NULL,
+            causation_id   TEXT,
+            reply_to       TEXT,
+            partition_key  TEXT,
+            headers        TEXT,
+            body           BLOB    NOT NULL,
+            PRIMARY KEY (topic, partition, offset)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_queues (
+            queue      TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_queue (
+            seq            INTEGER PRIMARY KEY,
+            queue          TEXT    NOT NULL,
+            visible_at     INTEGER NOT NULL,
+            lease_token    TEXT,
+            lease_owner    TEXT,
+            attempts       INTEGER NOT NULL DEFAULT 0,
+            first_failure  INTEGER,
+            enqueued_at    INTEGER NOT NULL,
+            message_id     BLOB    NOT NULL,
+            type           TEXT    NOT NULL,
+            schema_version INTEGER NOT NULL,
+            created_at     INTEGER NOT NULL,
+            correlation_id TEXT    NOT NULL,
+            causation_id   TEXT,
+            reply_to       TEXT,
+            partition_key  TEXT,
+            headers        TEXT,
+            body           BLOB    NOT NULL
+        );
+        CREATE INDEX ix_msg_queue_visible ON msg_queue(queue, visible_at, seq);
+        CREATE INDEX ix_msg_queue_key ON msg_queue(queue, partition_key, seq) WHERE partition_key IS NOT NULL;
+        CREATE TABLE msg_consumers (
+            queue     TEXT    NOT NULL,
+            consumer  TEXT    NOT NULL,
+            last_seen INTEGER NOT NULL,
+            PRIMARY KEY (queue, consumer)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_inbox (
+            inbox      TEXT    NOT NULL,
+            message_id BLOB    NOT NULL,
+            handled_at INTEGER NOT NULL,
+            PRIMARY KEY (inbox, message_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX ix_msg_inbox_age ON msg_inbox(handled_at);
+        CREATE TABLE msg_group_members (
+            topic     TEXT    NOT NULL,
+            grp       TEXT    NOT NULL,
+            member    TEXT    NOT NULL,
+            last_seen INTEGER NOT NULL,
+            PRIMARY KEY (topic, grp, member)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_group_offsets (
+            topic     TEXT    NOT NULL,
+            grp       TEXT    NOT NULL,
+            partition INTEGER NOT NULL,
+            committed INTEGER NOT NULL DEFAULT 0,
+            owner     TEXT,
+            PRIMARY KEY (topic, grp, partition)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_holds (
+            source  TEXT    NOT NULL,
+            grp     TEXT    NOT NULL,
+            key     TEXT    NOT NULL,
+            blocker INTEGER,
+            PRIMARY KEY (source, grp, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE msg_dead_letters (
+            id               INTEGER PRIMARY KEY,
+            source_kind      TEXT    NOT NULL,
+            source           TEXT    NOT NULL,
+            grp              TEXT,
+            partition        INTEGER,
+            offset           INTEGER,
+            exception_type   TEXT    NOT NULL,
+            error            TEXT    NOT NULL,
+            stack_trace      TEXT,
+            attempts         INTEGER NOT NULL,
+            first_failure    INTEGER NOT NULL,
+            last_failure     INTEGER NOT NULL,
+            dead_lettered_at INTEGER NOT NULL,
+            held_behind      INTEGER,
+            message_id     BLOB    NOT NULL,
+            type           TEXT    NOT NULL,
+            schema_version INTEGER NOT NULL,
+            created_at     INTEGER NOT NULL,
+            correlation_id TEXT    NOT NULL,
+            causation_id   TEXT,
+            reply_to       TEXT,
+            partition_key  TEXT,
+            headers        TEXT,
+            body           BLOB    NOT NULL
+        );
+        CREATE INDEX ix_msg_dead_letters_source ON msg_dead_letters(source, grp);
+        CREATE INDEX ix_msg_dead_letters_held ON msg_dead_letters(held_behind) WHERE held_behind IS NOT NULL;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -109,7 +109,7 @@ public sealed class InMemoryTransport : IMessageTransport
         var offsets = new PartitionOffset[messages.Count];
         for (var i = 0; i < messages.Count; i++)
         {
-            var p = Partitioner.For(messages[i].PartitionKey, t.Options.Partitions);
+            var p = KeyPartitioner.For(messages[i].PartitionKey, t.Options.Partitions);
             offsets[i] = new PartitionOffset(p, t.Logs[p].Append(messages[i], now));
         }
         return new PublishReceipt(t.Subscriptions.Count, offsets);

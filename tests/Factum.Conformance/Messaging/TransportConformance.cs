@@ -151,13 +151,13 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         var ms = Enumerable.Range(0, 40).Select(i => Msg(key: $"order-{i % 5}", json: $$"""{"n":{{i}}}""")).ToList();
         var receipt = await Transport.PublishAsync("orders", ms);
         Assert.Equal(40, receipt.Offsets.Count);
-        for (var i = 0; i < 40; i++) Assert.Equal(Partitioner.For(ms[i].PartitionKey, 4), receipt.Offsets[i].Partition);
+        for (var i = 0; i < 40; i++) Assert.Equal(KeyPartitioner.For(ms[i].PartitionKey, 4), receipt.Offsets[i].Partition);
         var total = 0;
         for (var p = 0; p < 4; p++)
         {
             var records = await Transport.FetchAsync("orders", "g", p, 0, 100);
             Assert.Equal(Enumerable.Range(0, records.Count).Select(i => (long)i), records.Select(r => r.Offset));
-            Assert.All(records, r => Assert.Equal(p, Partitioner.For(r.Message.PartitionKey, 4)));
+            Assert.All(records, r => Assert.Equal(p, KeyPartitioner.For(r.Message.PartitionKey, 4)));
             foreach (var key in records.GroupBy(r => r.Message.PartitionKey))
             {
                 var ns = key.Select(r => ms.FindIndex(m => m.Id == r.Message.Id)).ToList();

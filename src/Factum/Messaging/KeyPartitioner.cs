@@ -7,7 +7,7 @@ namespace Factum.Messaging;
 /// every backend and across restarts (FNV-1a over the key's UTF-8 bytes, modulo the partition count). Messages without a
 /// key go to partition 0.
 /// </summary>
-public static class Partitioner
+public static class KeyPartitioner
 {
     /// <summary>The partition of <paramref name="key"/> among <paramref name="partitions"/>.</summary>
     public static int For(string? key, int partitions)
