@@ -128,11 +128,13 @@ internal static class Demo
             }
             output.Writer.WriteLine();
         }
+        if (store is Factum.Sqlite.SqliteEventStore messagingStore) await DemoMessaging.RunAsync(messagingStore, registry, output, ct);
         var firstOrder = all.First(e => e.StreamId.Value == "Order-1001");
         output.Writer.WriteLine("The causation tree of order 1001 (factum trace " + firstOrder.CorrelationId + "):");
         output.Writer.Write((await Factum.Tracing.CausationTree.BuildAsync((Factum.Tracing.ICorrelationIndex)store, firstOrder.CorrelationId, ct)).Render());
         output.Writer.WriteLine();
         output.Writer.WriteLine("Try: factum read --stream Order-1001   |   factum read-all --category Payment   |   factum projections list   |   factum projections query orders-by-customer   |   factum verify");
+        output.Writer.WriteLine("     factum topics   |   factum queues   |   factum groups list   |   factum dlq list   |   factum send --queue payments --type CapturePayment --body '{\"orderId\":\"1\",\"amount\":5}'");
         return ExitCodes.Success;
     }
 

@@ -363,6 +363,8 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     root.Subcommands.Add(cmd);
 }
 
+MessagingCommands.Add(root, data, json);
+
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
 {

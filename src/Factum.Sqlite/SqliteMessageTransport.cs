@@ -30,6 +30,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
 
     // Queues this instance has registered in msg_queues (writer thread only), to skip the insert on every send.
     private readonly HashSet<string> _knownQueues = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _knownTopics = new(StringComparer.Ordinal);
 
     /// <summary>Uses <paramref name="store"/>'s file and writer.</summary>
     /// <param name="store">The store.</param>
@@ -187,6 +188,12 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
 
     private PublishReceipt PublishIn(SqliteConnection c, string topic, IReadOnlyList<TransportMessage> messages, long now)
     {
+        if (!_knownTopics.Contains(topic))
+        {
+            // A topic exists once something is published to it, even with no subscriber yet (it shows in `factum topics`).
+            P(Cmd(c, "INSERT OR IGNORE INTO msg_topics(topic) VALUES ($t)"), "$t", topic).ExecuteNonQuery();
+            _knownTopics.Add(topic);
+        }
         var groups = new List<string>();
         var subs = Cmd(c, "SELECT grp FROM msg_subscriptions WHERE topic = $t");
         P(subs, "$t", topic);

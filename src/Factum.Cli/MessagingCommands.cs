@@ -1,0 +1,469 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Factum.Messaging;
+using Factum.Sqlite;
+
+namespace Factum.Cli;
+
+/// <summary>`factum topics|queues|groups|dlq|publish|send|relay`: the embedded transport from the command line.</summary>
+internal static class MessagingCommands
+{
+    public static void Add(RootCommand root, DataDir data, Option<bool> json)
+    {
+        Task<int> Run(ParseResult pr, Func<SqliteMessageTransport, Output, Task<int>> body) =>
+            Cli.Run(pr, data, json, (store, output) => body(new SqliteMessageTransport(store), output));
+
+        // topics
+        {
+            var cmd = new Command("topics", "Topics: partitions, retention, pub/sub subscriptions, records per partition.");
+            data.AddTo(cmd);
+            cmd.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var s = await t.GetStatusAsync(ct);
+                if (output.Json)
+                {
+                    foreach (var topic in s.Topics)
+                        output.JsonLine(w =>
+                        {
+                            w.WriteString("topic", topic.Name);
+                            w.WriteNumber("partitions", topic.Options.Partitions);
+                            WriteRetention(w, topic.Options);
+                            w.WriteStartArray("subscriptions");
+                            foreach (var g in topic.Subscriptions) w.WriteStringValue(g);
+                            w.WriteEndArray();
+                            w.WriteStartArray("partitionOffsets");
+                            foreach (var p in topic.Partitions)
+                            {
+                                w.WriteStartObject();
+                                w.WriteNumber("partition", p.Partition);
+                                w.WriteNumber("start", p.StartOffset);
+                                w.WriteNumber("end", p.EndOffset);
+                                w.WriteEndObject();
+                            }
+                            w.WriteEndArray();
+                        });
+                }
+                else
+                {
+                    output.Table(["TOPIC", "PARTITIONS", "RECORDS", "RETENTION", "SUBSCRIPTIONS"], s.Topics.Select(topic => new[]
+                    {
+                        topic.Name, topic.Options.Partitions == 0 ? "- (pub/sub)" : Output.Inv(topic.Options.Partitions),
+                        topic.Options.Partitions == 0 ? "-" : Output.Inv(topic.Partitions.Sum(p => p.EndOffset - p.StartOffset)),
+                        Retention(topic.Options), string.Join(",", topic.Subscriptions),
+                    }));
+                }
+                return ExitCodes.Success;
+            }));
+            root.Subcommands.Add(cmd);
+        }
+
+        // queues
+        {
+            var all = new Option<bool>("--all") { Description = "Include reply queues." };
+            var cmd = new Command("queues", "Queues (pub/sub subscription queues topic@group included): ready, in flight, delayed, live consumers, oldest ready message.") { all };
+            data.AddTo(cmd);
+            cmd.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var queues = (await t.GetStatusAsync(ct)).Queues.Where(q => pr.GetValue(all) || !q.Name.StartsWith('$')).ToList();
+                if (output.Json)
+                {
+                    foreach (var q in queues)
+                        output.JsonLine(w =>
+                        {
+                            w.WriteString("queue", q.Name);
+                            w.WriteNumber("ready", q.Ready);
+                            w.WriteNumber("inFlight", q.InFlight);
+                            w.WriteNumber("delayed", q.Delayed);
+                            w.WriteStartArray("consumers");
+                            foreach (var c in q.Consumers) w.WriteStringValue(c);
+                            w.WriteEndArray();
+                            if (q.OldestReady is { } o) w.WriteString("oldestReady", Output.Iso(o)); else w.WriteNull("oldestReady");
+                        });
+                }
+                else
+                {
+                    output.Table(["QUEUE", "READY", "IN-FLIGHT", "DELAYED", "CONSUMERS", "OLDEST READY"], queues.Select(q => new[]
+                    {
+                        q.Name, Output.Inv(q.Ready), Output.Inv(q.InFlight), Output.Inv(q.Delayed), Output.Inv(q.Consumers.Count), q.OldestReady is { } o ? Output.Iso(o) : "-",
+                    }));
+                }
+                return ExitCodes.Success;
+            }));
+            root.Subcommands.Add(cmd);
+        }
+
+        // groups
+        {
+            var groups = new Command("groups", "Stream consumer groups: members, partition owners, committed offsets, lag; reset offsets.");
+            var list = new Command("list", "Every group's partitions: owner, committed offset, end offset and lag.");
+            data.AddTo(list);
+            list.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var s = await t.GetStatusAsync(ct);
+                if (output.Json)
+                {
+                    foreach (var g in s.Groups)
+                        output.JsonLine(w =>
+                        {
+                            w.WriteString("topic", g.Topic);
+                            w.WriteString("group", g.Group);
+                            w.WriteNumber("lag", g.Lag);
+                            w.WriteStartArray("members");
+                            foreach (var m in g.Members)
+                            {
+                                w.WriteStartObject();
+                                w.WriteString("member", m.Member);
+                                w.WriteString("lastSeen", Output.Iso(m.LastSeen));
+                                w.WriteStartArray("partitions");
+                                foreach (var p in m.Partitions) w.WriteNumberValue(p);
+                                w.WriteEndArray();
+                                w.WriteEndObject();
+                            }
+                            w.WriteEndArray();
+                            w.WriteStartArray("partitions");
+                            foreach (var p in g.Partitions)
+                            {
+                                w.WriteStartObject();
+                                w.WriteNumber("partition", p.Partition);
+                                if (p.Owner is null) w.WriteNull("owner"); else w.WriteString("owner", p.Owner);
+                                w.WriteNumber("committed", p.Committed);
+                                w.WriteNumber("end", p.End);
+                                w.WriteNumber("lag", p.Lag);
+                                w.WriteEndObject();
+                            }
+                            w.WriteEndArray();
+                        });
+                }
+                else
+                {
+                    output.Table(["TOPIC", "GROUP", "PARTITION", "OWNER", "COMMITTED", "END", "LAG"], s.Groups.SelectMany(g => g.Partitions.Select(p => new[]
+                    {
+                        g.Topic, g.Group, Output.Inv(p.Partition), p.Owner ?? "-", Output.Inv(p.Committed), Output.Inv(p.End), Output.Inv(p.Lag),
+                    })));
+                    var members = s.Groups.SelectMany(g => g.Members.Select(m => new[] { g.Topic, g.Group, m.Member, Output.Iso(m.LastSeen), string.Join(",", m.Partitions) })).ToList();
+                    if (members.Count > 0)
+                    {
+                        output.Writer.WriteLine();
+                        output.Table(["TOPIC", "GROUP", "MEMBER", "LAST SEEN", "PARTITIONS"], members);
+                    }
+                }
+                return ExitCodes.Success;
+            }));
+            groups.Subcommands.Add(list);
+
+            var topic = new Argument<string>("topic") { Description = "The stream topic." };
+            var group = new Argument<string>("group") { Description = "The consumer group." };
+            var to = new Option<string>("--to") { Description = "start | end | offset:N | time:ISO-8601 (e.g. time:2026-11-27T10:00:00Z).", Required = true };
+            var reset = new Command("reset", "Move a group's offsets so that it replays (the group must have no live member).") { topic, group, to };
+            data.AddTo(reset);
+            reset.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var target = ParseReset(pr.GetValue(to)!);
+                await t.ResetGroupAsync(new TopicName(pr.GetValue(topic)!), new GroupName(pr.GetValue(group)!), target, ct);
+                output.Writer.WriteLine($"group {pr.GetValue(group)} on {pr.GetValue(topic)} reset to {target}");
+                return ExitCodes.Success;
+            }));
+            groups.Subcommands.Add(reset);
+            root.Subcommands.Add(groups);
+        }
+
+        // dlq
+        {
+            var dlq = new Command("dlq", "The dead-letter queue: list, show, replay and discard failed messages.");
+            Option<string?> Opt(string name, string description) => new(name) { Description = description };
+            var source = Opt("--source", "Only from this queue or topic.");
+            var group = Opt("--group", "Only from this consumer group.");
+            var type = Opt("--type", "Only this message type.");
+            var exception = Opt("--exception", "Only this exception type (full or simple name).");
+            var since = Opt("--since", "Dead-lettered at or after (ISO 8601, or a duration such as 1h meaning 'in the last hour').");
+            var until = Opt("--until", "Dead-lettered before (ISO 8601).");
+            var limit = new Option<int?>("--limit") { Description = "At most this many, oldest first." };
+            var ids = new Argument<long[]>("id") { Description = "Dead letter ids.", Arity = ArgumentArity.ZeroOrMore };
+            var all = new Option<bool>("--all") { Description = "Every dead letter (required when no id or filter is given)." };
+
+            DeadLetterFilter Filter(ParseResult pr, bool requireSelection)
+            {
+                var f = new DeadLetterFilter
+                {
+                    Ids = pr.GetValue(ids) is { Length: > 0 } x ? x : null,
+                    Source = pr.GetValue(source),
+                    Group = pr.GetValue(group),
+                    Type = pr.GetValue(type),
+                    ExceptionType = pr.GetValue(exception),
+                    From = pr.GetValue(since) is { } s ? ParseSince(s) : null,
+                    To = pr.GetValue(until) is { } u ? DateTimeOffset.Parse(u, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal) : null,
+                    Limit = pr.GetValue(limit),
+                };
+                if (requireSelection && f == new DeadLetterFilter { Limit = f.Limit } && !pr.GetValue(all))
+                    throw new ArgumentException("Say which dead letters: give ids, a filter (--source, --group, --type, --exception, --since, --until) or --all.");
+                return f;
+            }
+
+            var list = new Command("list", "Dead letters, oldest first.") { source, group, type, exception, since, until, limit };
+            data.AddTo(list);
+            list.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var rows = new List<DeadLetter>();
+                await foreach (var d in t.ListDeadLettersAsync(Filter(pr, false), ct)) rows.Add(d);
+                if (output.Json) foreach (var d in rows) output.JsonLine(w => WriteDeadLetter(w, d, full: false));
+                else
+                    output.Table(["ID", "SOURCE", "GROUP", "TYPE", "EXCEPTION", "ATTEMPTS", "REPLAYED", "DEAD-LETTERED", "HELD BEHIND", "ERROR"], rows.Select(d => new[]
+                    {
+                        Output.Inv(d.Id), d.Source.Name, d.Source.Group ?? "-", d.Message.Type, d.Failure.ExceptionType, Output.Inv(d.Failure.Attempts), Output.Inv(d.ReplayCount),
+                        Output.Iso(d.DeadLetteredAt), d.HeldBehind is { } h ? Output.Inv(h) : "-", OneLine(d.Failure.Message),
+                    }));
+                return ExitCodes.Success;
+            }));
+            dlq.Subcommands.Add(list);
+
+            var id = new Argument<long>("id") { Description = "The dead letter's id." };
+            var show = new Command("show", "One dead letter in full: the original message (headers and body) and the failure with its stack trace.") { id };
+            data.AddTo(show);
+            show.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                DeadLetter? found = null;
+                await foreach (var d in t.ListDeadLettersAsync(new DeadLetterFilter { Ids = [pr.GetValue(id)] }, ct)) found = d;
+                if (found is null)
+                {
+                    Output.Error($"there is no dead letter {pr.GetValue(id)} (it may have been replayed or discarded); 'factum dlq list' shows what is there.");
+                    return ExitCodes.StreamNotFound;
+                }
+                if (output.Json) output.JsonLine(w => WriteDeadLetter(w, found, full: true));
+                else
+                {
+                    var m = found.Message;
+                    var wr = output.Writer;
+                    wr.WriteLine($"dead letter   {found.Id}");
+                    wr.WriteLine($"source        {found.Source}");
+                    wr.WriteLine($"message id    {m.Id}");
+                    wr.WriteLine($"type          {m.Type} v{m.SchemaVersion}");
+                    wr.WriteLine($"created       {Output.Iso(m.Timestamp)}");
+                    wr.WriteLine($"correlation   {m.CorrelationId}");
+                    wr.WriteLine($"causation     {m.CausationId ?? "-"}");
+                    wr.WriteLine($"partition key {m.PartitionKey ?? "-"}");
+                    wr.WriteLine($"replayed      {found.ReplayCount} time(s)");
+                    if (found.HeldBehind is { } h) wr.WriteLine($"held behind   {h}");
+                    foreach (var (k, v) in m.Headers) wr.WriteLine($"header        {k}: {v}");
+                    wr.WriteLine($"body          {Output.DataText(m.Body)}");
+                    wr.WriteLine($"exception     {found.Failure.ExceptionType}: {found.Failure.Message}");
+                    wr.WriteLine($"attempts      {found.Failure.Attempts}; first failure {Output.Iso(found.Failure.FirstFailure)}, last {Output.Iso(found.Failure.LastFailure)}");
+                    wr.WriteLine($"dead-lettered {Output.Iso(found.DeadLetteredAt)}");
+                    if (found.Failure.StackTrace is { } st) wr.WriteLine("stack trace:" + Environment.NewLine + st);
+                }
+                return ExitCodes.Success;
+            }));
+            dlq.Subcommands.Add(show);
+
+            var replay = new Command("replay", "Send dead letters back to where they came from (their own queue, or the group's queue for subscriptions and streams), in order; a failing one comes back.") { ids, source, group, type, exception, since, until, limit, all };
+            data.AddTo(replay);
+            replay.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var n = await t.ReplayDeadLettersAsync(Filter(pr, true), ct);
+                if (output.Json) output.JsonLine(w => w.WriteNumber("replayed", n));
+                else output.Writer.WriteLine($"replayed {n} dead letter(s)");
+                return ExitCodes.Success;
+            }));
+            dlq.Subcommands.Add(replay);
+
+            var discard = new Command("discard", "Delete dead letters for good.") { ids, source, group, type, exception, since, until, limit, all };
+            data.AddTo(discard);
+            discard.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var n = await t.DiscardDeadLettersAsync(Filter(pr, true), ct);
+                if (output.Json) output.JsonLine(w => w.WriteNumber("discarded", n));
+                else output.Writer.WriteLine($"discarded {n} dead letter(s)");
+                return ExitCodes.Success;
+            }));
+            dlq.Subcommands.Add(discard);
+            root.Subcommands.Add(dlq);
+        }
+
+        // publish / send
+        {
+            var type = new Option<string>("--type", "-t") { Description = "The message type, e.g. OrderPlaced.", Required = true };
+            var body = new Option<string>("--body", "-b") { Description = "The message body as JSON.", Required = true };
+            var key = new Option<string?>("--key", "-k") { Description = "The partition key (ordering key)." };
+            var correlation = new Option<string?>("--correlation-id") { Description = "The correlation id (default: the message id)." };
+            var version = new Option<int>("--schema-version") { Description = "The body's schema version (default 1).", DefaultValueFactory = _ => 1 };
+            var header = new Option<string[]>("--header", "-H") { Description = "A header as NAME=VALUE (repeatable).", AllowMultipleArgumentsPerToken = false };
+
+            TransportMessage Build(ParseResult pr)
+            {
+                var raw = pr.GetValue(body)!;
+                try
+                {
+                    using var _ = JsonDocument.Parse(raw);
+                }
+                catch (JsonException ex)
+                {
+                    throw new ArgumentException($"--body is not valid JSON: {ex.Message}", ex);
+                }
+                if (pr.GetValue(version) < 1) throw new ArgumentException("--schema-version is 1 or more.");
+                var headers = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var h in pr.GetValue(header) ?? [])
+                {
+                    var eq = h.IndexOf('=', StringComparison.Ordinal);
+                    if (eq <= 0) throw new ArgumentException($"--header takes NAME=VALUE; got '{h}'.");
+                    headers[h[..eq]] = h[(eq + 1)..];
+                }
+                var id = MessageId.New();
+                EventTypeName.Validate(pr.GetValue(type)!);
+                return new TransportMessage
+                {
+                    Id = id,
+                    Type = pr.GetValue(type)!,
+                    SchemaVersion = pr.GetValue(version),
+                    Timestamp = DateTimeOffset.UtcNow,
+                    CorrelationId = pr.GetValue(correlation) ?? id.ToString(),
+                    PartitionKey = pr.GetValue(key),
+                    Headers = headers,
+                    Body = Encoding.UTF8.GetBytes(raw),
+                };
+            }
+
+            var topic = new Option<string?>("--topic") { Description = "The topic (default: the type name)." };
+            var publish = new Command("publish", "Publish a message to a topic: every subscription gets a copy; a stream topic appends it to its key's partition.") { type, body, key, correlation, version, header, topic };
+            data.AddTo(publish);
+            publish.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var m = Build(pr);
+                var name = new TopicName(pr.GetValue(topic) ?? m.Type);
+                var receipt = await t.PublishAsync(name, [m], ct);
+                if (output.Json)
+                    output.JsonLine(w =>
+                    {
+                        w.WriteString("messageId", m.Id.ToString());
+                        w.WriteString("topic", name.Value);
+                        w.WriteNumber("subscriptions", receipt.Subscriptions);
+                        if (receipt.Offsets.Count > 0) { w.WriteNumber("partition", receipt.Offsets[0].Partition); w.WriteNumber("offset", receipt.Offsets[0].Offset); }
+                    });
+                else
+                    output.Writer.WriteLine($"published {m.Id} to {name}: {receipt.Subscriptions} subscription(s)" + (receipt.Offsets.Count > 0 ? $", partition {receipt.Offsets[0].Partition} offset {receipt.Offsets[0].Offset}" : ""));
+                return ExitCodes.Success;
+            }));
+            root.Subcommands.Add(publish);
+
+            var queue = new Option<string?>("--queue", "-q") { Description = "The queue (default: the type name)." };
+            var delay = new Option<string?>("--delay") { Description = "Deliver after this long (e.g. 30s, 5m)." };
+            var at = new Option<string?>("--deliver-at") { Description = "Deliver at this time (ISO 8601)." };
+            var send = new Command("send", "Send a message to a queue, where exactly one consumer handles it.") { type, body, key, correlation, version, header, queue, delay, at };
+            data.AddTo(send);
+            send.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            {
+                var m = Build(pr);
+                var name = pr.GetValue(queue) is { } q ? QueueName.Parse(q) : new QueueName(m.Type);
+                DateTimeOffset? deliverAt = pr.GetValue(delay) is { } d ? DateTimeOffset.UtcNow + Durations.Parse(d)
+                    : pr.GetValue(at) is { } a ? DateTimeOffset.Parse(a, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal) : null;
+                await t.SendAsync(name, [m], deliverAt, ct);
+                if (output.Json) output.JsonLine(w => { w.WriteString("messageId", m.Id.ToString()); w.WriteString("queue", name.Value); });
+                else output.Writer.WriteLine($"sent {m.Id} to {name}" + (deliverAt is { } x ? $", visible at {Output.Iso(x)}" : ""));
+                return ExitCodes.Success;
+            }));
+            root.Subcommands.Add(send);
+        }
+
+        // relay
+        {
+            var once = new Option<bool>("--once") { Description = "Publish what is there and exit (default: keep relaying until stopped)." };
+            var name = new Option<string>("--name") { Description = "The relay's name (its checkpoint; default outbox).", DefaultValueFactory = _ => "outbox" };
+            var cmd = new Command("relay", "The outbox relay: publish every event appended to the store to the topic named after its type (at least once; resumes from its checkpoint).") { once, name };
+            data.AddTo(cmd);
+            cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+            {
+                var transport = new SqliteMessageTransport(store);
+                var relay = new OutboxRelay(store, transport, new SqliteSubscriptionStore(store), new OutboxRelayOptions { Name = pr.GetValue(name)! });
+                if (pr.GetValue(once))
+                {
+                    var n = await relay.CatchUpAsync(ct);
+                    if (output.Json) output.JsonLine(w => { w.WriteNumber("published", n); w.WriteNumber("position", relay.Position); });
+                    else output.Writer.WriteLine($"relayed {n} event(s); checkpoint at position {relay.Position}");
+                    return ExitCodes.Success;
+                }
+                await relay.StartAsync(ct);
+                output.Writer.WriteLine($"relaying from position {relay.Position}; Ctrl+C to stop");
+                await output.Writer.FlushAsync(ct);
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Ctrl+C.
+                }
+                await relay.StopAsync();
+                output.Writer.WriteLine($"stopped at position {relay.Position} ({relay.Published} published)");
+                return ExitCodes.Success;
+            }));
+            root.Subcommands.Add(cmd);
+        }
+    }
+
+    private static GroupReset ParseReset(string to)
+    {
+        if (to == "start") return GroupReset.ToStart;
+        if (to == "end") return GroupReset.ToEnd;
+        if (to.StartsWith("offset:", StringComparison.Ordinal) && long.TryParse(to[7..], NumberStyles.None, CultureInfo.InvariantCulture, out var o)) return GroupReset.ToOffset(o);
+        if (to.StartsWith("time:", StringComparison.Ordinal) && DateTimeOffset.TryParse(to[5..], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)) return GroupReset.ToTime(t);
+        throw new ArgumentException($"--to '{to}' is not start, end, offset:N or time:ISO-8601.");
+    }
+
+    private static DateTimeOffset ParseSince(string text) =>
+        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow - Durations.Parse(text);
+
+    private static string Retention(TopicOptions o)
+    {
+        var parts = new List<string>();
+        if (o.MaxAge is { } a) parts.Add($"age {a}");
+        if (o.MaxBytes is { } b) parts.Add($"{b} bytes");
+        if (o.MaxCount is { } c) parts.Add($"{c} records");
+        return parts.Count == 0 ? "-" : string.Join(", ", parts);
+    }
+
+    private static void WriteRetention(Utf8JsonWriter w, TopicOptions o)
+    {
+        if (o.MaxAge is { } a) w.WriteNumber("maxAgeSeconds", (long)a.TotalSeconds);
+        if (o.MaxBytes is { } b) w.WriteNumber("maxBytes", b);
+        if (o.MaxCount is { } c) w.WriteNumber("maxCount", c);
+    }
+
+    private static string OneLine(string s)
+    {
+        var line = s.ReplaceLineEndings(" ");
+        return line.Length > 80 ? line[..77] + "..." : line;
+    }
+
+    private static void WriteDeadLetter(Utf8JsonWriter w, DeadLetter d, bool full)
+    {
+        var m = d.Message;
+        w.WriteNumber("id", d.Id);
+        w.WriteString("sourceKind", d.Source.Kind.ToString());
+        w.WriteString("source", d.Source.Name);
+        if (d.Source.Group is { } g) w.WriteString("group", g); else w.WriteNull("group");
+        if (d.Source.Partition is { } p) w.WriteNumber("partition", p);
+        if (d.Source.Offset is { } o) w.WriteNumber("offset", o);
+        w.WriteString("messageId", m.Id.ToString());
+        w.WriteString("type", m.Type);
+        w.WriteNumber("schemaVersion", m.SchemaVersion);
+        w.WriteString("correlationId", m.CorrelationId);
+        if (m.CausationId is { } c) w.WriteString("causationId", c); else w.WriteNull("causationId");
+        if (m.PartitionKey is { } k) w.WriteString("partitionKey", k); else w.WriteNull("partitionKey");
+        w.WriteString("exceptionType", d.Failure.ExceptionType);
+        w.WriteString("error", d.Failure.Message);
+        w.WriteNumber("attempts", d.Failure.Attempts);
+        w.WriteString("firstFailure", Output.Iso(d.Failure.FirstFailure));
+        w.WriteString("lastFailure", Output.Iso(d.Failure.LastFailure));
+        w.WriteString("deadLetteredAt", Output.Iso(d.DeadLetteredAt));
+        w.WriteNumber("replayCount", d.ReplayCount);
+        if (d.HeldBehind is { } h) w.WriteNumber("heldBehind", h); else w.WriteNull("heldBehind");
+        if (!full) return;
+        if (d.Failure.StackTrace is { } st) w.WriteString("stackTrace", st);
+        w.WriteString("timestamp", Output.Iso(m.Timestamp));
+        if (m.ReplyTo is { } r) w.WriteString("replyTo", r);
+        w.WriteStartObject("headers");
+        foreach (var (hk, hv) in m.Headers) w.WriteString(hk, hv);
+        w.WriteEndObject();
+        Output.WriteData(w, m.Body);
+    }
+}

@@ -1,0 +1,167 @@
+using System.Globalization;
+using Factum.Subscriptions;
+
+namespace Factum.Messaging;
+
+/// <summary>Settings of an <see cref="OutboxRelay"/>.</summary>
+public sealed record OutboxRelayOptions
+{
+    /// <summary>The relay's name; its checkpoint is stored under it (default <c>outbox</c>).</summary>
+    public string Name { get; init; } = "outbox";
+
+    /// <summary>Which stored events to publish (default: all).</summary>
+    public EventFilter Filter { get; init; } = EventFilter.None;
+
+    /// <summary>The topic of an event, or null to skip it (default: the topic named after its type, the bus's convention).</summary>
+    public Func<RecordedEvent, TopicName?> Topic { get; init; } = e => new TopicName(e.Type);
+
+    /// <summary>Events read and published per round (default 512).</summary>
+    public int BatchSize
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "BatchSize is at least 1.");
+    } = 512;
+
+    /// <summary>How long to wait for new appends before looking again (default 1 s; appends through the same store wake it at once).</summary>
+    public TimeSpan LiveWaitTimeout { get; init; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>
+/// The event store is the outbox: the relay reads the global log from its checkpoint and publishes every appended
+/// event to the bus, then stores the checkpoint. Delivery is at least once and nothing is lost across crashes: an event
+/// is published before the checkpoint passes it, so after a crash the relay publishes again from the last checkpoint.
+/// The message id is the event id, so consumers' inboxes drop the duplicates; the partition key is the stream id, so
+/// order holds per aggregate; correlation and causation ids are carried over unchanged.
+/// </summary>
+public sealed class OutboxRelay : IAsyncDisposable
+{
+    private readonly IEventReader _store;
+    private readonly IMessageTransport _transport;
+    private readonly ICheckpointStore _checkpoints;
+    private readonly OutboxRelayOptions _options;
+    private CancellationTokenSource? _stop;
+    private Task _completion = Task.CompletedTask;
+    private long _position;
+    private long _published;
+    private volatile string? _lastError;
+
+    /// <summary>Creates a relay; call <see cref="StartAsync"/> to run it, or <see cref="CatchUpAsync"/> to publish what is there.</summary>
+    public OutboxRelay(IEventReader store, IMessageTransport transport, ICheckpointStore checkpoints, OutboxRelayOptions? options = null)
+    {
+        _store = store ?? throw new ArgumentNullException(nameof(store));
+        _transport = transport ?? throw new ArgumentNullException(nameof(transport));
+        _checkpoints = checkpoints ?? throw new ArgumentNullException(nameof(checkpoints));
+        _options = options ?? new OutboxRelayOptions();
+    }
+
+    /// <summary>The last store position published and checkpointed.</summary>
+    public long Position => Interlocked.Read(ref _position);
+
+    /// <summary>Events published by this instance.</summary>
+    public long Published => Interlocked.Read(ref _published);
+
+    /// <summary>The last error, if the relay is retrying.</summary>
+    public string? LastError => _lastError;
+
+    /// <summary>Completes when the relay stops.</summary>
+    public Task Completion => _completion;
+
+    /// <summary>Converts a stored event to the message the relay publishes.</summary>
+    public static TransportMessage ToMessage(RecordedEvent e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        var headers = new Dictionary<string, string>(e.Metadata, StringComparer.Ordinal)
+        {
+            [MessageHeaders.StreamId] = e.StreamId.Value,
+            [MessageHeaders.StorePosition] = e.Position.Value.ToString(CultureInfo.InvariantCulture),
+        };
+        return new TransportMessage
+        {
+            Id = MessageId.From(e.EventId),
+            Type = e.Type,
+            SchemaVersion = e.SchemaVersion,
+            Timestamp = e.Timestamp,
+            CorrelationId = e.CorrelationId,
+            CausationId = e.CausationId,
+            PartitionKey = e.StreamId.Value,
+            Headers = headers,
+            Body = e.Payload,
+        };
+    }
+
+    /// <summary>Loads the checkpoint and relays in the background until stopped.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        _position = await _checkpoints.LoadAsync(_options.Name, cancellationToken).ConfigureAwait(false) ?? 0;
+        _stop = new CancellationTokenSource();
+        var ct = _stop.Token;
+        _completion = Task.Run(async () =>
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    if (await RelayBatchAsync(ct).ConfigureAwait(false) > 0) continue;
+                    if (_store is IAppendNotifier notifier) await notifier.WaitForAppendAsync(new GlobalPosition(Position), _options.LiveWaitTimeout, ct).ConfigureAwait(false);
+                    else await Task.Delay(_options.LiveWaitTimeout, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // Publish or checkpoint failed: nothing past the checkpoint is lost; try again shortly.
+                    _lastError = $"{ex.GetType().Name}: {ex.Message}";
+                    try { await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false); }
+                    catch (OperationCanceledException) { return; }
+                }
+            }
+        }, CancellationToken.None);
+    }
+
+    /// <summary>Publishes everything appended after the checkpoint, then returns how many events it published.</summary>
+    public async Task<long> CatchUpAsync(CancellationToken cancellationToken = default)
+    {
+        _position = await _checkpoints.LoadAsync(_options.Name, cancellationToken).ConfigureAwait(false) ?? 0;
+        long total = 0;
+        while (true)
+        {
+            var n = await RelayBatchAsync(cancellationToken).ConfigureAwait(false);
+            if (n == 0) return total;
+            total += n;
+        }
+    }
+
+    private async Task<int> RelayBatchAsync(CancellationToken ct)
+    {
+        var batch = new List<RecordedEvent>(_options.BatchSize);
+        await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = new GlobalPosition(Position + 1), MaxCount = _options.BatchSize, Filter = _options.Filter }, ct).ConfigureAwait(false))
+            batch.Add(e);
+        if (batch.Count == 0) return 0;
+        // One publish per topic, in log order within it (so per stream); concurrent calls share the store's group commit.
+        var byTopic = batch.Select(e => (Topic: _options.Topic(e), Event: e)).Where(x => x.Topic is not null)
+            .GroupBy(x => x.Topic!.Value).ToList();
+        await Task.WhenAll(byTopic.Select(g => _transport.PublishAsync(g.Key, g.Select(x => ToMessage(x.Event)).ToList(), ct).AsTask())).ConfigureAwait(false);
+        var last = batch[^1].Position.Value;
+        await _checkpoints.StoreAsync(_options.Name, last, ct).ConfigureAwait(false);
+        Interlocked.Exchange(ref _position, last);
+        Interlocked.Add(ref _published, byTopic.Sum(g => g.Count()));
+        FactumDiagnostics.Published.Add(byTopic.Sum(g => g.Count()), new KeyValuePair<string, object?>("destination", "outbox"));
+        _lastError = null;
+        return batch.Count;
+    }
+
+    /// <summary>Stops relaying (what was published stays published; the checkpoint is current).</summary>
+    public async Task StopAsync()
+    {
+        if (_stop is null) return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _completion.ConfigureAwait(false);
+        _stop.Dispose();
+        _stop = null;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync() => await StopAsync().ConfigureAwait(false);
+}
