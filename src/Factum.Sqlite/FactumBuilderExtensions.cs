@@ -15,3 +15,19 @@ public static class SqliteFactumBuilderExtensions
         return builder.UseEventStore(_ => new SqliteEventStore(options));
     }
 }
+
+/// <summary>Registers the embedded SQLite message transport.</summary>
+public static class SqliteMessagingBuilderExtensions
+{
+    /// <summary>
+    /// Uses the SQLite message transport in the store's own file (register the store with <c>UseSqlite</c>): queues,
+    /// topics, stream logs, consumer groups, the inbox and the dead-letter queue share the store's writer and group commit.
+    /// </summary>
+    public static FactumBuilder UseSqliteTransport(this FactumBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        return builder.UseTransport(sp => sp.GetService(typeof(IEventStore)) is SqliteEventStore store
+            ? new SqliteMessageTransport(store)
+            : throw new InvalidOperationException("UseSqliteTransport keeps messages in the SQLite store's file; register the store with UseSqlite(path) first."));
+    }
+}
