@@ -14,7 +14,7 @@ public static class Scenarios
 {
     private static readonly byte[] Payload = Encoding.UTF8.GetBytes("""{"orderId":"ord-0001234","customerId":"cus-42","amount":123.45,"currency":"EUR","items":3,"channel":"web"}""");
 
-    private static string Machine => $"{Environment.ProcessorCount} cores, {Math.Round(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1024.0 / 1024 / 1024)} GiB, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+    internal static string Machine => $"{Environment.ProcessorCount} cores, {Math.Round(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1024.0 / 1024 / 1024)} GiB, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
 
     private static EventData NewEvent() => new("OrderPlaced", Payload);
 

@@ -25,6 +25,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
     private readonly SqliteEventStore _store;
     private readonly bool _ownsStore;
     private readonly ConcurrentDictionary<string, int> _streamPartitions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool> _idle = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
     private SqliteConnection? _commandsConnection;
 
@@ -263,7 +264,8 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         // Skip the writer when nothing is visible: idle consumers poll with a cheap read instead of a write transaction.
-        if (!HasVisible(queue.Value)) return [];
+        // A queue that just delivered is likely busy, so it goes straight to the writer.
+        if (_idle.GetValueOrDefault(queue.Value, true) && !HasVisible(queue.Value)) return [];
         return await Write<IReadOnlyList<QueueDelivery>>(c =>
         {
             var now = NowTicks;
@@ -288,15 +290,18 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
                     result.Add(new QueueDelivery(queue, r.GetInt64(0), ReadMessage(r, 3), r.GetInt32(1) + 1, token, FromTicks(until), first));
                 }
             }
-            foreach (var d in result)
+            if (result.Count == 0)
             {
-                var up = Cmd(c, "UPDATE msg_queue SET visible_at = $until, lease_token = $tok, lease_owner = $owner, attempts = attempts + 1 WHERE seq = $seq");
-                P(up, "$until", until);
-                P(up, "$tok", token);
-                P(up, "$owner", consumer);
-                P(up, "$seq", d.Sequence);
-                up.ExecuteNonQuery();
+                _idle[queue.Value] = true;
+                return result;
             }
+            var up = Cmd(c, "UPDATE msg_queue SET visible_at = $until, lease_token = $tok, lease_owner = $owner, attempts = attempts + 1 WHERE seq IN (SELECT value FROM json_each($seqs))");
+            P(up, "$until", until);
+            P(up, "$tok", token);
+            P(up, "$owner", consumer);
+            P(up, "$seqs", "[" + string.Join(',', result.Select(d => d.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]");
+            up.ExecuteNonQuery();
+            _idle[queue.Value] = false;
             return result;
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -342,10 +347,19 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
             Exception? first = null;
             for (var i = 0; i < settlements.Count; i++)
             {
+                var s = settlements[i];
+                // Only work that can fail for its own reasons (a handler's enlisted writes, its outgoing messages) needs
+                // a savepoint; a plain ack is a delete and an inbox insert, and an I/O error there fails the whole group.
+                var isolate = s.Enlisted.Count > 0 || s.Outgoing.Count > 0 || s.Kind == SettlementKind.DeadLetter;
+                if (!isolate)
+                {
+                    ok[i] = SettleIn(c, s, now);
+                    continue;
+                }
                 Cmd(c, "SAVEPOINT settle").ExecuteNonQuery();
                 try
                 {
-                    ok[i] = SettleIn(c, settlements[i], now);
+                    ok[i] = SettleIn(c, s, now);
                     Cmd(c, "RELEASE settle").ExecuteNonQuery();
                 }
                 catch (Exception ex) when (ex is not SqliteException { SqliteErrorCode: 13 or 10 })
@@ -365,7 +379,16 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
     private bool SettleIn(SqliteConnection c, Settlement s, long now)
     {
         TransportMessage message;
-        if (s.Delivery is { } d)
+        if (s.Kind == SettlementKind.Ack && s.Delivery is { } acked)
+        {
+            // The delete is the lease check: if someone else holds the message now, nothing happens.
+            var delete = Cmd(c, "DELETE FROM msg_queue WHERE seq = $seq AND lease_token = $tok");
+            P(delete, "$seq", acked.Sequence);
+            P(delete, "$tok", acked.LeaseToken);
+            if (delete.ExecuteNonQuery() == 0) return false;
+            message = acked.Message;
+        }
+        else if (s.Delivery is { } d)
         {
             var check = Cmd(c, "SELECT 1 FROM msg_queue WHERE seq = $seq AND lease_token = $tok");
             P(check, "$seq", d.Sequence);
@@ -379,7 +402,6 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
         {
             case SettlementKind.Ack:
                 foreach (var work in s.Enlisted) work(c);
-                if (s.Delivery is { } ack) DeleteQueued(c, ack.Sequence);
                 if (s.Inbox is not null)
                 {
                     var inbox = Cmd(c, "INSERT OR IGNORE INTO msg_inbox(inbox, message_id, handled_at) VALUES ($i, $id, $now)");

@@ -90,3 +90,55 @@ public sealed class MessagingUnitTests
         Assert.Contains(measurements, m => m.Name == "factum.queue.depth");
     }
 }
+
+public sealed class InMemoryBackpressureTests
+{
+    private static TransportMessage Msg() => new() { Id = MessageId.New(), Type = "CapturePayment", CorrelationId = "c", Timestamp = DateTimeOffset.UtcNow, Body = "{}"u8.ToArray() };
+
+    [Fact]
+    public async Task A_queue_nobody_consumes_never_blocks_its_producer()
+    {
+        var t = new InMemoryTransport(queueCapacity: 10);
+        await t.SubscribeAsync("T", "idle");
+        var publish = Task.Run(async () => { for (var i = 0; i < 500; i++) await t.PublishAsync("T", [Msg()]); });
+        Assert.Same(publish, await Task.WhenAny(publish, Task.Delay(5000)));
+        Assert.Equal(500, (await t.GetStatusAsync()).Queues.Single().Ready);
+    }
+
+    [Fact]
+    public async Task A_producer_waits_for_an_active_consumer_that_falls_behind()
+    {
+        var t = new InMemoryTransport(queueCapacity: 10);
+        Assert.Empty(await t.ReceiveAsync("work", "c", 1, TimeSpan.FromSeconds(30))); // a consumer is polling
+        var sent = 0;
+        var produce = Task.Run(async () =>
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                await t.SendAsync("work", [Msg()]);
+                Interlocked.Increment(ref sent);
+            }
+        });
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (Volatile.Read(ref sent) < 10 && DateTime.UtcNow < deadline) await Task.Delay(5);
+        var leased = new List<QueueDelivery>();
+        for (var i = 0; i < 3; i++)
+        {
+            // The consumer keeps polling (leasing without acking), so it counts as active and the producer keeps waiting.
+            leased.Add(Assert.Single(await t.ReceiveAsync("work", "c", 1, TimeSpan.FromSeconds(30))));
+            await Task.Delay(100);
+            Assert.False(produce.IsCompleted);
+            Assert.Equal(10, Volatile.Read(ref sent)); // the 11th send went over the capacity and waits
+        }
+        await t.SettleAsync(leased.Select(d => new Settlement { Kind = SettlementKind.Ack, Delivery = d, Source = new MessageSource(MessageSourceKind.Queue, "work") }).ToList());
+        var received = leased.Count;
+        while (received < 40)
+        {
+            var ds = await t.ReceiveAsync("work", "c", 5, TimeSpan.FromSeconds(30));
+            received += ds.Count;
+            await t.SettleAsync(ds.Select(d => new Settlement { Kind = SettlementKind.Ack, Delivery = d, Source = new MessageSource(MessageSourceKind.Queue, "work") }).ToList());
+            if (ds.Count == 0) await Task.Delay(5);
+        }
+        await produce.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+}

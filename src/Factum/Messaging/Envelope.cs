@@ -36,6 +36,12 @@ public sealed record TransportMessage
     /// <summary>The serialized body (JSON by default).</summary>
     public ReadOnlyMemory<byte> Body { get; init; }
 
+    /// <summary>
+    /// The object the body was serialized from, kept only by transports in the same process (the in-memory transport)
+    /// so that handlers of the same type skip deserialization. Durable transports never carry it.
+    /// </summary>
+    internal object? LocalValue { get; init; }
+
     internal static readonly IReadOnlyDictionary<string, string> EmptyHeaders = new Dictionary<string, string>();
 }
 

@@ -7,22 +7,38 @@ namespace Factum.Messaging;
 /// A transport in process memory, for tests and single-process apps that accept losing messages on a crash. It gives
 /// the same guarantees as the durable transports while the process lives (it passes the same conformance suite).
 /// </summary>
-/// <remarks>One lock guards all state; settlements, publishes and replays are atomic under it.</remarks>
+/// <remarks>
+/// Each queue has its own lock, so producers and the consumers of different queues do not contend; topics, groups,
+/// holds and dead letters share one lock. Locks are taken in the order global → topic → queue. In process, handlers
+/// of the published type receive the published object itself (no deserialization): treat messages as immutable.
+/// </remarks>
 public sealed class InMemoryTransport : IMessageTransport
 {
     private readonly Lock _gate = new();
     private readonly TimeProvider _time;
-    private readonly Dictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, QueueState> _queues = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Dictionary<MessageId, DateTimeOffset>> _inbox = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueState> _queues = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<MessageId, DateTimeOffset>> _inbox = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Topic, string Group), GroupState> _groups = [];
     private readonly Dictionary<(string Source, string? Group, string Key), Hold> _holds = [];
     private readonly SortedDictionary<long, DeadLetter> _deadLetters = [];
     private long _nextDeadLetter = 1;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    private readonly int _capacity;
+
     /// <summary>Creates an empty transport.</summary>
-    public InMemoryTransport(TimeProvider? timeProvider = null) => _time = timeProvider ?? TimeProvider.System;
+    /// <param name="timeProvider">The clock (tests use a manual one).</param>
+    /// <param name="queueCapacity">
+    /// Messages a queue holds before <see cref="PublishAsync"/> and <see cref="SendAsync"/> wait for its consumers to
+    /// catch up (default 1,024). Memory is the only place these messages live, so a producer faster than its consumers
+    /// is slowed down instead of filling the heap. Messages produced by handlers and replays are never held back.
+    /// </param>
+    public InMemoryTransport(TimeProvider? timeProvider = null, int queueCapacity = 1_024)
+    {
+        _time = timeProvider ?? TimeProvider.System;
+        _capacity = queueCapacity >= 1 ? queueCapacity : throw new ArgumentOutOfRangeException(nameof(queueCapacity), queueCapacity, "The queue capacity is at least 1.");
+    }
 
     /// <inheritdoc />
     public string Name => "in-memory";
@@ -48,6 +64,28 @@ public sealed class InMemoryTransport : IMessageTransport
     }
 
     /// <inheritdoc />
+    public async Task WaitForQueueAsync(QueueName queue, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var q = Queue(queue.Value);
+        Task wait;
+        // Checked and armed under the queue's lock, so an enqueue between the consumer's empty receive and this wait
+        // is never missed.
+        lock (q.Gate)
+        {
+            if (q.Arm(Now) is not { } armed) return;
+            wait = armed;
+        }
+        try
+        {
+            await wait.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Delayed messages and expired leases become visible with time.
+        }
+    }
+
+    /// <inheritdoc />
     public ValueTask DeclareTopicAsync(TopicName topic, TopicOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -55,9 +93,12 @@ public sealed class InMemoryTransport : IMessageTransport
         {
             if (_topics.TryGetValue(topic.Value, out var existing))
             {
-                if (existing.Options.Partitions != options.Partitions && existing.Options.Partitions > 0)
-                    throw new ArgumentException($"Topic '{topic}' has {existing.Options.Partitions} partitions; it cannot be redeclared with {options.Partitions} (keys would move between partitions and lose their order).", nameof(options));
-                existing.SetOptions(options);
+                lock (existing.Gate)
+                {
+                    if (existing.Options.Partitions != options.Partitions && existing.Options.Partitions > 0)
+                        throw new ArgumentException($"Topic '{topic}' has {existing.Options.Partitions} partitions; it cannot be redeclared with {options.Partitions} (keys would move between partitions and lose their order).", nameof(options));
+                    existing.SetOptions(options);
+                }
             }
             else _topics[topic.Value] = new TopicState(options);
         }
@@ -69,8 +110,8 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         lock (_gate)
         {
-            Topic(topic.Value).Subscriptions.Add(group.Value);
-            Queue(QueueName.ForGroup(topic, group).Value);
+            var t = Topic(topic.Value);
+            if (t.Subscriptions.Add(group.Value)) t.SubscriptionQueues = [.. t.SubscriptionQueues, Queue(QueueName.ForGroup(topic, group).Value)];
         }
         return ValueTask.CompletedTask;
     }
@@ -80,8 +121,10 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         lock (_gate)
         {
-            if (_topics.TryGetValue(topic.Value, out var t)) t.Subscriptions.Remove(group.Value);
-            _queues.Remove(QueueName.ForGroup(topic, group).Value);
+            var name = QueueName.ForGroup(topic, group).Value;
+            if (_topics.TryGetValue(topic.Value, out var t) && t.Subscriptions.Remove(group.Value) && _queues.TryGetValue(name, out var q))
+                t.SubscriptionQueues = t.SubscriptionQueues.Where(x => x != q).ToArray();
+            _queues.TryRemove(name, out _);
         }
         return ValueTask.CompletedTask;
     }
@@ -91,28 +134,48 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         ArgumentNullException.ThrowIfNull(messages);
         cancellationToken.ThrowIfCancellationRequested();
-        PublishReceipt receipt;
-        lock (_gate) receipt = PublishLocked(topic.Value, messages, Now);
-        Changed();
+        var receipt = PublishCore(topic.Value, messages, null);
+        if (receipt.Offsets.Count > 0) Changed();
+        if (_topics.TryGetValue(topic.Value, out var t))
+        {
+            foreach (var q in t.SubscriptionQueues)
+                if (q.Length > _capacity) return WaitForRoomAsync(t.SubscriptionQueues, receipt, cancellationToken);
+        }
         return ValueTask.FromResult(receipt);
     }
 
-    private PublishReceipt PublishLocked(string topic, IReadOnlyList<TransportMessage> messages, DateTimeOffset now)
+    private async ValueTask<PublishReceipt> WaitForRoomAsync(QueueState[] queues, PublishReceipt receipt, CancellationToken ct)
     {
-        var t = Topic(topic);
-        foreach (var group in t.Subscriptions)
+        foreach (var q in queues) await q.WaitForRoomAsync(_time, ct).ConfigureAwait(false);
+        return receipt;
+    }
+
+    private static readonly PublishReceipt[] NoStreamReceipts = Enumerable.Range(0, 16).Select(n => new PublishReceipt(n, [])).ToArray();
+
+    /// <summary>Fans out and appends; <paramref name="now"/> is read only when a stream needs it (the clock is not free).</summary>
+    private PublishReceipt PublishCore(string topic, IReadOnlyList<TransportMessage> messages, DateTimeOffset? now)
+    {
+        if (!_topics.TryGetValue(topic, out var t))
         {
-            var q = Queue(topic + "@" + group);
-            foreach (var m in messages) q.Enqueue(m, now, now);
+            lock (_gate) t = Topic(topic);
         }
-        if (t.Options.Partitions == 0) return new PublishReceipt(t.Subscriptions.Count, []);
+        var queues = t.SubscriptionQueues;
+        foreach (var q in queues)
+        {
+            foreach (var m in messages) q.Enqueue(m);
+        }
+        if (t.Options.Partitions == 0) return queues.Length < NoStreamReceipts.Length ? NoStreamReceipts[queues.Length] : new PublishReceipt(queues.Length, []);
         var offsets = new PartitionOffset[messages.Count];
-        for (var i = 0; i < messages.Count; i++)
+        var appendedAt = now ?? Now;
+        lock (t.Gate)
         {
-            var p = KeyPartitioner.For(messages[i].PartitionKey, t.Options.Partitions);
-            offsets[i] = new PartitionOffset(p, t.Logs[p].Append(messages[i], now));
+            for (var i = 0; i < messages.Count; i++)
+            {
+                var p = KeyPartitioner.For(messages[i].PartitionKey, t.Options.Partitions);
+                offsets[i] = new PartitionOffset(p, t.Logs[p].Append(messages[i], appendedAt));
+            }
         }
-        return new PublishReceipt(t.Subscriptions.Count, offsets);
+        return new PublishReceipt(queues.Length, offsets);
     }
 
     /// <inheritdoc />
@@ -120,14 +183,17 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         ArgumentNullException.ThrowIfNull(messages);
         cancellationToken.ThrowIfCancellationRequested();
-        lock (_gate)
+        var q = Queue(queue.Value);
+        if (deliverAt is { } at)
         {
             var now = Now;
-            var q = Queue(queue.Value);
-            foreach (var m in messages) q.Enqueue(m, deliverAt ?? now, now);
+            foreach (var m in messages) q.Enqueue(m, at, now);
         }
-        Changed();
-        return ValueTask.CompletedTask;
+        else
+        {
+            foreach (var m in messages) q.Enqueue(m);
+        }
+        return q.Length > _capacity ? q.WaitForRoomAsync(_time, cancellationToken) : ValueTask.CompletedTask;
     }
 
     /// <inheritdoc />
@@ -135,11 +201,9 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         cancellationToken.ThrowIfCancellationRequested();
-        lock (_gate)
-        {
-            if (!_queues.TryGetValue(queue.Value, out var q)) return ValueTask.FromResult<IReadOnlyList<QueueDelivery>>([]);
-            return ValueTask.FromResult<IReadOnlyList<QueueDelivery>>(q.Receive(queue, max, Now, lease));
-        }
+        // Receiving creates the queue: a consumer polling an empty queue is what makes producers wait for it.
+        var q = Queue(queue.Value);
+        lock (q.Gate) return ValueTask.FromResult<IReadOnlyList<QueueDelivery>>(q.Receive(queue, max, Now, lease));
     }
 
     /// <inheritdoc />
@@ -147,12 +211,13 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         ArgumentNullException.ThrowIfNull(deliveries);
         var held = new List<QueueDelivery>();
-        lock (_gate)
+        var until = Now + lease;
+        foreach (var d in deliveries)
         {
-            var until = Now + lease;
-            foreach (var d in deliveries)
+            if (!_queues.TryGetValue(d.Queue.Value, out var q)) continue;
+            lock (q.Gate)
             {
-                if (_queues.TryGetValue(d.Queue.Value, out var q) && q.InFlight.TryGetValue(d.Sequence, out var e) && e.LeaseToken == d.LeaseToken)
+                if (q.InFlight.TryGetValue(d.Sequence, out var e) && e.LeaseToken == d.LeaseToken)
                 {
                     e.VisibleAt = until;
                     held.Add(d with { LeaseExpires = until });
@@ -168,65 +233,96 @@ public sealed class InMemoryTransport : IMessageTransport
         ArgumentNullException.ThrowIfNull(settlements);
         var results = new bool[settlements.Count];
         Exception? error = null;
-        lock (_gate)
+        var now = Now;
+        var streamChange = false;
+        for (var i = 0; i < settlements.Count; i++)
         {
-            var now = Now;
-            for (var i = 0; i < settlements.Count; i++)
+            try
             {
-                try
-                {
-                    results[i] = SettleLocked(settlements[i], now);
-                }
-                catch (Exception ex)
-                {
-                    // This settlement changed nothing (enlisted work runs first); the others still apply.
-                    error ??= ex;
-                }
+                results[i] = Settle(settlements[i], now, ref streamChange);
+            }
+            catch (Exception ex)
+            {
+                // This settlement changed nothing (enlisted work runs first); the others still apply.
+                error ??= ex;
             }
         }
-        Changed();
+        if (streamChange || settlements.Any(x => x.Kind == SettlementKind.DeadLetter)) Changed();
         if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         return ValueTask.FromResult<IReadOnlyList<bool>>(results);
     }
 
-    private bool SettleLocked(Settlement s, DateTimeOffset now)
+    private bool Settle(Settlement s, DateTimeOffset now, ref bool streamChange)
     {
-        TransportMessage message;
+        // Dead letters and holds live under the global lock; everything else needs only the queue's.
+        if (s.Kind is SettlementKind.DeadLetter || (s.Kind == SettlementKind.Ack && s.Delivery is not null && s.Source.Kind != MessageSourceKind.Queue && s.Delivery.Message.PartitionKey is not null))
+        {
+            lock (_gate) return SettleQueueOrRecord(s, now, ref streamChange, global: true);
+        }
+        return SettleQueueOrRecord(s, now, ref streamChange, global: false);
+    }
+
+    private bool SettleQueueOrRecord(Settlement s, DateTimeOffset now, ref bool streamChange, bool global)
+    {
         QueueState? q = null;
-        QueueEntry? entry = null;
+        TransportMessage message;
         if (s.Delivery is { } d)
         {
-            if (!_queues.TryGetValue(d.Queue.Value, out q) || !q.InFlight.TryGetValue(d.Sequence, out entry) || entry.LeaseToken != d.LeaseToken) return false;
-            message = entry.Message;
+            if (!_queues.TryGetValue(d.Queue.Value, out q)) return false;
+            lock (q.Gate)
+            {
+                if (!q.InFlight.TryGetValue(d.Sequence, out var entry) || entry.LeaseToken != d.LeaseToken) return false;
+                message = entry.Message;
+                if (!SettleEntry(s, q, entry, message, now)) return true;
+            }
         }
-        else message = (s.Record ?? throw new ArgumentException("A settlement needs a Delivery or a Record.", nameof(s))).Message;
+        else
+        {
+            message = (s.Record ?? throw new ArgumentException("A settlement needs a Delivery or a Record.", nameof(s))).Message;
+            if (!SettleEntry(s, null, null, message, now)) return true;
+        }
+        // An ack's consequences go out after the queue's lock is released: taking another queue's lock while holding
+        // this one could deadlock with a consumer of that queue doing the same the other way round.
+        if (s.Inbox is not null) _inbox.GetOrAdd(s.Inbox, _ => new())[message.Id] = now;
+        foreach (var o in s.Outgoing)
+        {
+            if (o.Topic is { } t) streamChange |= PublishCore(t.Value, [o.Message], now).Offsets.Count > 0;
+            else
+            {
+                var tq = Queue(o.Queue!.Value.Value);
+                tq.Enqueue(o.Message, o.DeliverAt ?? now, now);
+            }
+        }
+        if (global && q is not null && message.PartitionKey is { } key)
+        {
+            lock (q.Gate) ReleaseReplayHold(s.Source, key, q);
+        }
+        return true;
+    }
 
+    /// <summary>Applies the settlement to the queue entry (under its lock) or the stream record; true when it is an ack whose consequences must follow.</summary>
+    private bool SettleEntry(Settlement s, QueueState? q, QueueEntry? entry, TransportMessage message, DateTimeOffset now)
+    {
         switch (s.Kind)
         {
             case SettlementKind.Ack:
-                // Enlisted work runs first: if it throws, nothing else has changed.
+                // Enlisted work runs first: if it throws, nothing has changed.
                 foreach (var work in s.Enlisted) work(null);
                 q?.Remove(entry!);
-                if (s.Inbox is not null) Inbox(s.Inbox)[message.Id] = now;
-                foreach (var o in s.Outgoing)
-                {
-                    if (o.Topic is { } t) PublishLocked(t.Value, [o.Message], now);
-                    else Queue(o.Queue!.Value.Value).Enqueue(o.Message, o.DeliverAt ?? now, now);
-                }
-                if (q is not null && message.PartitionKey is { } key) ReleaseReplayHold(s.Source, key, q);
                 return true;
             case SettlementKind.Retry:
                 if (q is null) throw new ArgumentException("Only queue deliveries can be retried by the transport; stream records are retried in process.", nameof(s));
                 q.Delay(entry!, s.RetryAt ?? now, s.Failure?.FirstFailure ?? now);
-                return true;
+                return false;
             case SettlementKind.Release:
                 q?.Release(entry!);
-                return true;
+                return false;
             case SettlementKind.Defer:
                 var target = Queue((s.Record is null ? throw new ArgumentException("Only stream records can be deferred.", nameof(s)) : s.Source.ReplayQueue).Value);
                 target.Enqueue(message, now, now);
-                return true;
+                return false;
             case SettlementKind.DeadLetter:
+                // Called under the global lock (dead letters and holds), then the queue's.
                 q?.Remove(entry!);
                 var failure = s.Failure ?? new FailureInfo("Unknown", "dead-lettered without a reason", null, 1, now, now);
                 long? behind = null;
@@ -243,7 +339,7 @@ public sealed class InMemoryTransport : IMessageTransport
                             AddDeadLetter(later.Message, s.Source, failure with { ExceptionType = "Held", Message = $"held behind dead letter {id} (same partition key)", StackTrace = null }, now, id);
                     }
                 }
-                return true;
+                return false;
             default:
                 throw new ArgumentOutOfRangeException(nameof(s), s.Kind, "Unknown settlement kind.");
         }
@@ -267,22 +363,19 @@ public sealed class InMemoryTransport : IMessageTransport
     public ValueTask<IReadOnlySet<MessageId>> FilterHandledAsync(string inbox, IReadOnlyList<MessageId> ids, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(ids);
-        lock (_gate)
-        {
-            if (!_inbox.TryGetValue(inbox, out var handled)) return ValueTask.FromResult<IReadOnlySet<MessageId>>(new HashSet<MessageId>());
-            return ValueTask.FromResult<IReadOnlySet<MessageId>>(ids.Where(handled.ContainsKey).ToHashSet());
-        }
+        if (!_inbox.TryGetValue(inbox, out var handled)) return ValueTask.FromResult<IReadOnlySet<MessageId>>(new HashSet<MessageId>());
+        return ValueTask.FromResult<IReadOnlySet<MessageId>>(ids.Where(handled.ContainsKey).ToHashSet());
     }
 
     /// <inheritdoc />
     public ValueTask<long> PurgeInboxAsync(DateTimeOffset olderThan, CancellationToken cancellationToken = default)
     {
         long n = 0;
-        lock (_gate)
+        foreach (var inbox in _inbox.Values)
         {
-            foreach (var inbox in _inbox.Values)
+            foreach (var old in inbox.Where(kv => kv.Value < olderThan).Select(kv => kv.Key).ToList())
             {
-                foreach (var old in inbox.Where(kv => kv.Value < olderThan).Select(kv => kv.Key).ToList()) { inbox.Remove(old); n++; }
+                if (inbox.TryRemove(old, out _)) n++;
             }
         }
         return ValueTask.FromResult(n);
@@ -291,29 +384,28 @@ public sealed class InMemoryTransport : IMessageTransport
     /// <inheritdoc />
     public ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, CancellationToken cancellationToken = default)
     {
-        lock (_gate) Queue(queue.Value).Consumers[consumer] = Now;
+        var q = Queue(queue.Value);
+        lock (q.Gate) q.Consumers[consumer] = Now;
         return ValueTask.CompletedTask;
     }
 
     /// <inheritdoc />
     public ValueTask RemoveConsumerAsync(QueueName queue, string consumer, CancellationToken cancellationToken = default)
     {
-        lock (_gate)
+        if (_queues.TryGetValue(queue.Value, out var q))
         {
-            if (_queues.TryGetValue(queue.Value, out var q)) q.Consumers.Remove(consumer);
-            if (queue.Value.StartsWith("$reply.", StringComparison.Ordinal)) _queues.Remove(queue.Value);
+            lock (q.Gate) q.Consumers.Remove(consumer);
         }
+        if (queue.Value.StartsWith("$reply.", StringComparison.Ordinal)) _queues.TryRemove(queue.Value, out _);
         return ValueTask.CompletedTask;
     }
 
     /// <inheritdoc />
     public ValueTask<bool> HasLiveConsumerAsync(QueueName queue, TimeSpan within, CancellationToken cancellationToken = default)
     {
-        lock (_gate)
-        {
-            var since = Now - within;
-            return ValueTask.FromResult(_queues.TryGetValue(queue.Value, out var q) && q.Consumers.Values.Any(seen => seen >= since));
-        }
+        if (!_queues.TryGetValue(queue.Value, out var q)) return ValueTask.FromResult(false);
+        var since = Now - within;
+        lock (q.Gate) return ValueTask.FromResult(q.Consumers.Values.Any(seen => seen >= since));
     }
 
     /// <inheritdoc />
@@ -335,18 +427,21 @@ public sealed class InMemoryTransport : IMessageTransport
             var me = members.IndexOf(member);
             var owned = new List<PartitionOffset>();
             var revoke = new List<int>();
-            for (var p = 0; p < g.Owners.Length; p++)
+            lock (t.Gate)
             {
-                var mine = p % members.Count == me;
-                if (mine && (g.Owners[p] is null || g.Owners[p] == member))
+                for (var p = 0; p < g.Owners.Length; p++)
                 {
-                    g.Owners[p] = member;
-                    owned.Add(new PartitionOffset(p, Math.Max(g.Committed[p], t.Logs[p].Start)));
-                }
-                else if (!mine && g.Owners[p] == member)
-                {
-                    if (running.Contains(p)) revoke.Add(p);
-                    else g.Owners[p] = null;
+                    var mine = p % members.Count == me;
+                    if (mine && (g.Owners[p] is null || g.Owners[p] == member))
+                    {
+                        g.Owners[p] = member;
+                        owned.Add(new PartitionOffset(p, Math.Max(g.Committed[p], t.Logs[p].Start)));
+                    }
+                    else if (!mine && g.Owners[p] == member)
+                    {
+                        if (running.Contains(p)) revoke.Add(p);
+                        else g.Owners[p] = null;
+                    }
                 }
             }
             return ValueTask.FromResult(new GroupAssignment(owned, revoke, members.Count));
@@ -375,18 +470,26 @@ public sealed class InMemoryTransport : IMessageTransport
         {
             var t = StreamTopic(topic.Value);
             if ((uint)partition >= (uint)t.Logs.Length) throw new ArgumentOutOfRangeException(nameof(partition), partition, $"Topic '{topic}' has {t.Logs.Length} partitions.");
-            var log = t.Logs[partition];
-            var from = Math.Max(fromOffset, log.Start);
-            var result = new List<StreamRecord>();
             var groupQueue = _queues.GetValueOrDefault(topic.Value + "@" + group.Value);
-            for (var o = from; o < log.End && result.Count < max; o++)
+            var result = new List<StreamRecord>();
+            lock (t.Gate)
             {
-                var r = log.Records[(int)(o - log.Start)];
-                var hold = KeyHold.None;
-                if (r.Message.PartitionKey is { } key && _holds.TryGetValue((topic.Value, group.Value, key), out var h))
-                    hold = h.Blocker is null ? KeyHold.Replaying : KeyHold.DeadLettered;
-                else if (r.Message.PartitionKey is { } k2 && groupQueue is not null && groupQueue.HasKey(k2)) hold = KeyHold.Replaying;
-                result.Add(new StreamRecord(partition, o, r.Message, r.AppendedAt, hold));
+                var log = t.Logs[partition];
+                var from = Math.Max(fromOffset, log.Start);
+                for (var o = from; o < log.End && result.Count < max; o++)
+                {
+                    var r = log.Records[(int)(o - log.Start)];
+                    var hold = KeyHold.None;
+                    if (r.Message.PartitionKey is { } key && (_holds.Count > 0 || groupQueue is not null))
+                    {
+                        if (_holds.TryGetValue((topic.Value, group.Value, key), out var h)) hold = h.Blocker is null ? KeyHold.Replaying : KeyHold.DeadLettered;
+                        else if (groupQueue is not null)
+                        {
+                            lock (groupQueue.Gate) hold = groupQueue.HasKey(key) ? KeyHold.Replaying : KeyHold.None;
+                        }
+                    }
+                    result.Add(new StreamRecord(partition, o, r.Message, r.AppendedAt, hold));
+                }
             }
             return ValueTask.FromResult<IReadOnlyList<StreamRecord>>(result);
         }
@@ -418,18 +521,23 @@ public sealed class InMemoryTransport : IMessageTransport
         {
             var t = StreamTopic(topic.Value);
             var g = Group(topic.Value, group.Value, t.Options.Partitions);
-            if (g.Members.Count > 0)
-                throw new InvalidOperationException($"Group '{group}' on '{topic}' has {g.Members.Count} live member(s) ({string.Join(", ", g.Members.Keys)}); stop them before resetting its offsets.");
-            for (var p = 0; p < g.Committed.Length; p++)
+            var live = g.Members.Where(m => m.Value >= Now - TimeSpan.FromSeconds(30)).Select(m => m.Key).ToList();
+            if (live.Count > 0)
+                throw new InvalidOperationException($"Group '{group}' on '{topic}' has {live.Count} live member(s) ({string.Join(", ", live)}); stop them before resetting its offsets.");
+            lock (t.Gate)
             {
-                var log = t.Logs[p];
-                g.Committed[p] = reset.Kind switch
+                for (var p = 0; p < g.Committed.Length; p++)
                 {
-                    0 => log.Start,
-                    1 => log.End,
-                    2 => Math.Clamp(reset.Offset, log.Start, log.End),
-                    _ => log.Records.FindIndex(r => r.AppendedAt >= reset.At) is var i and >= 0 ? log.Start + i : log.End,
-                };
+                    var log = t.Logs[p];
+                    g.Committed[p] = reset.Kind switch
+                    {
+                        0 => log.Start,
+                        1 => log.End,
+                        2 => Math.Clamp(reset.Offset, log.Start, log.End),
+                        _ => log.Records.FindIndex(r => r.AppendedAt >= reset.At) is var i and >= 0 ? log.Start + i : log.End,
+                    };
+                    g.Owners[p] = null;
+                }
             }
         }
         return ValueTask.CompletedTask;
@@ -439,10 +547,10 @@ public sealed class InMemoryTransport : IMessageTransport
     public ValueTask<long> ApplyRetentionAsync(CancellationToken cancellationToken = default)
     {
         long removed = 0;
-        lock (_gate)
+        var now = Now;
+        foreach (var t in _topics.Values)
         {
-            var now = Now;
-            foreach (var t in _topics.Values)
+            lock (t.Gate)
             {
                 foreach (var log in t.Logs) removed += log.Trim(t.Options, now);
             }
@@ -477,7 +585,8 @@ public sealed class InMemoryTransport : IMessageTransport
             foreach (var d in selected)
             {
                 _deadLetters.Remove(d.Id);
-                Queue(d.Source.ReplayQueue.Value).Enqueue(ReplaySelection.MarkReplayed(d.Message), now, now);
+                var q = Queue(d.Source.ReplayQueue.Value);
+                q.Enqueue(ReplaySelection.MarkReplayed(d.Message), now, now);
                 if (d.HeldBehind is null && d.Message.PartitionKey is { } key && _holds.TryGetValue((d.Source.Name, d.Source.Group, key), out var h) && h.Blocker == d.Id)
                     _holds[(d.Source.Name, d.Source.Group, key)] = new Hold(null);
             }
@@ -518,17 +627,28 @@ public sealed class InMemoryTransport : IMessageTransport
         lock (_gate)
         {
             var now = Now;
-            var topics = _topics.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => new TopicStatus(t.Key, t.Value.Options,
-                t.Value.Subscriptions.Order(StringComparer.Ordinal).ToList(),
-                t.Value.Logs.Select((l, p) => new PartitionStatus(p, l.Start, l.End)).ToList())).ToList();
-            var queues = _queues.OrderBy(q => q.Key, StringComparer.Ordinal).Select(q => q.Value.Status(q.Key, now)).ToList();
+            var topics = _topics.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t =>
+            {
+                lock (t.Value.Gate)
+                {
+                    return new TopicStatus(t.Key, t.Value.Options, t.Value.Subscriptions.Order(StringComparer.Ordinal).ToList(),
+                        t.Value.Logs.Select((l, p) => new PartitionStatus(p, l.Start, l.End)).ToList());
+                }
+            }).ToList();
+            var queues = _queues.OrderBy(q => q.Key, StringComparer.Ordinal).Select(q =>
+            {
+                lock (q.Value.Gate) return q.Value.Status(q.Key, now);
+            }).ToList();
             var groups = _groups.OrderBy(g => g.Key.Topic, StringComparer.Ordinal).ThenBy(g => g.Key.Group, StringComparer.Ordinal).Select(g =>
             {
-                var logs = _topics[g.Key.Topic].Logs;
-                var members = g.Value.Members.OrderBy(m => m.Key, StringComparer.Ordinal)
-                    .Select(m => new GroupMemberStatus(m.Key, m.Value, Enumerable.Range(0, g.Value.Owners.Length).Where(p => g.Value.Owners[p] == m.Key).ToList())).ToList();
-                var parts = Enumerable.Range(0, g.Value.Owners.Length).Select(p => new GroupPartitionStatus(p, g.Value.Owners[p], Math.Max(g.Value.Committed[p], logs[p].Start), logs[p].End)).ToList();
-                return new GroupStatus(g.Key.Topic, g.Key.Group, members, parts);
+                var t = _topics[g.Key.Topic];
+                lock (t.Gate)
+                {
+                    var members = g.Value.Members.OrderBy(m => m.Key, StringComparer.Ordinal)
+                        .Select(m => new GroupMemberStatus(m.Key, m.Value, Enumerable.Range(0, g.Value.Owners.Length).Where(p => g.Value.Owners[p] == m.Key).ToList())).ToList();
+                    var parts = Enumerable.Range(0, g.Value.Owners.Length).Select(p => new GroupPartitionStatus(p, g.Value.Owners[p], Math.Max(g.Value.Committed[p], t.Logs[p].Start), t.Logs[p].End)).ToList();
+                    return new GroupStatus(g.Key.Topic, g.Key.Group, members, parts);
+                }
             }).ToList();
             var dead = _deadLetters.Values.GroupBy(d => (d.Source.Name, d.Source.Group)).OrderBy(g => g.Key.Name, StringComparer.Ordinal)
                 .Select(g => new DeadLetterDepth(g.Key.Name, g.Key.Group, g.Count())).ToList();
@@ -539,20 +659,13 @@ public sealed class InMemoryTransport : IMessageTransport
     /// <inheritdoc />
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
-    private TopicState Topic(string name)
-    {
-        if (!_topics.TryGetValue(name, out var t)) _topics[name] = t = new TopicState(new TopicOptions());
-        return t;
-    }
+    /// <summary>Gets or creates a topic; call under the global lock when it may be created.</summary>
+    private TopicState Topic(string name) => _topics.GetOrAdd(name, static _ => new TopicState(new TopicOptions()));
 
     private TopicState StreamTopic(string name) =>
         _topics.TryGetValue(name, out var t) && t.Options.Partitions > 0 ? t : throw new InvalidOperationException($"Topic '{name}' is not a stream; declare it with partitions first.");
 
-    private QueueState Queue(string name)
-    {
-        if (!_queues.TryGetValue(name, out var q)) _queues[name] = q = new QueueState();
-        return q;
-    }
+    private QueueState Queue(string name) => _queues.GetOrAdd(name, static (_, capacity) => new QueueState { Capacity = capacity }, _capacity);
 
     private GroupState Group(string topic, string group, int partitions)
     {
@@ -560,19 +673,18 @@ public sealed class InMemoryTransport : IMessageTransport
         return g;
     }
 
-    private Dictionary<MessageId, DateTimeOffset> Inbox(string name)
-    {
-        if (!_inbox.TryGetValue(name, out var i)) _inbox[name] = i = [];
-        return i;
-    }
-
     private sealed record Hold(long? Blocker);
 
     private sealed class TopicState(TopicOptions options)
     {
+        public Lock Gate { get; } = new();
+
         public TopicOptions Options { get; private set; } = options;
 
         public HashSet<string> Subscriptions { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Copy-on-write under the global lock, so publishers read it without locking.</summary>
+        public QueueState[] SubscriptionQueues { get; set; } = [];
 
         public PartitionLog[] Logs { get; private set; } = Enumerable.Range(0, options.Partitions).Select(_ => new PartitionLog()).ToArray();
 
@@ -582,7 +694,6 @@ public sealed class InMemoryTransport : IMessageTransport
             Options = options;
         }
     }
-
     private sealed class PartitionLog
     {
         public List<(TransportMessage Message, DateTimeOffset AppendedAt)> Records { get; } = [];
@@ -622,26 +733,88 @@ public sealed class InMemoryTransport : IMessageTransport
         public long[] Committed { get; } = new long[partitions];
     }
 
-    private sealed class QueueEntry(long seq, TransportMessage message, DateTimeOffset visibleAt, DateTimeOffset enqueuedAt)
+    private sealed class QueueEntry(TransportMessage message, DateTimeOffset visibleAt, DateTimeOffset enqueuedAt)
     {
-        public long Seq { get; } = seq;
+        /// <summary>The position in the queue, given when the entry moves from the incoming buffer into the queue.</summary>
+        public long Seq { get; set; }
 
         public TransportMessage Message { get; } = message;
 
-        public DateTimeOffset VisibleAt { get; set; } = visibleAt;
+        // Times are kept as UTC ticks: an entry exists per message and subscriber, so its size matters.
+        private long _visibleAt = visibleAt.UtcTicks;
+        private readonly long _enqueuedAt = enqueuedAt.UtcTicks;
+        private long _firstFailure;
 
-        public DateTimeOffset EnqueuedAt { get; } = enqueuedAt;
+        public DateTimeOffset VisibleAt
+        {
+            get => new(_visibleAt, TimeSpan.Zero);
+            set => _visibleAt = value.UtcTicks;
+        }
+
+        public DateTimeOffset EnqueuedAt => new(_enqueuedAt, TimeSpan.Zero);
 
         public int Attempts { get; set; }
 
         public string? LeaseToken { get; set; }
 
-        public DateTimeOffset? FirstFailure { get; set; }
+        public DateTimeOffset? FirstFailure
+        {
+            get => _firstFailure == 0 ? null : new DateTimeOffset(_firstFailure, TimeSpan.Zero);
+            set => _firstFailure = value?.UtcTicks ?? 0;
+        }
+
+        // Links of the ready list (intrusive, so an enqueue allocates one object, not two).
+        public QueueEntry? Prev;
+        public QueueEntry? Next;
+    }
+
+    /// <summary>The ready messages in sequence order: a doubly linked list threaded through the entries.</summary>
+    private sealed class ReadyList
+    {
+        public QueueEntry? First;
+        public QueueEntry? Last;
+        public int Count;
+
+        public void AddLast(QueueEntry e)
+        {
+            e.Prev = Last;
+            e.Next = null;
+            if (Last is null) First = e; else Last.Next = e;
+            Last = e;
+            Count++;
+        }
+
+        public void AddBefore(QueueEntry at, QueueEntry e)
+        {
+            e.Next = at;
+            e.Prev = at.Prev;
+            if (at.Prev is null) First = e; else at.Prev.Next = e;
+            at.Prev = e;
+            Count++;
+        }
+
+        public void Remove(QueueEntry e)
+        {
+            if (e.Prev is null) First = e.Next; else e.Prev.Next = e.Next;
+            if (e.Next is null) Last = e.Prev; else e.Next.Prev = e.Prev;
+            e.Prev = e.Next = null;
+            Count--;
+        }
+
+        public IEnumerable<QueueEntry> Items()
+        {
+            for (var e = First; e is not null; e = e.Next) yield return e;
+        }
     }
 
     private sealed class QueueState
     {
-        private readonly LinkedList<QueueEntry> _ready = new();
+        public object Gate { get; } = new();
+
+        /// <summary>A consumer parked on this queue, woken by the next message that becomes visible.</summary>
+        public TaskCompletionSource? Waiter;
+
+        private readonly ReadyList _ready = new();
         private readonly List<QueueEntry> _delayed = [];
         private readonly Dictionary<string, int> _blocked = new(StringComparer.Ordinal);
         private long _nextSeq = 1;
@@ -650,11 +823,94 @@ public sealed class InMemoryTransport : IMessageTransport
 
         public Dictionary<string, DateTimeOffset> Consumers { get; } = new(StringComparer.Ordinal);
 
+        // Producers never take the queue's lock: they append to this buffer, and whoever holds the lock next moves the
+        // entries into the queue in arrival order (that is when they get their sequence number).
+        private readonly System.Collections.Concurrent.ConcurrentQueue<QueueEntry> _incoming = new();
+
+        private int _length;
+        private TaskCompletionSource? _roomWaiter;
+
+        /// <summary>Messages in the queue (incoming, ready, delayed and in flight).</summary>
+        public int Length => Volatile.Read(ref _length);
+
+        /// <summary>When a consumer last received from the queue (UTC ticks).</summary>
+        public long LastReceiveTicks;
+
+        /// <summary>
+        /// Waits until the queue is at most half full. Only a queue that is being consumed holds producers back: when no
+        /// consumer has received for a second (none is running), messages just accumulate.
+        /// </summary>
+        public async ValueTask WaitForRoomAsync(TimeProvider time, CancellationToken ct)
+        {
+            var capacity = Capacity;
+            while (Length > capacity / 2)
+            {
+                if (time.GetUtcNow().UtcTicks - Volatile.Read(ref LastReceiveTicks) > TimeSpan.TicksPerSecond) return;
+                var w = Volatile.Read(ref _roomWaiter);
+                if (w is null)
+                {
+                    w = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    Interlocked.CompareExchange(ref _roomWaiter, w, null);
+                    w = Volatile.Read(ref _roomWaiter)!;
+                }
+                if (Length <= capacity / 2) return;
+                try
+                {
+                    await w.Task.WaitAsync(TimeSpan.FromMilliseconds(100), time, ct).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // Look again.
+                }
+            }
+        }
+
+        /// <summary>Producers wait when the queue holds more than this.</summary>
+        public int Capacity { get; init; } = int.MaxValue;
+
+        private void Removed()
+        {
+            if (Interlocked.Decrement(ref _length) <= Capacity / 2 && Volatile.Read(ref _roomWaiter) is not null)
+                Interlocked.Exchange(ref _roomWaiter, null)?.TrySetResult();
+        }
+
+        /// <summary>Adds a message visible at once, stamped with its creation time (no clock read).</summary>
+        public void Enqueue(TransportMessage m) => Enqueue(m, DateTimeOffset.MinValue, m.Timestamp);
+
+        /// <summary>Adds a message without taking the lock; wakes a parked consumer.</summary>
         public void Enqueue(TransportMessage m, DateTimeOffset visibleAt, DateTimeOffset now)
         {
-            var e = new QueueEntry(_nextSeq++, m, visibleAt, now);
-            if (visibleAt > now) AddDelayed(e);
-            else _ready.AddLast(e);
+            Interlocked.Increment(ref _length);
+            _incoming.Enqueue(new QueueEntry(m, visibleAt, now));
+            // Dekker with Arm: the consumer publishes its waiter before it checks the buffer, the producer appends to the
+            // buffer before it reads the waiter, so one of them always sees the other.
+            if (Volatile.Read(ref Waiter) is not null) Wake();
+        }
+
+        /// <summary>Moves the incoming buffer into the queue (under the lock).</summary>
+        private void Drain()
+        {
+            while (_incoming.TryDequeue(out var e))
+            {
+                e.Seq = _nextSeq++;
+                if (e.VisibleAt > e.EnqueuedAt) AddDelayed(e);
+                else _ready.AddLast(e);
+            }
+        }
+
+        private void Wake() => Interlocked.Exchange(ref Waiter, null)?.TrySetResult();
+
+        /// <summary>Parks a consumer (under the lock): returns null when a message is visible already.</summary>
+        public Task? Arm(DateTimeOffset now)
+        {
+            var w = Volatile.Read(ref Waiter);
+            if (w is null)
+            {
+                w = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                Interlocked.Exchange(ref Waiter, w);
+            }
+            Drain();
+            return _ready.Count > 0 || InFlight.Values.Any(e => e.VisibleAt <= now) || _delayed.Any(e => e.VisibleAt <= now) ? null : w.Task;
         }
 
         private void AddDelayed(QueueEntry e)
@@ -673,13 +929,16 @@ public sealed class InMemoryTransport : IMessageTransport
         private void InsertReady(QueueEntry e)
         {
             var node = _ready.First;
-            while (node is not null && node.Value.Seq < e.Seq) node = node.Next;
+            while (node is not null && node.Seq < e.Seq) node = node.Next;
             if (node is null) _ready.AddLast(e);
             else _ready.AddBefore(node, e);
+            Wake();
         }
 
         public List<QueueDelivery> Receive(QueueName name, int max, DateTimeOffset now, TimeSpan lease)
         {
+            Volatile.Write(ref LastReceiveTicks, now.UtcTicks);
+            Drain();
             foreach (var expired in InFlight.Values.Where(e => e.VisibleAt <= now).ToList())
             {
                 InFlight.Remove(expired.Seq);
@@ -697,17 +956,18 @@ public sealed class InMemoryTransport : IMessageTransport
             }
             var result = new List<QueueDelivery>();
             HashSet<string>? seen = null;
+            string? token = null;
             var node = _ready.First;
             while (node is not null && result.Count < max)
             {
                 var next = node.Next;
-                var e = node.Value;
+                var e = node;
                 var key = e.Message.PartitionKey;
                 if (key is null || (!_blocked.ContainsKey(key) && (seen ??= new(StringComparer.Ordinal)).Add(key)))
                 {
                     _ready.Remove(node);
                     e.Attempts++;
-                    e.LeaseToken = Guid.NewGuid().ToString("N");
+                    e.LeaseToken = token ??= Guid.NewGuid().ToString("N");
                     e.VisibleAt = now + lease;
                     InFlight[e.Seq] = e;
                     if (key is not null) _blocked[key] = _blocked.GetValueOrDefault(key) + 1;
@@ -718,7 +978,15 @@ public sealed class InMemoryTransport : IMessageTransport
             return result;
         }
 
+        /// <summary>The entry leaves the queue for good (acked or dead-lettered).</summary>
         public void Remove(QueueEntry e)
+        {
+            Detach(e);
+            Removed();
+        }
+
+        /// <summary>The entry stops being in flight (it stays in the queue: released or delayed).</summary>
+        private void Detach(QueueEntry e)
         {
             InFlight.Remove(e.Seq);
             Unblock(e);
@@ -726,7 +994,7 @@ public sealed class InMemoryTransport : IMessageTransport
 
         public void Release(QueueEntry e)
         {
-            Remove(e);
+            Detach(e);
             e.Attempts--;
             e.LeaseToken = null;
             InsertReady(e);
@@ -734,30 +1002,35 @@ public sealed class InMemoryTransport : IMessageTransport
 
         public void Delay(QueueEntry e, DateTimeOffset at, DateTimeOffset firstFailure)
         {
-            Remove(e);
+            Detach(e);
             e.LeaseToken = null;
             e.VisibleAt = at;
             e.FirstFailure ??= firstFailure;
             AddDelayed(e);
         }
 
-        public bool HasKey(string key) =>
-            _blocked.ContainsKey(key) || _ready.Any(e => e.Message.PartitionKey == key);
+        public bool HasKey(string key)
+        {
+            Drain();
+            return _blocked.ContainsKey(key) || _ready.Items().Any(e => e.Message.PartitionKey == key);
+        }
 
         public List<QueueEntry> TakeKey(string key)
         {
+            Drain();
             var taken = new List<QueueEntry>();
             var node = _ready.First;
             while (node is not null)
             {
                 var next = node.Next;
-                if (node.Value.Message.PartitionKey == key) { taken.Add(node.Value); _ready.Remove(node); }
+                if (node.Message.PartitionKey == key) { taken.Add(node); _ready.Remove(node); Removed(); }
                 node = next;
             }
             for (var i = _delayed.Count - 1; i >= 0; i--)
             {
                 if (_delayed[i].Message.PartitionKey != key) continue;
                 taken.Add(_delayed[i]);
+                Removed();
                 Unblock(_delayed[i]);
                 _delayed.RemoveAt(i);
             }
@@ -766,9 +1039,10 @@ public sealed class InMemoryTransport : IMessageTransport
 
         public QueueStatus Status(string name, DateTimeOffset now)
         {
+            Drain();
             var inflight = InFlight.Values.Count(e => e.VisibleAt > now);
             var ready = _ready.Count + InFlight.Count - inflight + _delayed.Count(e => e.VisibleAt <= now);
-            var oldest = _ready.Count > 0 ? _ready.Min(e => e.EnqueuedAt) : (DateTimeOffset?)null;
+            var oldest = _ready.Count > 0 ? _ready.Items().Min(e => e.EnqueuedAt) : (DateTimeOffset?)null;
             return new QueueStatus(name, ready, inflight, _delayed.Count(e => e.VisibleAt > now),
                 Consumers.Where(c => c.Value >= now - TimeSpan.FromSeconds(30)).Select(c => c.Key).Order(StringComparer.Ordinal).ToList(), oldest);
         }

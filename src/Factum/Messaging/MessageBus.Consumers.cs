@@ -31,13 +31,17 @@ public sealed partial class MessageBus
                     break;
             }
         }
-        foreach (var e in _endpoints)
+        // Consumer loops must not inherit the caller's ambient state (its Activity, EventContext or MessageContext).
+        using (ExecutionContext.SuppressFlow())
         {
-            e.Running = true;
-            _running.Add(Task.Run(() => QueueLoopAsync(e, stop), CancellationToken.None));
-            if (e.Source.Kind == MessageSourceKind.Stream) _running.Add(Task.Run(() => StreamMemberLoopAsync(e, stop), CancellationToken.None));
+            foreach (var e in _endpoints)
+            {
+                e.Running = true;
+                _running.Add(Task.Run(() => QueueLoopAsync(e, stop), CancellationToken.None));
+                if (e.Source.Kind == MessageSourceKind.Stream) _running.Add(Task.Run(() => StreamMemberLoopAsync(e, stop), CancellationToken.None));
+            }
+            _running.Add(Task.Run(() => MaintenanceLoopAsync(stop), CancellationToken.None));
         }
-        _running.Add(Task.Run(() => MaintenanceLoopAsync(stop), CancellationToken.None));
     }
 
     /// <summary>Stops the consumers: in-flight messages finish or their leases are released, stream groups are left so partitions move at once.</summary>
@@ -156,6 +160,7 @@ public sealed partial class MessageBus
     private async Task QueueLoopAsync(Endpoint e, CancellationToken ct)
     {
         using var gate = new SemaphoreSlim(e.Options.Concurrency);
+        var empty = 0;
         while (!ct.IsCancellationRequested)
         {
             try
@@ -163,31 +168,25 @@ public sealed partial class MessageBus
                 var batch = await Transport.ReceiveAsync(e.Queue, InstanceId, e.Options.BatchSize, e.Options.Lease, ct).ConfigureAwait(false);
                 if (batch.Count == 0)
                 {
-                    await Transport.WaitForChangeAsync(Options.PollInterval, ct).ConfigureAwait(false);
+                    // A consumer that just ran dry looks again after yielding a couple of times before it parks: under load
+                    // more messages arrive meanwhile and are taken as one batch, instead of one wake-up per message.
+                    if (++empty <= 2) await Task.Yield();
+                    else await Transport.WaitForQueueAsync(e.Queue, Options.PollInterval, ct).ConfigureAwait(false);
                     continue;
                 }
+                empty = 0;
                 var handled = e.Options.UseInbox ? await Transport.FilterHandledAsync(e.Inbox, batch.Select(d => d.Message.Id).ToList(), ct).ConfigureAwait(false) : null;
                 var outcomes = new Outcome[batch.Count];
-                using var renew = new CancellationTokenSource();
-                var renewal = RenewLeasesAsync(batch, outcomes, e.Options.Lease, renew.Token);
-                // The transport leases at most one message per partition key at a time, so a batch never holds two
-                // messages of one key: they can all run in parallel without breaking per-key order.
-                await Task.WhenAll(batch.Select(async (d, i) =>
+                var processing = HandleBatchAsync(e, batch, handled, outcomes, gate, ct);
+                // Slow handlers keep their leases: renew every third of the lease while the batch still runs.
+                while (!processing.IsCompleted)
                 {
-                    await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
-                    try
-                    {
-                        outcomes[i] = handled is not null && handled.Contains(d.Message.Id)
-                            ? Outcome.Duplicate
-                            : await HandleQueueDeliveryAsync(e, d, ct).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        gate.Release();
-                    }
-                })).ConfigureAwait(false);
-                await renew.CancelAsync().ConfigureAwait(false);
-                await renewal.ConfigureAwait(false);
+                    var tick = Task.Delay(e.Options.Lease / 3, Options.TimeProvider, CancellationToken.None);
+                    if (await Task.WhenAny(processing, tick).ConfigureAwait(false) == processing) break;
+                    var open = batch.Where((_, i) => Volatile.Read(ref outcomes[i]) is null).ToList();
+                    if (open.Count > 0) await Transport.ExtendLeasesAsync(open, e.Options.Lease, CancellationToken.None).ConfigureAwait(false);
+                }
+                await processing.ConfigureAwait(false);
                 await SettleAsync(e, batch.Select((d, i) => outcomes[i].ToSettlement(e, d, null)).ToList(), outcomes, CancellationToken.None).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -202,21 +201,34 @@ public sealed partial class MessageBus
         }
     }
 
-    private async Task RenewLeasesAsync(IReadOnlyList<QueueDelivery> batch, Outcome[] outcomes, TimeSpan lease, CancellationToken ct)
+    private async Task HandleBatchAsync(Endpoint e, IReadOnlyList<QueueDelivery> batch, IReadOnlySet<MessageId>? handled, Outcome[] outcomes, SemaphoreSlim gate, CancellationToken ct)
     {
-        try
+        // The transport leases at most one message per partition key at a time, so a batch never holds two messages
+        // of one key: they can all run in parallel without breaking per-key order.
+        if (e.Options.Concurrency == 1)
         {
-            while (true)
+            for (var i = 0; i < batch.Count; i++)
             {
-                await Task.Delay(lease / 3, Options.TimeProvider, ct).ConfigureAwait(false);
-                var open = batch.Where((_, i) => outcomes[i] is null).ToList();
-                if (open.Count > 0) await Transport.ExtendLeasesAsync(open, lease, ct).ConfigureAwait(false);
+                outcomes[i] = handled is not null && handled.Contains(batch[i].Message.Id)
+                    ? Outcome.Duplicate
+                    : await HandleQueueDeliveryAsync(e, batch[i], ct).ConfigureAwait(false);
             }
+            return;
         }
-        catch (OperationCanceledException)
+        await Task.WhenAll(batch.Select(async (d, i) =>
         {
-            // The batch finished.
-        }
+            await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                outcomes[i] = handled is not null && handled.Contains(d.Message.Id)
+                    ? Outcome.Duplicate
+                    : await HandleQueueDeliveryAsync(e, d, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        })).ConfigureAwait(false);
     }
 
     private async Task SettleAsync(Endpoint e, List<Settlement> settlements, Outcome[] outcomes, CancellationToken ct)
@@ -236,22 +248,25 @@ public sealed partial class MessageBus
             if (remote.Count != s.Outgoing.Count) settlements[i] = s with { Outgoing = remote };
         }
         var results = await Transport.SettleAsync(settlements, ct).ConfigureAwait(false);
+        var measure = FactumDiagnostics.Handled.Enabled || FactumDiagnostics.Retried.Enabled || FactumDiagnostics.DeadLettered.Enabled;
         for (var i = 0; i < settlements.Count; i++)
         {
             var o = outcomes[i];
-            var tags = new TagList { { "type", settlements[i].Delivery?.Message.Type ?? settlements[i].Record?.Message.Type }, { "source", e.Source.Name }, { "group", e.Source.Group } };
             if (!results[i]) continue;
-            switch (settlements[i].Kind)
+            var kind = settlements[i].Kind;
+            if (kind == SettlementKind.Ack && !o.Skipped) Interlocked.Increment(ref e.Handled);
+            else if (kind == SettlementKind.DeadLetter) Interlocked.Increment(ref e.DeadLettered);
+            if (!measure) continue;
+            var tags = new TagList { { "type", settlements[i].Delivery?.Message.Type ?? settlements[i].Record?.Message.Type }, { "source", e.Source.Name }, { "group", e.Source.Group } };
+            switch (kind)
             {
                 case SettlementKind.Ack when !o.Skipped:
-                    Interlocked.Increment(ref e.Handled);
                     FactumDiagnostics.Handled.Add(1, tags);
                     break;
                 case SettlementKind.Retry:
                     FactumDiagnostics.Retried.Add(1, tags);
                     break;
                 case SettlementKind.DeadLetter:
-                    Interlocked.Increment(ref e.DeadLettered);
                     FactumDiagnostics.DeadLettered.Add(1, tags);
                     break;
             }
@@ -266,7 +281,7 @@ public sealed partial class MessageBus
         }
     }
 
-    private async Task<Outcome> HandleQueueDeliveryAsync(Endpoint e, QueueDelivery d, CancellationToken ct)
+    private async ValueTask<Outcome> HandleQueueDeliveryAsync(Endpoint e, QueueDelivery d, CancellationToken ct)
     {
         var policy = e.Options.Retry;
         var source = e.SourceFor(null);
@@ -274,7 +289,7 @@ public sealed partial class MessageBus
         {
             return Outcome.Dead(new FailureInfo("DeliveryLimitExceeded", $"delivered {d.Attempt - 1} times without being settled (a handler that crashes its process?); the limit is {policy.MaxDeliveries}", null, d.Attempt - 1, d.FirstFailure ?? Now, Now), e, d.Message, this);
         }
-        var result = await RunHandlersAsync(e, new DeliveryInfo(d.Message, d.Attempt, source), d.FirstFailure, ct).ConfigureAwait(false);
+        var result = await RunHandlersAsync(e, d.Message, d.Attempt, source, d.FirstFailure, ct).ConfigureAwait(false);
         if (result.Kind != SettlementKind.Retry) return result;
         // Handler failed this delivery: a delayed retry through the transport, or the dead-letter queue when retries are spent.
         if (d.Attempt > policy.DelayedRetries) return Outcome.Dead(result.Failure!, e, d.Message, this);
@@ -282,51 +297,52 @@ public sealed partial class MessageBus
     }
 
     /// <summary>Decodes the message and runs its handlers with the immediate retries; Retry means "this delivery failed, not for good".</summary>
-    private async Task<Outcome> RunHandlersAsync(Endpoint e, DeliveryInfo delivery, DateTimeOffset? firstFailure, CancellationToken ct)
+    private async ValueTask<Outcome> RunHandlersAsync(Endpoint e, TransportMessage m, int attempt, MessageSource source, DateTimeOffset? firstFailure, CancellationToken ct)
     {
-        var m = delivery.Message;
         if (m.Headers.TryGetValue(MessageHeaders.ExpiresAt, out var expiresText)
             && DateTimeOffset.TryParse(expiresText, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var expires) && expires < Now)
             return Outcome.Skip; // Nobody waits for this answer any more.
         if (!e.Handlers.TryGetValue(m.Type, out var handlers))
         {
             if (!Registry.TryGet(m.Type, out _))
-                return Outcome.Dead(new FailureInfo("Poison", $"message type '{m.Type}' is not registered in this service, so its body cannot be read", null, delivery.Attempt, Now, Now), e, m, this);
+                return Outcome.Dead(new FailureInfo("Poison", $"message type '{m.Type}' is not registered in this service, so its body cannot be read", null, attempt, Now, Now), e, m, this);
             if (e.Source.Kind == MessageSourceKind.Queue)
-                return Outcome.Dead(new FailureInfo("NoHandler", $"queue '{e.Source.Name}' has no handler for '{m.Type}'", null, delivery.Attempt, Now, Now), e, m, this);
+                return Outcome.Dead(new FailureInfo("NoHandler", $"queue '{e.Source.Name}' has no handler for '{m.Type}'", null, attempt, Now, Now), e, m, this);
             return Outcome.Skip; // Another type on the topic that this group does not handle.
         }
-        var (value, _, problem) = Registry.DecodePayload(m.Type, m.SchemaVersion, m.Body);
+        // In process, the published object itself travels along: no need to read the body back.
+        var (value, _, problem) = m.LocalValue is { } local && Registry.TryGet(m.Type, out var info) && info.ClrType == local.GetType() && info.Version == m.SchemaVersion
+            ? (local, info, null)
+            : Registry.DecodePayload(m.Type, m.SchemaVersion, m.Body);
         if (value is null)
-            return Outcome.Dead(new FailureInfo("Poison", problem ?? "the body could not be read", null, delivery.Attempt, Now, Now), e, m, this);
+            return Outcome.Dead(new FailureInfo("Poison", problem ?? "the body could not be read", null, attempt, Now, Now), e, m, this);
 
-        using var activity = StartConsumerActivity(e, m, delivery.Attempt);
+        using var activity = StartConsumerActivity(e, m, attempt);
         var policy = e.Options.Retry;
         Exception? last = null;
         var first = firstFailure;
-        for (var attempt = 0; attempt <= policy.ImmediateRetries; attempt++)
+        for (var run = 0; run <= policy.ImmediateRetries; run++)
         {
             ct.ThrowIfCancellationRequested();
-            var started = Stopwatch.GetTimestamp();
-            var scope = _services.GetService(typeof(IServiceScopeFactory)) is IServiceScopeFactory f ? f.CreateAsyncScope() : (AsyncServiceScope?)null;
-            var context = new MessageContext(this, delivery, scope?.ServiceProvider ?? _services);
-            var previous = MessageContext.Enter(context);
+            var started = FactumDiagnostics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+            var scope = _scopes?.CreateAsyncScope();
+            var context = new MessageContext(this, m, attempt, source, scope?.ServiceProvider ?? _services);
+            // The message context is also the ambient EventContext (events the handler appends are caused by this
+            // message). It is set inside this async method, so it ends with it: no restore needed.
+            MessageContext.Enter(context);
             try
             {
-                using (EventContext.Begin(m.CorrelationId, m.Id.ToString()))
+                object? response = null;
+                HandlerRegistration? answering = null;
+                foreach (var h in handlers)
                 {
-                    object? response = null;
-                    HandlerRegistration? answering = null;
-                    foreach (var h in handlers)
-                    {
-                        var r = await h.Invoke(context.Services, value, context, ct).ConfigureAwait(false);
-                        if (h.ResponseType is not null) { response = r; answering = h; }
-                    }
-                    if (answering is not null && m.ReplyTo is { } replyTo)
-                        context.Add(new OutgoingMessage(CreateReply(response, answering.ResponseType!, m, null), null, QueueName.Parse(replyTo)));
+                    var r = await h.Invoke(context.Services, value, context, ct).ConfigureAwait(false);
+                    if (h.ResponseType is not null) { response = r; answering = h; }
                 }
-                FactumDiagnostics.HandlerDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("type", m.Type));
-                return new Outcome(SettlementKind.Ack, null, context.Outgoing, context.Enlisted, null, false, null);
+                if (answering is not null && m.ReplyTo is { } replyTo)
+                    context.Add(new OutgoingMessage(CreateReply(response, answering.ResponseType!, m, null), null, QueueName.Parse(replyTo)));
+                if (FactumDiagnostics.HandlerDuration.Enabled) FactumDiagnostics.HandlerDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("type", m.Type));
+                return context.Outgoing.Count == 0 && context.Enlisted.Count == 0 ? Outcome.Handled : new Outcome(SettlementKind.Ack, null, context.Outgoing, context.Enlisted, null, false, null);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -336,20 +352,20 @@ public sealed partial class MessageBus
                 e.LastError = $"{m.Type} {m.Id}: {ex.GetType().Name}: {ex.Message}";
                 FactumDiagnostics.Failed.Add(1, new("type", m.Type), new("source", e.Source.Name), new("group", e.Source.Group));
                 activity?.AddEvent(new ActivityEvent("exception", tags: new ActivityTagsCollection { ["exception.type"] = ex.GetType().FullName, ["exception.message"] = ex.Message }));
-                if (policy.IsNonTransient(ex)) return Outcome.Dead(FailureInfo.From(ex, delivery.Attempt, first.Value, Now), e, m, this);
+                if (policy.IsNonTransient(ex)) return Outcome.Dead(FailureInfo.From(ex, attempt, first.Value, Now), e, m, this);
             }
             finally
             {
-                MessageContext.Enter(previous);
                 if (scope is { } s) await s.DisposeAsync().ConfigureAwait(false);
             }
         }
         activity?.SetStatus(ActivityStatusCode.Error, last!.Message);
-        return new Outcome(SettlementKind.Retry, FailureInfo.From(last!, delivery.Attempt, first!.Value, Now), [], [], null, false, null);
+        return new Outcome(SettlementKind.Retry, FailureInfo.From(last!, attempt, first!.Value, Now), [], [], null, false, null);
     }
 
     private static Activity? StartConsumerActivity(Endpoint e, TransportMessage m, int attempt)
     {
+        if (!FactumDiagnostics.ActivitySource.HasListeners()) return null;
         var links = m.Headers.TryGetValue(MessageHeaders.TraceParent, out var parent)
             && ActivityContext.TryParse(parent, m.Headers.GetValueOrDefault(MessageHeaders.TraceState), out var producer)
             ? new[] { new ActivityLink(producer) }
@@ -407,6 +423,8 @@ public sealed partial class MessageBus
     private sealed record Outcome(SettlementKind Kind, FailureInfo? Failure, IReadOnlyList<OutgoingMessage> Outgoing, IReadOnlyList<Action<object?>> Enlisted, DateTimeOffset? RetryAt, bool Skipped, OutgoingMessage? ErrorReply)
     {
         public static readonly Outcome Skip = new(SettlementKind.Ack, null, [], [], null, true, null);
+
+        public static readonly Outcome Handled = new(SettlementKind.Ack, null, [], [], null, false, null);
 
         public static readonly Outcome Duplicate = Skip;
 

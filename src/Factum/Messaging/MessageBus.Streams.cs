@@ -122,7 +122,7 @@ public sealed partial class MessageBus
         }
     }
 
-    private async Task<Outcome> HandleStreamRecordAsync(Endpoint e, StreamRecord r, bool heldInBatch, CancellationToken ct)
+    private async ValueTask<Outcome> HandleStreamRecordAsync(Endpoint e, StreamRecord r, bool heldInBatch, CancellationToken ct)
     {
         if (r.Hold == KeyHold.Replaying && !heldInBatch) return Outcome.DeferIt;
         if (r.Hold == KeyHold.DeadLettered || heldInBatch)
@@ -133,7 +133,7 @@ public sealed partial class MessageBus
         DateTimeOffset? first = null;
         for (var delivery = 1; ; delivery++)
         {
-            var result = await RunHandlersAsync(e, new DeliveryInfo(r.Message, delivery, e.SourceFor(r)), first, ct).ConfigureAwait(false);
+            var result = await RunHandlersAsync(e, r.Message, delivery, e.SourceFor(r), first, ct).ConfigureAwait(false);
             if (result.Kind != SettlementKind.Retry) return result;
             first ??= result.Failure!.FirstFailure;
             if (delivery > policy.DelayedRetries) return Outcome.Dead(result.Failure!, e, r.Message, this);

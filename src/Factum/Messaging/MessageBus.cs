@@ -41,6 +41,8 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
     private static readonly ConcurrentDictionary<string, MessageBus> LocalReplyQueues = new(StringComparer.Ordinal);
     private readonly MessagingBuilder _builder;
     private readonly IServiceProvider _services;
+    private readonly Microsoft.Extensions.DependencyInjection.IServiceScopeFactory? _scopes;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, Route> _routes = new();
     private readonly ConcurrentDictionary<MessageId, TaskCompletionSource<TransportMessage>> _pending = new();
     private readonly QueueName _replyQueue;
     private readonly List<Endpoint> _endpoints = [];
@@ -63,6 +65,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         _builder = builder ?? new MessagingBuilder();
         Options = options ?? new MessagingOptions();
         _services = services ?? EmptyServices.Instance;
+        _scopes = _services.GetService(typeof(Microsoft.Extensions.DependencyInjection.IServiceScopeFactory)) as Microsoft.Extensions.DependencyInjection.IServiceScopeFactory;
         InstanceId = $"{Options.ServiceName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
         _replyQueue = QueueName.ForReplies(InstanceId);
         LocalReplyQueues[_replyQueue.Value] = this;
@@ -93,13 +96,12 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
             await context.PublishAsync(message, options, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var topic = options?.Topic ?? RouteTopic(typeof(T));
-        using var activity = FactumDiagnostics.ActivitySource.StartActivity($"{topic} publish", ActivityKind.Producer);
-        var (_, m) = PreparePublish(message, options);
+        using var activity = FactumDiagnostics.ActivitySource.HasListeners() ? FactumDiagnostics.ActivitySource.StartActivity($"{options?.Topic ?? RouteTopic(message.GetType())} publish", ActivityKind.Producer) : null;
+        var (topic, m) = PreparePublish(message, options);
         activity?.SetTag("messaging.destination.name", topic.Value);
         activity?.SetTag("messaging.message.id", m.Id.ToString());
         await Transport.PublishAsync(topic, [m], cancellationToken).ConfigureAwait(false);
-        FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", topic.Value));
+        if (FactumDiagnostics.Published.Enabled) FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", topic.Value));
     }
 
     /// <inheritdoc />
@@ -110,13 +112,12 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
             await context.SendAsync(command, options, cancellationToken).ConfigureAwait(false);
             return;
         }
-        var queue = options?.Queue ?? RouteQueue(typeof(T));
-        using var activity = FactumDiagnostics.ActivitySource.StartActivity($"{queue} send", ActivityKind.Producer);
-        var (_, m) = PrepareSend(command, options);
+        using var activity = FactumDiagnostics.ActivitySource.HasListeners() ? FactumDiagnostics.ActivitySource.StartActivity($"{options?.Queue ?? RouteQueue(command.GetType())} send", ActivityKind.Producer) : null;
+        var (queue, m) = PrepareSend(command, options);
         activity?.SetTag("messaging.destination.name", queue.Value);
         activity?.SetTag("messaging.message.id", m.Id.ToString());
         await Transport.SendAsync(queue, [m], options?.DeliverAt, cancellationToken).ConfigureAwait(false);
-        FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
+        if (FactumDiagnostics.Published.Enabled) FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
     }
 
     /// <inheritdoc />
@@ -130,10 +131,10 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         if (!await Transport.HasLiveConsumerAsync(queue, LivenessWindow, cancellationToken).ConfigureAwait(false))
             throw new NoResponderException($"No responder for '{info.Name}': no consumer is alive on queue '{queue}' (none heartbeated within {LivenessWindow.TotalSeconds:0.#} s). Start a service that handles it, or send it as a command if nobody needs to answer now.");
         EnsureReplyListener();
-        using var activity = FactumDiagnostics.ActivitySource.StartActivity($"{queue} request", ActivityKind.Producer);
+        using var activity = FactumDiagnostics.ActivitySource.HasListeners() ? FactumDiagnostics.ActivitySource.StartActivity($"{queue} request", ActivityKind.Producer) : null;
         var expires = Now + wait;
         var headers = new Dictionary<string, string>(StringComparer.Ordinal) { [MessageHeaders.ExpiresAt] = expires.ToString("O", CultureInfo.InvariantCulture) };
-        var m = Create(request, info.Name, info.Version, null, headers, null, _replyQueue.Value);
+        var m = Create(request, RouteOf(typeof(TRequest)), null, headers, null, _replyQueue.Value);
         var tcs = new TaskCompletionSource<TransportMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         _pending[m.Id] = tcs;
         TransportMessage reply;
@@ -170,53 +171,70 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
 
     internal (TopicName Topic, TransportMessage Message) PreparePublish<T>(T message, PublishOptions? options) where T : notnull
     {
-        var info = Info(message.GetType());
+        var route = RouteOf(message.GetType());
+        var info = route.Info;
         if (info.Kind != MessageKind.Event)
             throw new InvalidOperationException($"'{info.Name}' is a {info.Kind.ToString().ToLowerInvariant()}, not an event; send commands to one queue with SendAsync (publishing makes every subscriber act on it).");
-        var topic = options?.Topic ?? RouteTopic(message.GetType());
-        return (topic, Create(message, info.Name, info.Version, options?.PartitionKey, options?.Headers, options?.MessageId, null));
+        var topic = options?.Topic ?? route.Topic;
+        return (topic, Create(message, route, options?.PartitionKey, options?.Headers, options?.MessageId, null));
     }
 
     internal (QueueName Queue, TransportMessage Message) PrepareSend<T>(T command, SendOptions? options) where T : notnull
     {
-        var info = Info(command.GetType());
+        var route = RouteOf(command.GetType());
+        var info = route.Info;
         if (info.Kind == MessageKind.Event)
             throw new InvalidOperationException($"'{info.Name}' is an event; publish it (PublishAsync) so every interested service hears it. Queues carry commands.");
-        var queue = options?.Queue ?? RouteQueue(command.GetType());
-        return (queue, Create(command, info.Name, info.Version, options?.PartitionKey, options?.Headers, options?.MessageId, null));
+        var queue = options?.Queue ?? route.Queue;
+        return (queue, Create(command, route, options?.PartitionKey, options?.Headers, options?.MessageId, null));
     }
 
     private EventTypeInfo Info(Type type) => Registry.GetInfo(type)
         ?? throw new InvalidOperationException($"{type.Name} is not a registered message type; register it with AddEventType<{type.Name}>() (events), AddCommand<{type.Name}>() or AddQuery<{type.Name}>().");
 
+    /// <summary>A message type's registration and addresses, resolved once (registrations are made at start-up).</summary>
+    private Route RouteOf(Type type)
+    {
+        if (_routes.TryGetValue(type, out var route)) return route;
+        var info = Info(type);
+        var custom = _builder.GetRoute(type);
+        route = new Route(info, custom?.Topic ?? new TopicName(info.Name), custom?.Queue ?? new QueueName(info.Name), custom?.PartitionKey);
+        return _routes[type] = route;
+    }
+
+    private sealed record Route(EventTypeInfo Info, TopicName Topic, QueueName Queue, Func<object, string?>? PartitionKey);
+
     /// <summary>The topic of a message type: its route override, else the registered type name.</summary>
-    public TopicName RouteTopic(Type type) => _builder.GetRoute(type)?.Topic ?? new TopicName(Info(type).Name);
+    public TopicName RouteTopic(Type type) => RouteOf(type).Topic;
 
     /// <summary>The queue of a command or request type: its route override, else the registered type name.</summary>
-    public QueueName RouteQueue(Type type) => _builder.GetRoute(type)?.Queue ?? new QueueName(Info(type).Name);
+    public QueueName RouteQueue(Type type) => RouteOf(type).Queue;
 
-    private TransportMessage Create(object message, string type, int version, string? partitionKey, IReadOnlyDictionary<string, string>? extraHeaders, MessageId? id, string? replyTo)
+    private TransportMessage Create(object message, Route route, string? partitionKey, IReadOnlyDictionary<string, string>? extraHeaders, MessageId? id, string? replyTo)
     {
-        var messageId = id ?? MessageId.New();
+        var now = Now;
+        var messageId = id ?? new MessageId(UuidV7.New(now));
         var context = MessageContext.Current;
-        var headers = extraHeaders is null ? new Dictionary<string, string>(StringComparer.Ordinal) : new Dictionary<string, string>(extraHeaders, StringComparer.Ordinal);
+        IReadOnlyDictionary<string, string> headers = extraHeaders ?? TransportMessage.EmptyHeaders;
         if (Activity.Current is { } activity)
         {
-            headers[MessageHeaders.TraceParent] = activity.Id!;
-            if (activity.TraceStateString is { } state) headers[MessageHeaders.TraceState] = state;
+            var withTrace = new Dictionary<string, string>(headers, StringComparer.Ordinal) { [MessageHeaders.TraceParent] = activity.Id! };
+            if (activity.TraceStateString is { } state) withTrace[MessageHeaders.TraceState] = state;
+            headers = withTrace;
         }
         return new TransportMessage
         {
             Id = messageId,
-            Type = type,
-            SchemaVersion = version,
-            Timestamp = Now,
+            Type = route.Info.Name,
+            SchemaVersion = route.Info.Version,
+            Timestamp = now,
             CorrelationId = context?.CorrelationId ?? EventContext.CorrelationId ?? messageId.ToString(),
             CausationId = context?.MessageId.ToString() ?? EventContext.CausationId,
             ReplyTo = replyTo,
-            PartitionKey = partitionKey ?? _builder.GetRoute(message.GetType())?.PartitionKey?.Invoke(message),
+            PartitionKey = partitionKey ?? route.PartitionKey?.Invoke(message),
             Headers = headers,
             Body = Registry.Serializer.Serialize(message, message.GetType()),
+            LocalValue = message,
         };
     }
 
@@ -245,7 +263,8 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         lock (_startGate)
         {
             _stopping ??= new CancellationTokenSource();
-            _replyListener ??= Task.Run(() => ReplyLoopAsync(_stopping.Token));
+            var token = _stopping.Token;
+            using (ExecutionContext.SuppressFlow()) _replyListener ??= Task.Run(() => ReplyLoopAsync(token));
         }
     }
 
@@ -259,7 +278,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
                 var replies = await Transport.ReceiveAsync(_replyQueue, InstanceId, 256, TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
                 if (replies.Count == 0)
                 {
-                    await Transport.WaitForChangeAsync(Options.PollInterval, ct).ConfigureAwait(false);
+                    await Transport.WaitForQueueAsync(_replyQueue, Options.PollInterval, ct).ConfigureAwait(false);
                     continue;
                 }
                 foreach (var r in replies) CompleteReply(r.Message);

@@ -44,13 +44,18 @@ public sealed class MessageContext
 {
     private static readonly AsyncLocal<MessageContext?> Ambient = new();
     private readonly MessageBus _bus;
-    private readonly List<OutgoingMessage> _outgoing = [];
-    private readonly List<Action<object?>> _enlisted = [];
+    private List<OutgoingMessage>? _outgoing;
+    private List<Action<object?>>? _enlisted;
 
-    internal MessageContext(MessageBus bus, DeliveryInfo delivery, IServiceProvider services)
+    private readonly MessageSource _source;
+    private DeliveryInfo? _delivery;
+
+    internal MessageContext(MessageBus bus, TransportMessage message, int attempt, MessageSource source, IServiceProvider services)
     {
         _bus = bus;
-        Delivery = delivery;
+        Message = message;
+        Attempt = attempt;
+        _source = source;
         Services = services;
     }
 
@@ -64,39 +69,39 @@ public sealed class MessageContext
         return previous;
     }
 
-    /// <summary>The delivery.</summary>
-    public DeliveryInfo Delivery { get; }
+    /// <summary>The delivery: the message, its attempt number and where it came from.</summary>
+    public DeliveryInfo Delivery => _delivery ??= new DeliveryInfo(Message, Attempt, _source);
 
     /// <summary>The message envelope.</summary>
-    public TransportMessage Message => Delivery.Message;
+    public TransportMessage Message { get; }
 
     /// <summary>The message id.</summary>
-    public MessageId MessageId => Delivery.Message.Id;
+    public MessageId MessageId => Message.Id;
 
     /// <summary>The business process the message belongs to.</summary>
-    public string CorrelationId => Delivery.Message.CorrelationId;
+    public string CorrelationId => Message.CorrelationId;
 
     /// <summary>What caused the message.</summary>
-    public string? CausationId => Delivery.Message.CausationId;
+    public string? CausationId => Message.CausationId;
 
     /// <summary>This delivery's number (1 for the first).</summary>
-    public int Attempt => Delivery.Attempt;
+    public int Attempt { get; }
 
     /// <summary>The headers.</summary>
-    public IReadOnlyDictionary<string, string> Headers => Delivery.Message.Headers;
+    public IReadOnlyDictionary<string, string> Headers => Message.Headers;
 
     /// <summary>The handler's scoped services.</summary>
     public IServiceProvider Services { get; }
 
-    internal IReadOnlyList<OutgoingMessage> Outgoing => _outgoing;
+    internal IReadOnlyList<OutgoingMessage> Outgoing => (IReadOnlyList<OutgoingMessage>?)_outgoing ?? [];
 
-    internal IReadOnlyList<Action<object?>> Enlisted => _enlisted;
+    internal IReadOnlyList<Action<object?>> Enlisted => (IReadOnlyList<Action<object?>>?)_enlisted ?? [];
 
     /// <summary>Publishes an event when this message is acknowledged (atomically with it).</summary>
     public Task PublishAsync<T>(T message, PublishOptions? options = null, CancellationToken cancellationToken = default) where T : notnull
     {
         var (topic, m) = _bus.PreparePublish(message, options);
-        _outgoing.Add(new OutgoingMessage(m, topic, null));
+        (_outgoing ??= []).Add(new OutgoingMessage(m, topic, null));
         return Task.CompletedTask;
     }
 
@@ -104,7 +109,7 @@ public sealed class MessageContext
     public Task SendAsync<T>(T command, SendOptions? options = null, CancellationToken cancellationToken = default) where T : notnull
     {
         var (queue, m) = _bus.PrepareSend(command, options);
-        _outgoing.Add(new OutgoingMessage(m, null, queue, options?.DeliverAt));
+        (_outgoing ??= []).Add(new OutgoingMessage(m, null, queue, options?.DeliverAt));
         return Task.CompletedTask;
     }
 
@@ -116,8 +121,8 @@ public sealed class MessageContext
     public void Enlist(Action<object?> work)
     {
         ArgumentNullException.ThrowIfNull(work);
-        _enlisted.Add(work);
+        (_enlisted ??= []).Add(work);
     }
 
-    internal void Add(OutgoingMessage message) => _outgoing.Add(message);
+    internal void Add(OutgoingMessage message) => (_outgoing ??= []).Add(message);
 }

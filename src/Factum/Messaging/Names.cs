@@ -127,7 +127,7 @@ public readonly record struct MessageId(Guid Value) : IComparable<MessageId>
     public static bool operator >=(MessageId left, MessageId right) => left.CompareTo(right) >= 0;
 
     /// <summary>A new time-ordered id.</summary>
-    public static MessageId New() => new(Guid.CreateVersion7());
+    public static MessageId New() => new(UuidV7.New());
 
     /// <summary>Parses a GUID string.</summary>
     /// <exception cref="FormatException">Not a GUID.</exception>

@@ -110,6 +110,12 @@ public interface IMessageTransport : IAsyncDisposable
 
     /// <summary>Completes when something may have changed (a send, publish or settlement here, or at the latest after <paramref name="timeout"/>).</summary>
     Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Completes when <paramref name="queue"/> may have a visible message, or after <paramref name="timeout"/>. A transport
+    /// that can tell queues apart wakes only that queue's consumers; the default waits for any change.
+    /// </summary>
+    Task WaitForQueueAsync(QueueName queue, TimeSpan timeout, CancellationToken cancellationToken = default) => WaitForChangeAsync(timeout, cancellationToken);
 }
 
 /// <summary>Topic settings.</summary>

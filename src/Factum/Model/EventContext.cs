@@ -17,11 +17,11 @@ public static class EventContext
 {
     private static readonly AsyncLocal<CausalScope?> Ambient = new();
 
-    /// <summary>The current correlation id, if a scope is active.</summary>
-    public static string? CorrelationId => Ambient.Value?.CorrelationId;
+    /// <summary>The current correlation id, if a scope is active (an explicit scope, else the message being handled).</summary>
+    public static string? CorrelationId => Ambient.Value?.CorrelationId ?? Messaging.MessageContext.Current?.CorrelationId;
 
-    /// <summary>The current causation id, if a scope is active.</summary>
-    public static string? CausationId => Ambient.Value?.CausationId;
+    /// <summary>The current causation id, if a scope is active (an explicit scope, else the id of the message being handled).</summary>
+    public static string? CausationId => Ambient.Value is { } scope ? scope.CausationId : Messaging.MessageContext.Current?.MessageId.ToString();
 
     /// <summary>Starts a scope in which new events are caused by <paramref name="cause"/>.</summary>
     public static IDisposable CausedBy(RecordedEvent cause) => Begin(cause.CorrelationId, cause.EventId.ToString());

@@ -17,7 +17,7 @@ public readonly record struct EventId
     public Guid Value { get; }
 
     /// <summary>A new time-ordered (UUID v7) id.</summary>
-    public static EventId New() => new(Guid.CreateVersion7());
+    public static EventId New() => new(UuidV7.New());
 
     /// <summary>Parses a GUID in any standard format.</summary>
     /// <exception cref="ArgumentException">The text is not a GUID.</exception>

@@ -34,7 +34,7 @@ public abstract class BusConformance<TFactory> : TransportTestBase<TFactory> whe
         for (var b = 0; b < 3; b++)
         {
             var name = $"worker-{b}";
-            await StartBus(m => m.AddHandler<CapturePayment>((c, _, _) => { handled.Add((name, c.OrderId)); return Task.CompletedTask; }, o => o.Concurrency = 2));
+            await StartBus(m => m.AddHandler<CapturePayment>(async (c, _, ct) => { handled.Add((name, c.OrderId)); await Task.Delay(1, ct); }, o => { o.Concurrency = 2; o.BatchSize = 8; }));
         }
         var producer = await StartBus();
         await Task.WhenAll(Enumerable.Range(0, 300).Select(i => producer.SendAsync(new CapturePayment($"o-{i}", i))));

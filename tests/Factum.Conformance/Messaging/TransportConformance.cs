@@ -492,9 +492,9 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     }
 
     [Fact]
-    public async Task WaitForChange_wakes_on_a_send()
+    public async Task WaitForQueue_wakes_on_a_send_to_that_queue()
     {
-        var wait = Transport.WaitForChangeAsync(TimeSpan.FromSeconds(20));
+        var wait = Transport.WaitForQueueAsync("wake", TimeSpan.FromSeconds(20));
         await Task.Delay(50);
         await Transport.SendAsync("wake", [Msg()]);
         var done = await Task.WhenAny(wait, Task.Delay(5000));
