@@ -33,8 +33,40 @@ public sealed record TransportMessage
     /// <summary>Free-form headers: W3C <c>traceparent</c>/<c>tracestate</c>, <c>factum-replayed</c>, application headers.</summary>
     public IReadOnlyDictionary<string, string> Headers { get; init; } = EmptyHeaders;
 
+    private readonly ReadOnlyMemory<byte> _body;
+    private readonly Func<ReadOnlyMemory<byte>>? _bodyFactory;
+    private System.Runtime.CompilerServices.StrongBox<ReadOnlyMemory<byte>>? _serialized;
+
     /// <summary>The serialized body (JSON by default).</summary>
-    public ReadOnlyMemory<byte> Body { get; init; }
+    public ReadOnlyMemory<byte> Body
+    {
+        get
+        {
+            if (_bodyFactory is null) return _body;
+            // A message created in this process serializes its body on first use: a durable transport reads it at
+            // once, while the in-memory transport usually hands the object itself to handlers and never needs it.
+            // The box is published atomically, so concurrent readers never see a torn value.
+            var box = Volatile.Read(ref _serialized);
+            if (box is null)
+            {
+                box = new System.Runtime.CompilerServices.StrongBox<ReadOnlyMemory<byte>>(_bodyFactory());
+                box = Interlocked.CompareExchange(ref _serialized, box, null) ?? box;
+            }
+            return box.Value;
+        }
+        init
+        {
+            _body = value;
+            _bodyFactory = null;
+            _serialized = null;
+        }
+    }
+
+    /// <summary>Sets the body to be serialized on first read (the factory must be repeatable and thread-safe).</summary>
+    internal Func<ReadOnlyMemory<byte>>? LazyBody
+    {
+        init => _bodyFactory = value;
+    }
 
     /// <summary>
     /// The object the body was serialized from, kept only by transports in the same process (the in-memory transport)

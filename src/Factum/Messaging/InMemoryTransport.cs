@@ -68,16 +68,22 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         var q = Queue(queue.Value);
         Task wait;
+        TimeSpan? due;
         // Checked and armed under the queue's lock, so an enqueue between the consumer's empty receive and this wait
         // is never missed.
         lock (q.Gate)
         {
-            if (q.Arm(Now) is not { } armed) return;
+            var now = Now;
+            if (q.Arm(now) is not { } armed) return;
             wait = armed;
+            due = q.NextDue(now);
         }
         try
         {
-            await wait.WaitAsync(timeout, _time, cancellationToken).ConfigureAwait(false);
+            // Nothing in this process can change the queue without waking the waiter, so only a delayed message or a
+            // lease that will expire needs a timer; an idle queue parks on the signal alone (no timer per wait).
+            if (due is { } d) await wait.WaitAsync(d < timeout ? d : timeout, _time, cancellationToken).ConfigureAwait(false);
+            else await wait.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {
@@ -899,6 +905,15 @@ public sealed class InMemoryTransport : IMessageTransport
         }
 
         private void Wake() => Interlocked.Exchange(ref Waiter, null)?.TrySetResult();
+
+        /// <summary>How long until a delayed message or an in-flight lease becomes visible, or null when none will.</summary>
+        public TimeSpan? NextDue(DateTimeOffset now)
+        {
+            DateTimeOffset? next = null;
+            foreach (var e in InFlight.Values) if (next is null || e.VisibleAt < next) next = e.VisibleAt;
+            foreach (var e in _delayed) if (next is null || e.VisibleAt < next) next = e.VisibleAt;
+            return next is { } n ? (n > now ? n - now : TimeSpan.Zero) : null;
+        }
 
         /// <summary>Parks a consumer (under the lock): returns null when a message is visible already.</summary>
         public Task? Arm(DateTimeOffset now)

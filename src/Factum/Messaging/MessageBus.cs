@@ -233,7 +233,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
             ReplyTo = replyTo,
             PartitionKey = partitionKey ?? route.PartitionKey?.Invoke(message),
             Headers = headers,
-            Body = Registry.Serializer.Serialize(message, message.GetType()),
+            LazyBody = () => Registry.Serializer.Serialize(message, message.GetType()),
             LocalValue = message,
         };
     }
