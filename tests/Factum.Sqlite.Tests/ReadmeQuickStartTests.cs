@@ -5,6 +5,9 @@ namespace Factum.Sqlite.Tests;
 [EventType("OrderPlaced", Owner = "sales")]
 public sealed record ReadmeOrderPlaced(string OrderId, decimal Total);
 
+[EventType("CapturePayment", Kind = MessageKind.Command)]
+public sealed record ReadmeCapturePayment(string OrderId, decimal Amount);
+
 /// <summary>The README's C# quick start, kept compiling and true.</summary>
 public sealed class ReadmeQuickStartTests : IDisposable
 {
@@ -39,5 +42,31 @@ public sealed class ReadmeQuickStartTests : IDisposable
         await using var provider = services.BuildServiceProvider();
         Assert.Same(provider.GetRequiredService<IEventStore>(), provider.GetRequiredService<IEventWriter>());
         Assert.True(provider.GetRequiredService<EventTypeRegistry>().TryGet("OrderPlaced", out _));
+    }
+
+    [Fact]
+    public async Task The_readme_messaging_snippet_works_as_written()
+    {
+        var charged = new System.Collections.Concurrent.ConcurrentQueue<ReadmeCapturePayment>();
+        Task Charge(ReadmeCapturePayment c)
+        {
+            charged.Enqueue(c);
+            return Task.CompletedTask;
+        }
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+        builder.Services.AddFactum(b => b
+            .UseSqlite(Path.Combine(_dir, "data", "factum.db")).UseSqliteTransport()
+            .AddEventType<ReadmeOrderPlaced>().AddCommand<ReadmeCapturePayment>()
+            .AddHandler<ReadmeOrderPlaced>(async (e, ctx, ct) =>
+                await ctx.SendAsync(new ReadmeCapturePayment(e.OrderId, e.Total), cancellationToken: ct), h => h.Group = "billing")
+            .AddHandler<ReadmeCapturePayment>((c, ctx, ct) => Charge(c), h => h.Concurrency = 4));
+        using var host = builder.Build();
+        await host.StartAsync();
+        var bus = host.Services.GetRequiredService<Factum.Messaging.IMessageBus>();
+        await bus.PublishAsync(new ReadmeOrderPlaced("42", 99.90m));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (charged.IsEmpty && DateTime.UtcNow < deadline) await Task.Delay(10);
+        await host.StopAsync();
+        Assert.Equal([new ReadmeCapturePayment("42", 99.90m)], charged);
     }
 }
