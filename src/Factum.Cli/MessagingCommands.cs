@@ -256,27 +256,24 @@ internal static class MessagingCommands
             }));
             dlq.Subcommands.Add(show);
 
-            var replay = new Command("replay", "Send dead letters back to where they came from (their own queue, or the group's queue for subscriptions and streams), in order; a failing one comes back.") { ids, source, group, type, exception, since, until, limit, all };
-            data.AddTo(replay);
-            replay.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            // replay and discard select the same way and report a count.
+            void Bulk(string name, string description, string verb, Func<SqliteMessageTransport, DeadLetterFilter, CancellationToken, ValueTask<int>> act)
             {
-                var n = await t.ReplayDeadLettersAsync(Filter(pr, true), ct);
-                if (output.Json) output.JsonLine(w => w.WriteNumber("replayed", n));
-                else output.Writer.WriteLine($"replayed {n} dead letter(s)");
-                return ExitCodes.Success;
-            }));
-            dlq.Subcommands.Add(replay);
+                var cmd = new Command(name, description) { ids, source, group, type, exception, since, until, limit, all };
+                data.AddTo(cmd);
+                cmd.SetAction((pr, ct) => Run(pr, async (t, output) =>
+                {
+                    var n = await act(t, Filter(pr, true), ct);
+                    if (output.Json) output.JsonLine(w => w.WriteNumber(verb, n));
+                    else output.Writer.WriteLine($"{verb} {n} dead letter(s)");
+                    return ExitCodes.Success;
+                }));
+                dlq.Subcommands.Add(cmd);
+            }
 
-            var discard = new Command("discard", "Delete dead letters for good.") { ids, source, group, type, exception, since, until, limit, all };
-            data.AddTo(discard);
-            discard.SetAction((pr, ct) => Run(pr, async (t, output) =>
-            {
-                var n = await t.DiscardDeadLettersAsync(Filter(pr, true), ct);
-                if (output.Json) output.JsonLine(w => w.WriteNumber("discarded", n));
-                else output.Writer.WriteLine($"discarded {n} dead letter(s)");
-                return ExitCodes.Success;
-            }));
-            dlq.Subcommands.Add(discard);
+            Bulk("replay", "Send dead letters back to where they came from (their own queue, or the group's queue for subscriptions and streams), in order; a failing one comes back.", "replayed",
+                (t, f, ct) => t.ReplayDeadLettersAsync(f, ct));
+            Bulk("discard", "Delete dead letters for good.", "discarded", (t, f, ct) => t.DiscardDeadLettersAsync(f, ct));
             root.Subcommands.Add(dlq);
         }
 
