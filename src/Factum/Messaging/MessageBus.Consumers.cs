@@ -242,7 +242,7 @@ public sealed partial class MessageBus
             var remote = new List<OutgoingMessage>(s.Outgoing.Count);
             foreach (var o in s.Outgoing)
             {
-                if (o.Queue is { } q && LocalReplyQueues.TryGetValue(q.Value, out var bus)) local.Add((bus, o.Message));
+                if (Options.InProcessReplies && o.Queue is { } q && LocalReplyQueues.TryGetValue(q.Value, out var bus)) local.Add((bus, o.Message));
                 else remote.Add(o);
             }
             if (remote.Count != s.Outgoing.Count) settlements[i] = s with { Outgoing = remote };
@@ -276,7 +276,7 @@ public sealed partial class MessageBus
         foreach (var (o, i) in outcomes.Select((o, i) => (o, i)))
         {
             if (o.ErrorReply is not { } error || !results[i]) continue;
-            if (LocalReplyQueues.TryGetValue(error.Queue!.Value.Value, out var bus)) bus.CompleteReply(error.Message);
+            if (Options.InProcessReplies && LocalReplyQueues.TryGetValue(error.Queue!.Value.Value, out var bus)) bus.CompleteReply(error.Message);
             else await Transport.SendAsync(error.Queue!.Value, [error.Message], null, ct).ConfigureAwait(false);
         }
     }

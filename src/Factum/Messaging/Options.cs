@@ -27,6 +27,12 @@ public sealed record MessagingOptions
     /// <summary>How often housekeeping runs: stream retention, inbox expiry, status for metrics (30 s).</summary>
     public TimeSpan MaintenanceInterval { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Hand replies to requesters in this process directly once the responder's ack commits (default true). False sends
+    /// every reply through the transport's reply queue, as between processes (tests use it to cover that path).
+    /// </summary>
+    public bool InProcessReplies { get; init; } = true;
+
     /// <summary>The time source (tests use a manual clock).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

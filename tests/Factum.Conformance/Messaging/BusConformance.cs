@@ -240,6 +240,32 @@ public abstract class BusConformance<TFactory> : TransportTestBase<TFactory> whe
     }
 
     [Fact]
+    public async Task Request_reply_through_the_reply_queue_as_between_processes()
+    {
+        var remote = FastOptions() with { InProcessReplies = false };
+        await StartBus(m => m.AddRequestHandler<GetStock, StockLevel>((q, ctx, _) => Task.FromResult(new StockLevel(q.Sku, 7))), options: remote);
+        await StartBus(m => m.AddRequestHandler<GetStock, StockLevel>((q, _, _) => throw new NonTransientException("broken responder")), options: remote with { ServiceName = "other" });
+        var client = await StartBus(options: remote with { ServiceName = "client" });
+        var ok = 0;
+        var failed = 0;
+        for (var i = 0; i < 10; i++)
+        {
+            try
+            {
+                Assert.Equal(7, (await client.RequestAsync<GetStock, StockLevel>(new GetStock("x"), TimeSpan.FromSeconds(5))).Available);
+                ok++;
+            }
+            catch (RequestFailedException ex)
+            {
+                Assert.Contains("broken responder", ex.Message); // the failing responder's error reply also travels through the queue
+                failed++;
+            }
+        }
+        Assert.Equal(10, ok + failed);
+        Assert.True(ok > 0);
+    }
+
+    [Fact]
     public async Task Request_without_a_responder_fails_fast_and_a_slow_one_times_out()
     {
         var client = await StartBus();
