@@ -364,6 +364,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 }
 
 MessagingCommands.Add(root, data, json);
+CatalogCommands.Add(root);
 
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)

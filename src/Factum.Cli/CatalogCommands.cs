@@ -1,0 +1,156 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Factum.Design;
+
+namespace Factum.Cli;
+
+/// <summary>`factum catalog lint|compat|advise`: the design tooling over YAML catalogs and code-first registries.</summary>
+internal static class CatalogCommands
+{
+    public static void Add(RootCommand root)
+    {
+        var catalog = new Command("catalog", "The event catalog: lint it, check schema compatibility, get pattern and broker advice.");
+        var paths = new Option<string[]>("--catalog", "-c") { Description = "A catalog YAML file or folder (repeatable; default ./catalog).", AllowMultipleArgumentsPerToken = false };
+        var assemblies = new Option<string[]>("--assembly") { Description = "A built .NET assembly whose [EventType] registrations join the catalog (repeatable)." };
+        var format = new Option<string>("--format", "-f") { Description = "text (default), json or sarif.", DefaultValueFactory = _ => "text" };
+        format.AcceptOnlyFromAmong("text", "json", "sarif");
+
+        EventCatalogModel Load(ParseResult pr)
+        {
+            var files = pr.GetValue(paths) is { Length: > 0 } p ? p : ["./catalog"];
+            var parts = new List<EventCatalogModel> { CatalogLoader.Load(files) };
+            foreach (var dll in pr.GetValue(assemblies) ?? []) parts.Add(CodeCatalog.FromAssembly(dll));
+            return CatalogLoader.Merge(parts);
+        }
+
+        int Run(Func<int> body)
+        {
+            try
+            {
+                return body();
+            }
+            catch (CatalogFormatException ex)
+            {
+                Output.Error(ex.Message);
+                return ExitCodes.InvalidInput;
+            }
+        }
+
+        // lint
+        {
+            var baseline = new Option<string?>("--baseline") { Description = "A previous catalog (file or folder) to detect schemas changed without a new version." };
+            var cmd = new Command("lint", "Check the catalog against the event-driven design rules; exit 1 when a rule at error level fails.") { paths, assemblies, format, baseline };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var model = Load(pr);
+                var before = pr.GetValue(baseline) is { } b ? CatalogLoader.Load([b]) : null;
+                var findings = LintRules.Lint(model, before);
+                Console.Out.Write(pr.GetValue(format) switch
+                {
+                    "json" => FindingsReport.Json(findings) + Environment.NewLine,
+                    "sarif" => FindingsReport.Sarif(findings) + Environment.NewLine,
+                    _ => FindingsReport.Text(findings),
+                });
+                return findings.Any(f => f.Severity == Severity.Error) ? ExitCodes.Failure : ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
+        // compat
+        {
+            var mode = new Option<string?>("--mode") { Description = "Check every message under this mode instead of its declared one: BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE, NONE." };
+            var message = new Option<string?>("--message", "-m") { Description = "Only this message." };
+            var cmd = new Command("compat", "Check each message's schema versions under its compatibility mode (or --mode); every violation with its JSON path and rule.") { paths, assemblies, format, mode, message };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var model = Load(pr);
+                CompatibilityMode? forced = pr.GetValue(mode) is { } m
+                    ? Enum.TryParse<CompatibilityMode>(m.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var parsed) ? parsed : throw new CatalogFormatException("--mode", 0, $"'{m}' is not a compatibility mode")
+                    : null;
+                var selected = model.Messages.Where(x => pr.GetValue(message) is not { } only || x.Name == only).OrderBy(x => x.Name, StringComparer.Ordinal).ToList();
+                if (pr.GetValue(message) is { } name && selected.Count == 0) throw new CatalogFormatException("--message", 0, $"the catalog has no message '{name}'");
+                var results = selected.Select(x => (Message: x, Result: SchemaCompatibility.Check(x.Versions.Where(v => v.Schema is not null).Select(v => (v.Version, v.Schema!)).ToList(), forced ?? x.Compatibility))).ToList();
+                if (pr.GetValue(format) == "text")
+                {
+                    foreach (var (x, r) in results)
+                    {
+                        var versions = x.Versions.Count(v => v.Schema is not null);
+                        Console.WriteLine($"{x.Name}: {LintRules.ModeName(r.Mode)} over {versions} version(s): {(r.Compatible ? "compatible" : $"INCOMPATIBLE ({r.Violations.Count} violation(s))")}");
+                        foreach (var (reader, writer, v) in r.Violations) Console.WriteLine($"  v{reader} reading v{writer} data: {v.Path} [{v.Rule}] {v.Message}");
+                    }
+                }
+                else
+                {
+                    var doc = new JsonArray(results.Select(t => (JsonNode)new JsonObject
+                    {
+                        ["message"] = t.Message.Name,
+                        ["mode"] = LintRules.ModeName(t.Result.Mode),
+                        ["compatible"] = t.Result.Compatible,
+                        ["violations"] = new JsonArray(t.Result.Violations.Select(v => (JsonNode)new JsonObject
+                        {
+                            ["readerVersion"] = v.Reader,
+                            ["writerVersion"] = v.Writer,
+                            ["path"] = v.Violation.Path,
+                            ["rule"] = v.Violation.Rule,
+                            ["message"] = v.Violation.Message,
+                        }).ToArray()),
+                    }).ToArray());
+                    Console.WriteLine(doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                }
+                return results.All(t => t.Result.Compatible) ? ExitCodes.Success : ExitCodes.Failure;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
+        // advise
+        {
+            var cmd = new Command("advise", "Choose a messaging pattern per message and score brokers (Kafka, RabbitMQ, SQS/SNS, Pulsar, NATS JetStream, Factum) against the catalog's requirements.") { paths, assemblies, format };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var advice = Advisor.Advise(Load(pr));
+                if (pr.GetValue(format) != "text")
+                {
+                    var doc = new JsonObject
+                    {
+                        ["patterns"] = new JsonArray(advice.Patterns.Select(p => (JsonNode)new JsonObject { ["message"] = p.Message, ["pattern"] = p.Pattern.ToString(), ["reason"] = p.Reason }).ToArray()),
+                        ["requirements"] = new JsonArray(advice.Requirements.Select(r => (JsonNode)JsonValue.Create(r)!).ToArray()),
+                        ["brokers"] = new JsonArray(advice.Brokers.Select(b => (JsonNode)new JsonObject
+                        {
+                            ["broker"] = b.Broker,
+                            ["total"] = b.Total,
+                            ["scores"] = new JsonArray(b.Scores.Select(s => (JsonNode)new JsonObject { ["criterion"] = s.Criterion, ["score"] = s.Score, ["reason"] = s.Reason }).ToArray()),
+                        }).ToArray()),
+                        ["recommendation"] = advice.Recommendation,
+                        ["perMessage"] = new JsonArray(advice.PerChannel.Select(c => (JsonNode)new JsonObject { ["message"] = c.Message, ["broker"] = c.Broker, ["reason"] = c.Reason }).ToArray()),
+                    };
+                    Console.WriteLine(doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                    return ExitCodes.Success;
+                }
+                var output = new Output(Console.Out, false);
+                Console.WriteLine("Patterns:");
+                output.Table(["MESSAGE", "PATTERN", "WHY"], advice.Patterns.Select(p => new[] { p.Message, p.Pattern.ToString(), p.Reason }));
+                Console.WriteLine();
+                Console.WriteLine("Requirements: " + string.Join("; ", advice.Requirements) + ".");
+                Console.WriteLine();
+                var criteria = advice.Brokers[0].Scores.Select(s => s.Criterion).ToList();
+                output.Table(["BROKER", .. criteria.Select(c => c.ToUpperInvariant()), "TOTAL"],
+                    advice.Brokers.Select(b => new[] { b.Broker }.Concat(b.Scores.Select(s => Output.Inv(s.Score))).Append(b.Total.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture)).ToArray()));
+                Console.WriteLine();
+                Console.WriteLine("Why each score:");
+                foreach (var b in advice.Brokers)
+                {
+                    Console.WriteLine($"  {b.Broker}");
+                    foreach (var s in b.Scores) Console.WriteLine($"    {s.Criterion} {s.Score}: {s.Reason}");
+                }
+                Console.WriteLine();
+                Console.WriteLine("Recommendation: " + advice.Recommendation);
+                Console.WriteLine("Per message: " + string.Join("; ", advice.PerChannel.Select(c => $"{c.Message} → {c.Broker} ({c.Reason})")));
+                return ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
+        root.Subcommands.Add(catalog);
+    }
+}

@@ -1,0 +1,393 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Factum.Design;
+
+/// <summary>A catalog file that cannot be read: names the file, the line and what is wrong.</summary>
+public sealed class CatalogFormatException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CatalogFormatException(string file, int line, string problem)
+        : base(line > 0 ? $"{file}:{line}: {problem}" : $"{file}: {problem}")
+    {
+        File = file;
+        Line = line;
+        Problem = problem;
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public CatalogFormatException() : this("", 0, "invalid catalog") { }
+
+    /// <summary>Creates the exception.</summary>
+    public CatalogFormatException(string message) : this("", 0, message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public CatalogFormatException(string message, Exception inner) : base(message, inner)
+    {
+        File = "";
+        Problem = message;
+    }
+
+    /// <summary>The file.</summary>
+    public string File { get; }
+
+    /// <summary>The 1-based line, or 0.</summary>
+    public int Line { get; }
+
+    /// <summary>What is wrong.</summary>
+    public string Problem { get; }
+}
+
+/// <summary>
+/// Reads YAML catalog files (one file, or every <c>*.yaml</c>/<c>*.yml</c> below a folder) into one model. The format is
+/// documented in <c>docs/catalog.md</c>; every section is optional and files may split the catalog any way.
+/// </summary>
+public static class CatalogLoader
+{
+    private static readonly string[] TopLevel = ["domains", "teams", "services", "messages", "events", "commands", "queries", "channels", "lint", "system"];
+
+    /// <summary>Loads and merges <paramref name="paths"/> (files or folders).</summary>
+    /// <exception cref="CatalogFormatException">A file does not parse or holds a wrong value; nothing is partially loaded.</exception>
+    public static EventCatalogModel Load(IEnumerable<string> paths)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var parts = new List<EventCatalogModel>();
+        foreach (var path in paths)
+        {
+            if (Directory.Exists(path))
+            {
+                var files = Directory.EnumerateFiles(path, "*.*", SearchOption.AllDirectories)
+                    .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+                    .Order(StringComparer.Ordinal).ToList();
+                if (files.Count == 0) throw new CatalogFormatException(path, 0, "the folder holds no .yaml or .yml catalog file");
+                parts.AddRange(files.Select(LoadFile));
+            }
+            else if (File.Exists(path)) parts.Add(LoadFile(path));
+            else throw new CatalogFormatException(path, 0, "no such file or folder");
+        }
+        return Merge(parts);
+    }
+
+    /// <summary>Loads one YAML text (for tests and tools); <paramref name="file"/> names it in errors.</summary>
+    public static EventCatalogModel Parse(string yaml, string file = "catalog.yaml", string? baseDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException ex)
+        {
+            throw new CatalogFormatException(file, (int)ex.Start.Line, $"not valid YAML: {ex.InnerException?.Message ?? ex.Message}");
+        }
+        var parts = stream.Documents.Select(d => d.RootNode is YamlMappingNode root ? Read(root, file, baseDirectory ?? ".") : throw Error(file, d.RootNode, "the top level must be a mapping (domains:, services:, messages:, …)")).ToList();
+        return Merge(parts);
+    }
+
+    private static EventCatalogModel LoadFile(string path) => Parse(File.ReadAllText(path), path, Path.GetDirectoryName(Path.GetFullPath(path)));
+
+    /// <summary>Merges catalogs: entities with the same id are combined (later lists extend earlier ones).</summary>
+    public static EventCatalogModel Merge(IEnumerable<EventCatalogModel> parts)
+    {
+        ArgumentNullException.ThrowIfNull(parts);
+        var list = parts.ToList();
+        var messages = new Dictionary<string, CatalogMessage>(StringComparer.Ordinal);
+        foreach (var m in list.SelectMany(p => p.Messages))
+        {
+            if (!messages.TryGetValue(m.Name, out var existing)) { messages[m.Name] = m; continue; }
+            messages[m.Name] = existing with
+            {
+                Owners = existing.Owners.Union(m.Owners, StringComparer.Ordinal).ToList(),
+                Producers = existing.Producers.Union(m.Producers, StringComparer.Ordinal).ToList(),
+                Consumers = existing.Consumers.Union(m.Consumers, StringComparer.Ordinal).ToList(),
+                Versions = existing.Versions.Count >= m.Versions.Count ? existing.Versions : m.Versions,
+                Description = existing.Description ?? m.Description,
+                Classification = existing.Classification ?? m.Classification,
+                PartitionKey = existing.PartitionKey ?? m.PartitionKey,
+            };
+        }
+        var services = new Dictionary<string, CatalogService>(StringComparer.Ordinal);
+        foreach (var s in list.SelectMany(p => p.Services))
+        {
+            if (!services.TryGetValue(s.Id, out var e)) { services[s.Id] = s; continue; }
+            services[s.Id] = e with
+            {
+                Domain = e.Domain ?? s.Domain,
+                Owner = e.Owner ?? s.Owner,
+                Publishes = e.Publishes.Union(s.Publishes, StringComparer.Ordinal).ToList(),
+                Sends = e.Sends.Union(s.Sends, StringComparer.Ordinal).ToList(),
+                Consumes = e.Consumes.Union(s.Consumes, StringComparer.Ordinal).ToList(),
+                Requests = e.Requests.Union(s.Requests, StringComparer.Ordinal).ToList(),
+            };
+        }
+        var lint = list.Select(p => p.Lint).Aggregate(new LintSettings(), (a, b) => new LintSettings
+        {
+            Disabled = a.Disabled.Concat(b.Disabled).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value),
+            Severities = a.Severities.Concat(b.Severities).GroupBy(kv => kv.Key).ToDictionary(g => g.Key, g => g.Last().Value),
+            MaxFields = b.MaxFields != new LintSettings().MaxFields ? b.MaxFields : a.MaxFields,
+            MaxDepth = b.MaxDepth != new LintSettings().MaxDepth ? b.MaxDepth : a.MaxDepth,
+            MaxPayloadBytes = b.MaxPayloadBytes != new LintSettings().MaxPayloadBytes ? b.MaxPayloadBytes : a.MaxPayloadBytes,
+        });
+        return new EventCatalogModel
+        {
+            Domains = list.SelectMany(p => p.Domains).DistinctBy(d => d.Id).ToList(),
+            Teams = list.SelectMany(p => p.Teams).DistinctBy(t => t.Id).ToList(),
+            Services = services.Values.ToList(),
+            Messages = messages.Values.ToList(),
+            Channels = list.SelectMany(p => p.Channels).DistinctBy(c => c.Id).ToList(),
+            Lint = lint,
+            MultiTenant = list.Any(p => p.MultiTenant),
+        };
+    }
+
+    private static EventCatalogModel Read(YamlMappingNode root, string file, string baseDir)
+    {
+        foreach (var key in root.Children.Keys)
+        {
+            var k = Key(file, key);
+            if (!TopLevel.Contains(k)) throw Error(file, key, $"unknown section '{k}'; expected one of {string.Join(", ", TopLevel)}");
+        }
+        var messages = new List<CatalogMessage>();
+        foreach (var (section, kind) in new[] { ("messages", (CatalogMessageKind?)null), ("events", CatalogMessageKind.Event), ("commands", CatalogMessageKind.Command), ("queries", CatalogMessageKind.Query) })
+        {
+            foreach (var m in Items(root, section, file)) messages.Add(ReadMessage(m, file, baseDir, kind));
+        }
+        var system = Get(root, "system") as YamlMappingNode;
+        return new EventCatalogModel
+        {
+            Domains = Items(root, "domains", file).Select(d => new CatalogDomain(Req(d, "id", file), Str(d, "name", file), Str(d, "description", file), Loc(file, d))).ToList(),
+            Teams = Items(root, "teams", file).Select(t => new CatalogTeam(Req(t, "id", file), Str(t, "name", file), Loc(file, t))).ToList(),
+            Services = Items(root, "services", file).Select(s => new CatalogService
+            {
+                Id = Req(s, "id", file),
+                Domain = Str(s, "domain", file),
+                Owner = Str(s, "owner", file),
+                Description = Str(s, "description", file),
+                Publishes = List(s, "publishes", file),
+                Sends = List(s, "sends", file),
+                Consumes = List(s, "consumes", file),
+                Requests = List(s, "requests", file),
+                Source = Loc(file, s),
+            }).ToList(),
+            Messages = messages,
+            Channels = Items(root, "channels", file).Select(c => new CatalogChannel
+            {
+                Id = Req(c, "id", file),
+                Broker = Str(c, "broker", file),
+                Kind = OneOf(c, "kind", file, ["topic", "queue", "stream", "request-reply"]) ?? "topic",
+                Messages = List(c, "messages", file),
+                CompetingConsumers = Bool(c, "competingConsumers", file) ?? false,
+                Source = Loc(file, c),
+            }).ToList(),
+            Lint = Get(root, "lint") is YamlMappingNode lint ? ReadLint(lint, file) : new LintSettings(),
+            MultiTenant = system is not null && (Bool(system, "multiTenant", file) ?? false),
+        };
+    }
+
+    private static CatalogMessage ReadMessage(YamlMappingNode m, string file, string baseDir, CatalogMessageKind? sectionKind)
+    {
+        var kindText = OneOf(m, "kind", file, ["event", "command", "query"]);
+        var kind = kindText is null ? sectionKind ?? CatalogMessageKind.Event : Enum.Parse<CatalogMessageKind>(kindText, ignoreCase: true);
+        var versions = new List<MessageVersion>();
+        foreach (var v in Items(m, "versions", file))
+        {
+            var number = Int(v, "version", file) ?? throw Error(file, v, "a version needs 'version: N'");
+            JsonObject? schema = null;
+            if (Get(v, "schema") is { } inline) schema = ToJson(inline, file) as JsonObject ?? throw Error(file, inline, "'schema' must be a JSON Schema object");
+            else if (Str(v, "schemaFile", file) is { } schemaFile)
+            {
+                var full = Path.Combine(baseDir, schemaFile);
+                if (!File.Exists(full)) throw Error(file, Get(v, "schemaFile")!, $"schema file '{schemaFile}' not found (looked in {baseDir})");
+                try
+                {
+                    schema = JsonNode.Parse(File.ReadAllText(full)) as JsonObject ?? throw Error(file, Get(v, "schemaFile")!, $"'{schemaFile}' is not a JSON object");
+                }
+                catch (JsonException ex)
+                {
+                    throw new CatalogFormatException(full, (int)(ex.LineNumber ?? -1) + 1, $"not valid JSON: {ex.Message}");
+                }
+            }
+            versions.Add(new MessageVersion(number, schema, Str(v, "changelog", file)));
+        }
+        if (versions.Select(v => v.Version).Distinct().Count() != versions.Count) throw Error(file, m, $"message '{Req(m, "name", file)}' lists a version twice");
+        var owner = Get(m, "owner");
+        return new CatalogMessage
+        {
+            Name = Req(m, "name", file),
+            Kind = kind,
+            Classification = OneOf(m, "classification", file, ["domain", "integration", "system"]),
+            Owners = owner is YamlSequenceNode ? List(m, "owner", file) : Str(m, "owner", file) is { } o ? [o] : [],
+            Description = Str(m, "description", file),
+            Producers = List(m, "producers", file),
+            Consumers = List(m, "consumers", file),
+            PartitionKey = Str(m, "partitionKey", file),
+            Ordering = OneOf(m, "ordering", file, ["none", "per-key", "total"]) switch { "per-key" => OrderingRequirement.PerKey, "total" => OrderingRequirement.Total, _ => OrderingRequirement.None },
+            Delivery = OneOf(m, "delivery", file, ["at-most-once", "at-least-once", "exactly-once"]),
+            Durability = OneOf(m, "durability", file, ["durable", "transient"]),
+            Replay = Bool(m, "replay", file) ?? false,
+            Rate = Rate(m, file),
+            Retention = Duration(m, "retention", file),
+            Latency = Duration(m, "latency", file),
+            Compatibility = OneOf(m, "compatibility", file, ["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"]) is { } c
+                ? Enum.Parse<CompatibilityMode>(c.Replace("_", "", StringComparison.Ordinal), ignoreCase: true)
+                : CompatibilityMode.Backward,
+            Envelope = Get(m, "envelope") is null ? null : List(m, "envelope", file),
+            Versions = versions.OrderBy(v => v.Version).ToList(),
+            Source = Loc(file, m),
+        };
+    }
+
+    private static LintSettings ReadLint(YamlMappingNode lint, string file)
+    {
+        var disabled = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var d in Items(lint, "disable", file))
+        {
+            var rule = Req(d, "rule", file);
+            if (!LintRules.Ids.Contains(rule)) throw Error(file, d, $"unknown lint rule '{rule}'; rules are {string.Join(", ", LintRules.Ids)}");
+            disabled[rule] = Str(d, "reason", file) ?? throw Error(file, d, $"disabling '{rule}' needs a 'reason'");
+        }
+        var severities = new Dictionary<string, Severity>(StringComparer.Ordinal);
+        if (Get(lint, "severity") is YamlMappingNode sev)
+        {
+            foreach (var (k, v) in sev.Children)
+            {
+                var rule = Key(file, k);
+                if (!LintRules.Ids.Contains(rule)) throw Error(file, k, $"unknown lint rule '{rule}'");
+                var text = (v as YamlScalarNode)?.Value;
+                severities[rule] = text?.ToLowerInvariant() switch
+                {
+                    "error" => Severity.Error,
+                    "warning" => Severity.Warning,
+                    "note" or "info" => Severity.Note,
+                    _ => throw Error(file, v, $"severity of '{rule}' must be error, warning or note, not '{text}'"),
+                };
+            }
+        }
+        var defaults = new LintSettings();
+        return new LintSettings
+        {
+            Disabled = disabled,
+            Severities = severities,
+            MaxFields = Int(lint, "maxFields", file) ?? defaults.MaxFields,
+            MaxDepth = Int(lint, "maxDepth", file) ?? defaults.MaxDepth,
+            MaxPayloadBytes = Int(lint, "maxPayloadBytes", file) ?? defaults.MaxPayloadBytes,
+        };
+    }
+
+    // ---------------------------------------------------------------- YAML helpers
+
+    private static CatalogFormatException Error(string file, YamlNode node, string problem) => new(file, (int)node.Start.Line, problem);
+
+    private static SourceLocation Loc(string file, YamlNode node) => new(file, (int)node.Start.Line);
+
+    private static string Key(string file, YamlNode key) => (key as YamlScalarNode)?.Value ?? throw Error(file, key, "keys must be plain names");
+
+    private static YamlNode? Get(YamlMappingNode map, string key) =>
+        map.Children.FirstOrDefault(kv => kv.Key is YamlScalarNode s && s.Value == key).Value;
+
+    private static IEnumerable<YamlMappingNode> Items(YamlMappingNode map, string key, string file)
+    {
+        var node = Get(map, key);
+        if (node is null || node is YamlScalarNode { Value: null or "" or "~" or "null" }) return [];
+        if (node is not YamlSequenceNode seq) throw Error(file, node, $"'{key}' must be a list");
+        return seq.Children.Select(c => c as YamlMappingNode ?? throw Error(file, c, $"each entry of '{key}' must be a mapping (key: value lines)"));
+    }
+
+    private static string? Str(YamlMappingNode map, string key, string file)
+    {
+        var node = Get(map, key);
+        if (node is null) return null;
+        if (node is not YamlScalarNode s) throw Error(file, node, $"'{key}' must be a single value");
+        return string.IsNullOrWhiteSpace(s.Value) || s.Value == "~" ? null : s.Value;
+    }
+
+    private static string Req(YamlMappingNode map, string key, string file) =>
+        Str(map, key, file) ?? throw Error(file, map, $"'{key}' is required here");
+
+    private static string? OneOf(YamlMappingNode map, string key, string file, string[] allowed)
+    {
+        var value = Str(map, key, file);
+        if (value is null) return null;
+        var match = allowed.FirstOrDefault(a => string.Equals(a, value, StringComparison.OrdinalIgnoreCase));
+        return match ?? throw Error(file, Get(map, key)!, $"'{key}' is '{value}'; expected one of {string.Join(", ", allowed)}");
+    }
+
+    private static List<string> List(YamlMappingNode map, string key, string file)
+    {
+        var node = Get(map, key);
+        return node switch
+        {
+            null => [],
+            YamlScalarNode { Value: null or "" or "~" } => [],
+            YamlScalarNode s => [s.Value!],
+            YamlSequenceNode seq => seq.Children.Select(c => (c as YamlScalarNode)?.Value ?? throw Error(file, c, $"'{key}' must list plain names")).ToList(),
+            _ => throw Error(file, node, $"'{key}' must be a name or a list of names"),
+        };
+    }
+
+    private static bool? Bool(YamlMappingNode map, string key, string file)
+    {
+        var value = Str(map, key, file);
+        if (value is null) return null;
+        return value.ToLowerInvariant() switch
+        {
+            "true" or "yes" or "on" => true,
+            "false" or "no" or "off" => false,
+            _ => throw Error(file, Get(map, key)!, $"'{key}' must be true or false, not '{value}'"),
+        };
+    }
+
+    private static int? Int(YamlMappingNode map, string key, string file)
+    {
+        var value = Str(map, key, file);
+        if (value is null) return null;
+        return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0
+            ? n
+            : throw Error(file, Get(map, key)!, $"'{key}' must be a whole number, not '{value}'");
+    }
+
+    /// <summary>A rate: a number (per second) or N/s, N/min, N/h, N/day.</summary>
+    private static double? Rate(YamlMappingNode map, string file)
+    {
+        var value = Str(map, "rate", file);
+        if (value is null) return null;
+        var parts = value.Replace(" ", "", StringComparison.Ordinal).Split('/');
+        var per = parts.Length == 1 ? 1.0 : parts[1].ToLowerInvariant() switch { "s" or "sec" or "second" => 1, "min" or "m" or "minute" => 60, "h" or "hour" => 3600, "d" or "day" => 86400, _ => double.NaN };
+        if (parts.Length > 2 || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0 || double.IsNaN(per))
+            throw Error(file, Get(map, "rate")!, $"'rate' is '{value}'; write a number per second or N/s, N/min, N/h, N/day");
+        return n / per;
+    }
+
+    /// <summary>A duration: 500ms, 45s, 15m, 12h, 7d.</summary>
+    private static TimeSpan? Duration(YamlMappingNode map, string key, string file)
+    {
+        var value = Str(map, key, file);
+        if (value is null) return null;
+        var units = new (string Suffix, double Seconds)[] { ("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604800) };
+        foreach (var (suffix, seconds) in units)
+        {
+            if (value.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && double.TryParse(value[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0)
+                return TimeSpan.FromSeconds(n * seconds);
+        }
+        throw Error(file, Get(map, key)!, $"'{key}' is '{value}'; write a duration such as 500ms, 45s, 15m, 12h or 7d");
+    }
+
+    /// <summary>Converts a YAML subtree (an inline JSON Schema) to JSON, keeping numbers and booleans typed.</summary>
+    internal static JsonNode? ToJson(YamlNode node, string file) => node switch
+    {
+        YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(Key(file, kv.Key), ToJson(kv.Value, file)))),
+        YamlSequenceNode seq => new JsonArray(seq.Children.Select(c => ToJson(c, file)).ToArray()),
+        YamlScalarNode s when s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted => JsonValue.Create(s.Value),
+        YamlScalarNode { Value: null or "~" or "null" } => null,
+        YamlScalarNode { Value: "true" } => JsonValue.Create(true),
+        YamlScalarNode { Value: "false" } => JsonValue.Create(false),
+        YamlScalarNode s when long.TryParse(s.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => JsonValue.Create(l),
+        YamlScalarNode s when double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => JsonValue.Create(d),
+        YamlScalarNode s => JsonValue.Create(s.Value),
+        _ => throw Error(file, node, "unsupported YAML node"),
+    };
+}
