@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what the tests need, runs the whole suite, and ends with one line: "N passed, N failed, N skipped".
-# The embedded backend needs nothing installed: SQLite ships inside Microsoft.Data.Sqlite.
+# The embedded backend needs nothing installed: SQLite ships inside Microsoft.Data.Sqlite. The design tooling's tests
+# validate generated AsyncAPI documents with the official parser (@asyncapi/parser on Node.js), installed here.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -8,6 +9,17 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 results="$(pwd)/artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"
+
+# Node.js and the AsyncAPI parser (tools/asyncapi): from Debian packages when npm is missing, then npm packages.
+if ! command -v npm >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+  fi
+fi
+if [ ! -d tools/asyncapi/node_modules/@asyncapi/parser ]; then
+  (cd tools/asyncapi && npm install --no-audit --no-fund --silent) || echo "warning: could not install the AsyncAPI parser; its test will fail"
+fi
 
 dotnet build Factum.slnx -c Release -nologo -clp:ErrorsOnly
 build_rc=$?

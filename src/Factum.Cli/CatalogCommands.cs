@@ -151,6 +151,23 @@ internal static class CatalogCommands
             catalog.Subcommands.Add(cmd);
         }
 
+        // plan
+        {
+            var output = new Option<string>("--out", "-o") { Description = "The folder to write the topology files to (default ./topology).", DefaultValueFactory = _ => "./topology" };
+            var title = new Option<string>("--title") { Description = "The AsyncAPI document's title.", DefaultValueFactory = _ => "Factum catalog" };
+            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs, SNS/SQS CloudFormation, and the ordering-and-retention page.") { paths, assemblies, output, title };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var model = Load(pr);
+                var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!);
+                foreach (var p in TopologyPlanner.Plan(model))
+                    Console.WriteLine($"{p.Kind} {p.Name}: {(p.Kind == "topic" ? $"{p.Partitions} partition(s), " : "")}key {p.PartitionKey ?? "-"}, groups {string.Join(", ", p.Groups.Select(g => g.Group))}");
+                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}: {string.Join(", ", files.Select(f => Path.GetRelativePath(pr.GetValue(output)!, f)))}");
+                return ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
         root.Subcommands.Add(catalog);
     }
 }
