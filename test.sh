@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what the tests need, runs the whole suite, and ends with one line: "N passed, N failed, N skipped".
 # The embedded backend needs nothing installed: SQLite ships inside Microsoft.Data.Sqlite. The design tooling's tests
-# validate generated AsyncAPI documents with the official parser (@asyncapi/parser on Node.js), installed here.
+# validate generated AsyncAPI documents with the official parser (@asyncapi/parser on Node.js) and alert rules with
+# promtool; both are installed here.
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -10,12 +11,22 @@ results="$(pwd)/artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"
 
-# Node.js and the AsyncAPI parser (tools/asyncapi): from Debian packages when npm is missing, then npm packages.
-if ! command -v npm >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+# Tools the design tooling's tests run: Node.js + npm (the AsyncAPI parser) and promtool (Debian's prometheus package).
+# Installed from Debian packages when missing. A policy-rc.d stops the packages' daemons from starting: the tests need
+# only the promtool binary, and no service may listen on anything but loopback.
+need=()
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  created_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null && $SUDO chmod +x /usr/sbin/policy-rc.d && created_policy=1
   fi
+  $SUDO apt-get update -qq >/dev/null 2>&1
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+    || echo "warning: could not install ${need[*]}; the tests that need them will fail"
+  [ "$created_policy" -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 if [ ! -d tools/asyncapi/node_modules/@asyncapi/parser ]; then
   (cd tools/asyncapi && npm install --no-audit --no-fund --silent) || echo "warning: could not install the AsyncAPI parser; its test will fail"

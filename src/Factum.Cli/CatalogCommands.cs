@@ -168,6 +168,21 @@ internal static class CatalogCommands
             catalog.Subcommands.Add(cmd);
         }
 
+        // alerts
+        {
+            var output = new Option<string>("--out", "-o") { Description = "The folder to write factum-alerts.yaml and runbook.md to (default ./alerts).", DefaultValueFactory = _ => "./alerts" };
+            var cmd = new Command("alerts", "Generate Prometheus alerting rules (consumer lag, queue backlog, dead letters, handler error rate, projection lag, stopped subscriptions) with thresholds from the catalog, and a runbook.") { paths, assemblies, output };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var model = Load(pr);
+                var files = AlertPlanner.Write(model, pr.GetValue(output)!);
+                foreach (var r in AlertPlanner.Rules(model)) Console.WriteLine($"{r.Severity,-8} {r.Name}: {r.Expr} for {r.For} ({r.Threshold})");
+                Console.WriteLine($"wrote {string.Join(", ", files)}");
+                return ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
         root.Subcommands.Add(catalog);
     }
 }

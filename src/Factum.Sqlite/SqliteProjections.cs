@@ -55,6 +55,32 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             return cmd.ExecuteNonQuery();
         }, cancellationToken).ConfigureAwait(false);
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+        _metrics = Factum.Messaging.FactumDiagnostics.TrackComponent("projection", _projection.Name);
+        _metricsTimer = new Timer(_ => _ = RefreshMetricsAsync(), null, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+    }
+
+    private Factum.Messaging.FactumDiagnostics.ComponentStatus? _metrics;
+    private Timer? _metricsTimer;
+
+    /// <summary>Keeps the lag and state gauges (factum.projection.*) current from the same record the CLI reads.</summary>
+    private async Task RefreshMetricsAsync()
+    {
+        if (_metrics is not { } m) return;
+        try
+        {
+            var info = (await new SqliteReadModels(_store).ListAsync().ConfigureAwait(false)).FirstOrDefault(p => p.Name == _projection.Name && p.Version == _projection.Version);
+            if (info is null) return;
+            (m.Lag, m.State) = (info.Lag, info.State);
+            m.Up = !_loop.IsCompleted && info.State != "Faulted";
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException and not ObjectDisposedException)
+        {
+            m.Up = !_loop.IsCompleted;
+        }
+        catch (ObjectDisposedException)
+        {
+            m.Up = false;
+        }
     }
 
     private async Task RunAsync(CancellationToken ct)
@@ -242,6 +268,8 @@ public sealed class SqliteProjectionRunner : IProjectionRun
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
+        if (_metricsTimer is not null) await _metricsTimer.DisposeAsync().ConfigureAwait(false);
+        if (_metrics is not null) Factum.Messaging.FactumDiagnostics.Untrack(_metrics);
         _stop.Dispose();
     }
 

@@ -42,7 +42,40 @@ public static class FactumDiagnostics
             new Measurement<long>(q.Ready, new KeyValuePair<string, object?>("queue", q.Name)))), "{message}", "Ready messages per queue (pub/sub subscription queues included).");
         Meter.CreateObservableGauge("factum.dlq.depth", () => Observe(s => s.DeadLetters.Select(d =>
             new Measurement<long>(d.Count, new("source", d.Source), new("group", d.Group)))), "{message}", "Dead letters per source.");
+        Meter.CreateObservableGauge("factum.subscription.lag", () => Components("subscription", c => new Measurement<long>(c.Lag, new KeyValuePair<string, object?>("subscription", c.Name))), "{event}", "Events a subscription is behind the head.");
+        Meter.CreateObservableGauge("factum.subscription.up", () => Components("subscription", c => new Measurement<long>(c.Up ? 1 : 0, new("subscription", c.Name), new("state", c.State))), "1", "1 while a subscription runs (catching up or live), 0 when stopped or faulted.");
+        Meter.CreateObservableGauge("factum.projection.lag", () => Components("projection", c => new Measurement<long>(c.Lag, new KeyValuePair<string, object?>("projection", c.Name))), "{event}", "Events a projection is behind the head.");
+        Meter.CreateObservableGauge("factum.projection.up", () => Components("projection", c => new Measurement<long>(c.Up ? 1 : 0, new("projection", c.Name), new("state", c.State))), "1", "1 while a projection runs, 0 when stopped or faulted.");
     }
+
+    /// <summary>The last status of a long-running component (subscription, projection), refreshed by the component itself.</summary>
+    internal sealed class ComponentStatus(string kind, string name)
+    {
+        public string Kind { get; } = kind;
+
+        public string Name { get; } = name;
+
+        public long Lag { get; set; }
+
+        public bool Up { get; set; }
+
+        public string State { get; set; } = "NotStarted";
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<ComponentStatus, byte> LiveComponents = new();
+
+    /// <summary>Reports a component's status in the gauges until <see cref="Untrack"/>.</summary>
+    internal static ComponentStatus TrackComponent(string kind, string name)
+    {
+        var c = new ComponentStatus(kind, name);
+        LiveComponents[c] = 0;
+        return c;
+    }
+
+    internal static void Untrack(ComponentStatus component) => LiveComponents.TryRemove(component, out _);
+
+    private static List<Measurement<long>> Components(string kind, Func<ComponentStatus, Measurement<long>> measure) =>
+        LiveComponents.Keys.Where(c => c.Kind == kind).Select(measure).ToList();
 
     internal static void Track(MessageBus bus)
     {

@@ -96,6 +96,27 @@ public sealed class EventSubscription : IAsyncDisposable
         var reading = Task.Run(() => ReadLoopAsync(after + 1, _stop.Token), CancellationToken.None);
         var handling = Task.Run(() => HandleLoopAsync(_stop.Token), CancellationToken.None);
         _completion = Task.WhenAll(reading, handling);
+        _metrics = Messaging.FactumDiagnostics.TrackComponent("subscription", Id);
+        _metricsTimer = new Timer(_ => _ = RefreshMetricsAsync(), null, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+    }
+
+    private Messaging.FactumDiagnostics.ComponentStatus? _metrics;
+    private Timer? _metricsTimer;
+
+    /// <summary>Keeps the lag and state gauges (factum.subscription.*) current.</summary>
+    private async Task RefreshMetricsAsync()
+    {
+        if (_metrics is not { } m) return;
+        try
+        {
+            var s = await GetStatusAsync().ConfigureAwait(false);
+            (m.Lag, m.Up, m.State) = (s.Lag, s.State is SubscriptionState.CatchingUp or SubscriptionState.Live, s.State.ToString());
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            m.State = _state.ToString();
+            m.Up = _state is SubscriptionState.CatchingUp or SubscriptionState.Live;
+        }
     }
 
     private async Task<long> StreamHeadAsync(CancellationToken ct)
@@ -362,6 +383,8 @@ public sealed class EventSubscription : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
+        if (_metricsTimer is not null) await _metricsTimer.DisposeAsync().ConfigureAwait(false);
+        if (_metrics is not null) Messaging.FactumDiagnostics.Untrack(_metrics);
         _stop.Dispose();
     }
 }
