@@ -11,12 +11,14 @@ results="$(pwd)/artifacts/test-results"
 rm -rf "$results"
 mkdir -p "$results"
 
-# Tools the design tooling's tests run: Node.js + npm (the AsyncAPI parser) and promtool (Debian's prometheus package).
+# Tools the design tooling's tests run: Node.js + npm (the AsyncAPI parser, Mermaid), promtool (Debian's prometheus
+# package) and Chromium (the generated catalog site is rendered in it, headless, through Playwright).
 # Installed from Debian packages when missing. A policy-rc.d stops the packages' daemons from starting: the tests need
 # only the promtool binary, and no service may listen on anything but loopback.
 need=()
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   created_policy=0
@@ -28,8 +30,8 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
     || echo "warning: could not install ${need[*]}; the tests that need them will fail"
   [ "$created_policy" -eq 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
 fi
-if [ ! -d tools/asyncapi/node_modules/@asyncapi/parser ]; then
-  (cd tools/asyncapi && npm install --no-audit --no-fund --silent) || echo "warning: could not install the AsyncAPI parser; its test will fail"
+if [ ! -d tools/node/node_modules/@asyncapi/parser ] || [ ! -d tools/node/node_modules/mermaid ]; then
+  (cd tools/node && npm install --no-audit --no-fund --silent) || echo "warning: could not install the Node tools (AsyncAPI parser, Mermaid); their tests will fail"
 fi
 
 dotnet build Factum.slnx -c Release -nologo -clp:ErrorsOnly

@@ -168,6 +168,21 @@ internal static class CatalogCommands
             catalog.Subcommands.Add(cmd);
         }
 
+        // docs
+        {
+            var output = new Option<string>("--out", "-o") { Description = "The folder to write the site to (default ./catalog-site): HTML at the root, Markdown under markdown/.", DefaultValueFactory = _ => "./catalog-site" };
+            var mermaid = new Option<string?>("--mermaid-js") { Description = "A local mermaid.min.js to copy into the site so that it works offline (default: load Mermaid from a CDN)." };
+            var title = new Option<string>("--title") { Description = "The site title.", DefaultValueFactory = _ => "Event catalog" };
+            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site and Markdown pages per domain, service and message, with Mermaid flow diagrams, version changelogs and lint findings.") { paths, assemblies, output, mermaid, title };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var files = SiteGenerator.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(mermaid), pr.GetValue(title)!);
+                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}; open {Path.Combine(pr.GetValue(output)!, "index.html")}");
+                return ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
         // alerts
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write factum-alerts.yaml and runbook.md to (default ./alerts).", DefaultValueFactory = _ => "./alerts" };

@@ -70,9 +70,9 @@ public sealed class TopologyTests : IDisposable
         Assert.Equal("$message.header#/correlationId", doc["components"]!["messages"]!["OrderPlaced"]!["correlationId"]!["location"]!.GetValue<string>());
         Assert.Equal(3, doc["channels"]!["OrderPlaced"]!["bindings"]!["kafka"]!["partitions"]!.GetValue<int>());
 
-        var tool = Path.Combine(Root(), "tools", "asyncapi");
+        var tool = Path.Combine(Root(), "tools", "node");
         Assert.True(Directory.Exists(Path.Combine(tool, "node_modules", "@asyncapi", "parser")),
-            "The AsyncAPI parser is not installed: run ./test.sh (it installs it) or `npm install` in tools/asyncapi.");
+            "The AsyncAPI parser is not installed: run ./test.sh (it installs it) or `npm install` in tools/node.");
         var psi = new ProcessStartInfo("node", [Path.Combine(tool, "validate.mjs"), Path.Combine(_out, "asyncapi.json")]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = tool };
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEnd();
@@ -91,7 +91,7 @@ public sealed class TopologyTests : IDisposable
         // Proves the check can fail: an operation whose channel does not exist.
         var path = Path.Combine(_out, "broken.json");
         File.WriteAllText(path, """{"asyncapi":"3.0.0","info":{"title":"x","version":"1"},"operations":{"op":{"action":"send","channel":{"$ref":"#/channels/missing"}}}}""");
-        var tool = Path.Combine(Root(), "tools", "asyncapi");
+        var tool = Path.Combine(Root(), "tools", "node");
         var psi = new ProcessStartInfo("node", [Path.Combine(tool, "validate.mjs"), path]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = tool };
         using var p = Process.Start(psi)!;
         p.StandardOutput.ReadToEnd();
