@@ -198,6 +198,111 @@ internal static class CatalogCommands
             catalog.Subcommands.Add(cmd);
         }
 
+        var dataOpt = new Option<string?>("--data") { Description = "A data directory holding factum.db: its events join the comparison (diff) or are discovered." };
+
+        static async Task<EventCatalogModel> Observe(string dir, CancellationToken ct)
+        {
+            var db = Cli.DbPath(dir);
+            if (!File.Exists(db)) throw new CatalogFormatException(db, 0, "no store here (factum.db not found)");
+            await using var store = new Factum.Sqlite.SqliteEventStore(db);
+            return Discovery.ToCatalog(await Discovery.ObserveAsync(store, ct), "store:" + db);
+        }
+
+        // discover
+        {
+            var output = new Option<string?>("--out", "-o") { Description = "Write the discovered catalog YAML to this file (default: standard output)." };
+            var cmd = new Command("discover", "Read a running store and write what it holds as catalog YAML: event types and versions, counts and rates, stream categories, payload schemas inferred from the stored JSON, and which types cause which.") { dataOpt, output };
+            cmd.SetAction(async (pr, ct) =>
+            {
+                try
+                {
+                    var dir = pr.GetValue(dataOpt) ?? Environment.GetEnvironmentVariable("FACTUM_DATA") ?? "./factum-data";
+                    var db = Cli.DbPath(dir);
+                    if (!File.Exists(db)) throw new CatalogFormatException(db, 0, "no store here (factum.db not found)");
+                    await using var store = new Factum.Sqlite.SqliteEventStore(db);
+                    var observation = await Discovery.ObserveAsync(store, ct);
+                    var yaml = Discovery.ToYaml(Discovery.ToCatalog(observation, "store"), $"Discovered by `factum catalog discover` from {db} on {DateTimeOffset.UtcNow:yyyy-MM-dd}: {observation.Events} events, {observation.Types.Count} types.\nObserved causation flows: {(observation.Causes.Count == 0 ? "none" : string.Join("; ", observation.Causes.OrderByDescending(c => c.Value).Select(c => $"{c.Key.Cause} -> {c.Key.Effect} ({c.Value})")))}.\nServices are the stream categories: each publishes what is appended to its streams and consumes what caused it.");
+                    if (pr.GetValue(output) is { } file) { await File.WriteAllTextAsync(file, yaml, ct); Console.WriteLine($"wrote {file}: {observation.Types.Count} event type(s) from {observation.Events} event(s)"); }
+                    else Console.Write(yaml);
+                    return ExitCodes.Success;
+                }
+                catch (CatalogFormatException ex)
+                {
+                    Output.Error(ex.Message);
+                    return ExitCodes.InvalidInput;
+                }
+            });
+            catalog.Subcommands.Add(cmd);
+        }
+
+        // diff
+        {
+            var against = new Option<string?>("--against") { Description = "A second YAML catalog (file or folder) to compare with --catalog." };
+            var cmd = new Command("diff", "Report where the catalog's sources disagree: the YAML catalog (--catalog) against a second catalog (--against), the code-first registry (--assembly) or what a store holds (--data). Exit 1 when they differ.") { paths, assemblies, against, dataOpt, format };
+            cmd.SetAction(async (pr, ct) =>
+            {
+                try
+                {
+                    var files = pr.GetValue(paths) is { Length: > 0 } p ? p : ["./catalog"];
+                    var sources = new List<(string Name, EventCatalogModel Model)> { ("yaml", CatalogLoader.Load(files)) };
+                    if (pr.GetValue(against) is { } other) sources.Add(("against", CatalogLoader.Load([other])));
+                    foreach (var dll in pr.GetValue(assemblies) ?? []) sources.Add(("code", CodeCatalog.FromAssembly(dll)));
+                    if (pr.GetValue(dataOpt) is { } dir) sources.Add(("store", await Observe(dir, ct)));
+                    if (sources.Count < 2) throw new CatalogFormatException("diff", 0, "give a second source: --against, --assembly or --data");
+                    var all = new List<(string Left, string Right, CatalogDifference D)>();
+                    for (var i = 1; i < sources.Count; i++)
+                        all.AddRange(CatalogDiff.Compare(sources[0].Model, sources[i].Model).Select(d => (sources[0].Name, sources[i].Name, d)));
+                    if (pr.GetValue(format) == "text")
+                    {
+                        foreach (var (l, r, d) in all) Console.WriteLine($"{d.Entity}: {d.Aspect}: {l} {d.Left} | {r} {d.Right}");
+                        Console.WriteLine($"{all.Count} difference(s)");
+                    }
+                    else
+                    {
+                        Console.WriteLine(new JsonArray(all.Select(x => (JsonNode)new JsonObject { ["entity"] = x.D.Entity, ["aspect"] = x.D.Aspect, ["left"] = x.Left, ["leftValue"] = x.D.Left, ["right"] = x.Right, ["rightValue"] = x.D.Right }).ToArray()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                    }
+                    return all.Count == 0 ? ExitCodes.Success : ExitCodes.Failure;
+                }
+                catch (CatalogFormatException ex)
+                {
+                    Output.Error(ex.Message);
+                    return ExitCodes.InvalidInput;
+                }
+            });
+            catalog.Subcommands.Add(cmd);
+        }
+
+        // import-storming
+        {
+            var board = new Argument<string>("board") { Description = "The Event Storming / Event Modeling board (YAML or JSON; see docs/catalog.md)." };
+            var output = new Option<string?>("--out", "-o") { Description = "Write the catalog skeleton YAML to this file (default: standard output)." };
+            var cmd = new Command("import-storming", "Turn an Event Storming or Event Modeling board (contexts, actors, commands, events, policies, read models, external systems) into a catalog skeleton.") { board, output };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var path = pr.GetValue(board)!;
+                if (!File.Exists(path)) throw new CatalogFormatException(path, 0, "no such file");
+                var model = StormingImport.Import(File.ReadAllText(path), path);
+                var yaml = Discovery.ToYaml(model, $"Imported by `factum catalog import-storming` from {Path.GetFileName(path)}. Fill in owners, schemas, partition keys, rates.");
+                if (pr.GetValue(output) is { } file) { File.WriteAllText(file, yaml); Console.WriteLine($"wrote {file}: {model.Domains.Count} domain(s), {model.Services.Count} service(s), {model.Messages.Count} message(s)"); }
+                else Console.Write(yaml);
+                return ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
+        // export-eventcatalog
+        {
+            var output = new Option<string>("--out", "-o") { Description = "The EventCatalog project folder to write into (default ./eventcatalog).", DefaultValueFactory = _ => "./eventcatalog" };
+            var cmd = new Command("export-eventcatalog", "Export to EventCatalog's folder format (index.mdx with frontmatter per domain, service, event, command, query and team; older versions under versioned/).") { paths, assemblies, output };
+            cmd.SetAction(pr => Run(() =>
+            {
+                var files = EventCatalogExport.Write(Load(pr), pr.GetValue(output)!);
+                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}");
+                return ExitCodes.Success;
+            }));
+            catalog.Subcommands.Add(cmd);
+        }
+
         root.Subcommands.Add(catalog);
     }
 }

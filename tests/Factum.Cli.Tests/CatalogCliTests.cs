@@ -73,4 +73,48 @@ public sealed class CatalogCliTests : IDisposable
         Assert.True(File.Exists(Path.Combine(outDir, "asyncapi.json")));
         Assert.True(File.Exists(Path.Combine(outDir, "rabbitmq", "definitions.json")));
     }
+
+    [Fact]
+    public async Task Discover_reads_the_demo_store_and_diff_compares_it_with_the_yaml_catalog()
+    {
+        Assert.Equal(0, (await F("demo")).ExitCode);
+        var file = Path.Combine(_dir.Path, "discovered.yaml");
+        var discover = await FactumCli.Run(_dir.Path, "catalog", "discover", "--data", _dir.Path, "--out", file);
+        Assert.Equal(0, discover.ExitCode);
+        var yaml = await File.ReadAllTextAsync(file);
+        Assert.Contains("OrderPlaced -> PaymentRequested (3)", yaml);
+        Assert.Contains("name: 'OrderPlaced'", yaml);
+        var diff = await F("catalog", "diff", "--catalog", Sample(), "--data", _dir.Path);
+        Assert.Equal(1, diff.ExitCode);
+        Assert.Contains("CapturePayment: presence: yaml defined | store missing", diff.Stdout);   // commands are not stored events
+        Assert.Contains("PaymentRequested: presence: yaml missing | store defined", diff.Stdout);
+        Assert.Equal(0, (await F("catalog", "diff", "--catalog", Sample(), "--against", Sample())).ExitCode);
+        Assert.Equal(2, (await F("catalog", "diff", "--catalog", Sample())).ExitCode);
+        Assert.Equal(2, (await F("catalog", "discover", "--data", Path.Combine(_dir.Path, "nowhere"))).ExitCode);
+    }
+
+    [Fact]
+    public async Task Docs_alerts_storming_import_and_eventcatalog_export_write_their_files()
+    {
+        var site = Path.Combine(_dir.Path, "site");
+        Assert.Equal(0, (await F("catalog", "docs", "--catalog", Sample(), "--out", site)).ExitCode);
+        Assert.True(File.Exists(Path.Combine(site, "index.html")));
+        Assert.True(File.Exists(Path.Combine(site, "markdown", "message", "OrderPlaced.md")));
+        var alerts = Path.Combine(_dir.Path, "alerts");
+        var a = await F("catalog", "alerts", "--catalog", Sample(), "--out", alerts);
+        Assert.Equal(0, a.ExitCode);
+        Assert.Contains("FactumDeadLetters", a.Stdout);
+        Assert.True(File.Exists(Path.Combine(alerts, "runbook.md")));
+        var board = Path.Combine(_dir.Path, "board.yaml");
+        await File.WriteAllTextAsync(board, "contexts:\n  - name: Ordering\n    commands: [{name: PlaceOrder, actor: Customer, aggregate: Order, emits: [OrderPlaced]}]\n");
+        var skeleton = Path.Combine(_dir.Path, "skeleton.yaml");
+        Assert.Equal(0, (await F("catalog", "import-storming", board, "--out", skeleton)).ExitCode);
+        var lint = await F("catalog", "lint", "--catalog", skeleton);
+        Assert.Equal(0, lint.ExitCode); // a sound skeleton: only warnings for what the workshop left open
+        Assert.Contains("warning mapping/no-consumers: event OrderPlaced", lint.Stdout);
+        Assert.Equal(2, (await F("catalog", "import-storming", Path.Combine(_dir.Path, "none.yaml"))).ExitCode);
+        var ec = Path.Combine(_dir.Path, "ec");
+        Assert.Equal(0, (await F("catalog", "export-eventcatalog", "--catalog", Sample(), "--out", ec)).ExitCode);
+        Assert.True(File.Exists(Path.Combine(ec, "events", "OrderPlaced", "index.mdx")));
+    }
 }
