@@ -15,13 +15,28 @@ internal static class CatalogCommands
         var assemblies = new Option<string[]>("--assembly") { Description = "A built .NET assembly whose [EventType] registrations join the catalog (repeatable)." };
         var format = new Option<string>("--format", "-f") { Description = "text (default), json or sarif.", DefaultValueFactory = _ => "text" };
         format.AcceptOnlyFromAmong("text", "json", "sarif");
+        var store = new Option<string?>("--data") { Description = "A data directory holding factum.db: event types the store holds but the catalog does not list join it (with their inferred schemas)." };
 
         EventCatalogModel Load(ParseResult pr)
         {
             var files = pr.GetValue(paths) is { Length: > 0 } p ? p : ["./catalog"];
             var parts = new List<EventCatalogModel> { CatalogLoader.Load(files) };
             foreach (var dll in pr.GetValue(assemblies) ?? []) parts.Add(CodeCatalog.FromAssembly(dll));
+            if (pr.CommandResult.Command.Options.Contains(store) && pr.GetValue(store) is { } dir)
+            {
+                // Only messages: the store's stream categories are not the catalog's services.
+                var observed = ObserveStore(dir);
+                parts.Add(observed with { Services = [] });
+            }
             return CatalogLoader.Merge(parts);
+        }
+
+        static EventCatalogModel ObserveStore(string dir)
+        {
+            var db = Cli.DbPath(dir);
+            if (!File.Exists(db)) throw new CatalogFormatException(db, 0, "no store here (factum.db not found)");
+            using var s = new Factum.Sqlite.SqliteEventStore(db);
+            return Discovery.ToCatalog(Discovery.ObserveAsync(s).GetAwaiter().GetResult(), "store:" + db);
         }
 
         int Run(Func<int> body)
@@ -40,7 +55,7 @@ internal static class CatalogCommands
         // lint
         {
             var baseline = new Option<string?>("--baseline") { Description = "A previous catalog (file or folder) to detect schemas changed without a new version." };
-            var cmd = new Command("lint", "Check the catalog against the event-driven design rules; exit 1 when a rule at error level fails.") { paths, assemblies, format, baseline };
+            var cmd = new Command("lint", "Check the catalog against the event-driven design rules; exit 1 when a rule at error level fails.") { paths, assemblies, format, baseline, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
@@ -61,7 +76,7 @@ internal static class CatalogCommands
         {
             var mode = new Option<string?>("--mode") { Description = "Check every message under this mode instead of its declared one: BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE, NONE." };
             var message = new Option<string?>("--message", "-m") { Description = "Only this message." };
-            var cmd = new Command("compat", "Check each message's schema versions under its compatibility mode (or --mode); every violation with its JSON path and rule.") { paths, assemblies, format, mode, message };
+            var cmd = new Command("compat", "Check each message's schema versions under its compatibility mode (or --mode); every violation with its JSON path and rule.") { paths, assemblies, format, mode, message, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
@@ -105,7 +120,7 @@ internal static class CatalogCommands
 
         // advise
         {
-            var cmd = new Command("advise", "Choose a messaging pattern per message and score brokers (Kafka, RabbitMQ, SQS/SNS, Pulsar, NATS JetStream, Factum) against the catalog's requirements.") { paths, assemblies, format };
+            var cmd = new Command("advise", "Choose a messaging pattern per message and score brokers (Kafka, RabbitMQ, SQS/SNS, Pulsar, NATS JetStream, Factum) against the catalog's requirements.") { paths, assemblies, format, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var advice = Advisor.Advise(Load(pr));
@@ -155,7 +170,7 @@ internal static class CatalogCommands
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write the topology files to (default ./topology).", DefaultValueFactory = _ => "./topology" };
             var title = new Option<string>("--title") { Description = "The AsyncAPI document's title.", DefaultValueFactory = _ => "Factum catalog" };
-            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs, SNS/SQS CloudFormation, and the ordering-and-retention page.") { paths, assemblies, output, title };
+            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs, SNS/SQS CloudFormation, and the ordering-and-retention page.") { paths, assemblies, output, title, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
@@ -173,7 +188,7 @@ internal static class CatalogCommands
             var output = new Option<string>("--out", "-o") { Description = "The folder to write the site to (default ./catalog-site): HTML at the root, Markdown under markdown/.", DefaultValueFactory = _ => "./catalog-site" };
             var mermaid = new Option<string?>("--mermaid-js") { Description = "A local mermaid.min.js to copy into the site so that it works offline (default: load Mermaid from a CDN)." };
             var title = new Option<string>("--title") { Description = "The site title.", DefaultValueFactory = _ => "Event catalog" };
-            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site and Markdown pages per domain, service and message, with Mermaid flow diagrams, version changelogs and lint findings.") { paths, assemblies, output, mermaid, title };
+            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site and Markdown pages per domain, service and message, with Mermaid flow diagrams, version changelogs and lint findings.") { paths, assemblies, output, mermaid, title, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var files = SiteGenerator.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(mermaid), pr.GetValue(title)!);
@@ -186,7 +201,7 @@ internal static class CatalogCommands
         // alerts
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write factum-alerts.yaml and runbook.md to (default ./alerts).", DefaultValueFactory = _ => "./alerts" };
-            var cmd = new Command("alerts", "Generate Prometheus alerting rules (consumer lag, queue backlog, dead letters, handler error rate, projection lag, stopped subscriptions) with thresholds from the catalog, and a runbook.") { paths, assemblies, output };
+            var cmd = new Command("alerts", "Generate Prometheus alerting rules (consumer lag, queue backlog, dead letters, handler error rate, projection lag, stopped subscriptions) with thresholds from the catalog, and a runbook.") { paths, assemblies, output, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);

@@ -89,6 +89,10 @@ public sealed class CatalogCliTests : IDisposable
         Assert.Contains("CapturePayment: presence: yaml defined | store missing", diff.Stdout);   // commands are not stored events
         Assert.Contains("PaymentRequested: presence: yaml missing | store defined", diff.Stdout);
         Assert.Equal(0, (await F("catalog", "diff", "--catalog", Sample(), "--against", Sample())).ExitCode);
+        // With --data, types the store holds but the catalog does not list join the lint: they have no owner.
+        var lint = await F("catalog", "lint", "--catalog", Sample(), "--data", _dir.Path);
+        Assert.Equal(1, lint.ExitCode);
+        Assert.Contains("error ownership/single-owner: event PaymentRequested has no owner (store:", lint.Stdout);
         Assert.Equal(2, (await F("catalog", "diff", "--catalog", Sample())).ExitCode);
         Assert.Equal(2, (await F("catalog", "discover", "--data", Path.Combine(_dir.Path, "nowhere"))).ExitCode);
     }
