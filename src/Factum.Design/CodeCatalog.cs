@@ -48,7 +48,48 @@ public static class CodeCatalog
         {
             throw new CatalogFormatException(path, 0, ex.Message);
         }
-        return FromRegistry(registry, Path.GetFileName(path));
+        var catalog = FromRegistry(registry, Path.GetFileName(path));
+        return catalog with { Services = ServicesOf(assembly, registry) };
+    }
+
+    /// <summary>
+    /// The service the assembly implements: its <see cref="Factum.Messaging.FactumServiceAttribute"/> (or the assembly's
+    /// name), consuming every message its <c>IMessageHandler&lt;T&gt;</c> and <c>IRequestHandler&lt;T, R&gt;</c> classes handle.
+    /// </summary>
+    public static IReadOnlyList<CatalogService> ServicesOf(Assembly assembly, EventTypeRegistry registry)
+    {
+        ArgumentNullException.ThrowIfNull(assembly);
+        ArgumentNullException.ThrowIfNull(registry);
+        Type[] types;
+        try
+        {
+            types = assembly.GetTypes();
+        }
+        catch (ReflectionTypeLoadException ex)
+        {
+            types = ex.Types.Where(t => t is not null).ToArray()!;
+        }
+        string? Name(Type t) => registry.GetInfo(t)?.Name;
+        var handled = types.Where(t => t is { IsClass: true, IsAbstract: false })
+            .SelectMany(t => t.GetInterfaces())
+            .Where(i => i.IsGenericType && (i.GetGenericTypeDefinition() == typeof(Factum.Messaging.IMessageHandler<>) || i.GetGenericTypeDefinition() == typeof(Factum.Messaging.IRequestHandler<,>)))
+            .Select(i => Name(i.GenericTypeArguments[0])).OfType<string>().Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        var attr = assembly.GetCustomAttribute<Factum.Messaging.FactumServiceAttribute>();
+        if (attr is null && handled.Count == 0) return [];
+        return
+        [
+            new CatalogService
+            {
+                Id = attr?.Name ?? assembly.GetName().Name ?? "service",
+                Domain = attr?.Domain,
+                Owner = attr?.Owner,
+                Consumes = handled,
+                Publishes = (attr?.Publishes ?? []).Select(Name).OfType<string>().ToList(),
+                Sends = (attr?.Sends ?? []).Select(Name).OfType<string>().ToList(),
+                Description = $"from the handlers of {assembly.GetName().Name}",
+                Source = new SourceLocation($"code:{assembly.GetName().Name}", 0),
+            },
+        ];
     }
 
     private static JsonObject? Schema(JsonSerializerOptions options, Type type)

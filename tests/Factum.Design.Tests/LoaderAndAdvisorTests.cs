@@ -108,3 +108,26 @@ public sealed class LoaderAndAdvisorTests
         Assert.Contains(tenants.Requirements, r => r.Contains("tenants"));
     }
 }
+
+[EventType("RefundRequestedByCustomer", Kind = MessageKind.Command, AllowNonConventionalName = true)]
+public sealed record IssueRefund(string OrderId);
+
+public sealed class RefundHandler : Factum.Messaging.IMessageHandler<IssueRefund>
+{
+    public Task HandleAsync(IssueRefund message, Factum.Messaging.MessageContext context, CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+public sealed class CodeFirstServiceTests
+{
+    [Fact]
+    public void Handlers_in_an_assembly_become_what_its_service_consumes()
+    {
+        var registry = new EventTypeRegistry().RegisterAssembly(typeof(CodeFirstServiceTests).Assembly);
+        var service = Assert.Single(CodeCatalog.ServicesOf(typeof(CodeFirstServiceTests).Assembly, registry));
+        Assert.Equal("Factum.Design.Tests", service.Id);
+        Assert.Contains("RefundRequestedByCustomer", service.Consumes);
+        var catalog = CodeCatalog.FromAssembly(typeof(CodeFirstServiceTests).Assembly.Location);
+        Assert.Contains(catalog.Messages, m => m.Name == "InvoiceIssued");
+        Assert.Contains(catalog.Services, s => s.Consumes.Contains("RefundRequestedByCustomer"));
+    }
+}

@@ -148,3 +148,26 @@ internal sealed record RouteOverride(TopicName? Topic, QueueName? Queue, Func<ob
 
 internal sealed record HandlerRegistration(Type MessageType, Type? ResponseType, HandlerOptions Options, string Description,
     Func<IServiceProvider, object, MessageContext, CancellationToken, Task<object?>> Invoke);
+
+/// <summary>
+/// Names the service an assembly implements, for the design tooling's code-first catalog (<c>factum catalog --assembly</c>):
+/// the message handlers found in the assembly become what this service consumes.
+/// </summary>
+[AttributeUsage(AttributeTargets.Assembly)]
+public sealed class FactumServiceAttribute(string name) : Attribute
+{
+    /// <summary>The service id.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>Its bounded context.</summary>
+    public string? Domain { get; set; }
+
+    /// <summary>The owning team.</summary>
+    public string? Owner { get; set; }
+
+    /// <summary>Event types it publishes (handlers say what it consumes; publishing happens in code, so it is declared here).</summary>
+    public Type[] Publishes { get; set; } = [];
+
+    /// <summary>Command types it sends.</summary>
+    public Type[] Sends { get; set; } = [];
+}
