@@ -289,14 +289,15 @@ public sealed partial class SqliteMessageTransport
         return await Write(c =>
         {
             var chosen = Query(c, filter);
+            foreach (var d in chosen) P(Cmd(c, "DELETE FROM msg_dead_letters WHERE id = $id"), "$id", d.Id).ExecuteNonQuery();
             foreach (var d in chosen)
             {
-                P(Cmd(c, "DELETE FROM msg_dead_letters WHERE id = $id"), "$id", d.Id).ExecuteNonQuery();
                 if (d.HeldBehind is not null || d.Message.PartitionKey is not { } key) continue;
                 var group = d.Source.Group ?? "";
                 var holds = P(P(P(P(Cmd(c, "SELECT 1 FROM msg_holds WHERE source = $s AND grp = $g AND key = $k AND blocker = $id"), "$s", d.Source.Name), "$g", group), "$k", key), "$id", d.Id).ExecuteScalar();
                 if (holds is null) continue;
-                // The first message held behind the discarded one now holds the key, so the rest keep their order.
+                // The first surviving message held behind the discarded one now holds the key, so the rest keep their
+                // order; if the discard took them all, the key is free again. (Discarded followers are gone already.)
                 var next = P(Cmd(c, "SELECT MIN(id) FROM msg_dead_letters WHERE held_behind = $id"), "$id", d.Id).ExecuteScalar() as long?;
                 if (next is null)
                 {

@@ -30,8 +30,13 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
     private SqliteConnection? _commandsConnection;
 
     // Queues this instance has registered in msg_queues (writer thread only), to skip the insert on every send.
-    private readonly HashSet<string> _knownQueues = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _knownTopics = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _knownQueues = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _knownTopics = new(StringComparer.Ordinal);
+
+    // Names registered by the write in progress (writer thread only); they join the caches above only once that write
+    // has committed, so a rolled-back insert is never remembered as done.
+    private readonly List<string> _pendingQueues = [];
+    private readonly List<string> _pendingTopics = [];
 
     /// <summary>Uses <paramref name="store"/>'s file and writer.</summary>
     /// <param name="store">The store.</param>
@@ -58,7 +63,20 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
 
     private static DateTimeOffset FromTicks(long ticks) => new(ticks, TimeSpan.Zero);
 
-    private async Task<T> Write<T>(Func<SqliteConnection, T> work, CancellationToken ct) => (T)(await _store.ExecuteInWriterAsync(c => work(c), ct).ConfigureAwait(false))!;
+    private async Task<T> Write<T>(Func<SqliteConnection, T> work, CancellationToken ct)
+    {
+        var (result, queues, topics) = ((T, string[], string[]))(await _store.ExecuteInWriterAsync(c =>
+        {
+            // The writer may run this again alone if its group failed: start from a clean slate each time.
+            _pendingQueues.Clear();
+            _pendingTopics.Clear();
+            var r = work(c);
+            return (r, _pendingQueues.ToArray(), _pendingTopics.ToArray());
+        }, ct).ConfigureAwait(false))!;
+        foreach (var q in queues) _knownQueues[q] = 0;
+        foreach (var t in topics) _knownTopics[t] = 0;
+        return result;
+    }
 
     /// <summary>A prepared command on the writer connection, reused across calls (the writer runs one request at a time).</summary>
     private SqliteCommand Cmd(SqliteConnection c, string sql)
@@ -175,7 +193,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
             var queue = QueueName.ForGroup(topic, group).Value;
             P(Cmd(c, "DELETE FROM msg_queue WHERE queue = $q"), "$q", queue).ExecuteNonQuery();
             P(Cmd(c, "DELETE FROM msg_queues WHERE queue = $q"), "$q", queue).ExecuteNonQuery();
-            _knownQueues.Remove(queue);
+            _knownQueues.TryRemove(queue, out _);
             return 0;
         }, cancellationToken).ConfigureAwait(false);
     }
@@ -189,11 +207,11 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
 
     private PublishReceipt PublishIn(SqliteConnection c, string topic, IReadOnlyList<TransportMessage> messages, long now)
     {
-        if (!_knownTopics.Contains(topic))
+        if (!_knownTopics.ContainsKey(topic) && !_pendingTopics.Contains(topic))
         {
             // A topic exists once something is published to it, even with no subscriber yet (it shows in `factum topics`).
             P(Cmd(c, "INSERT OR IGNORE INTO msg_topics(topic) VALUES ($t)"), "$t", topic).ExecuteNonQuery();
-            _knownTopics.Add(topic);
+            _pendingTopics.Add(topic);
         }
         var groups = new List<string>();
         var subs = Cmd(c, "SELECT grp FROM msg_subscriptions WHERE topic = $t");
@@ -234,10 +252,10 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
 
     private void EnqueueIn(SqliteConnection c, string queue, TransportMessage m, long visibleAt, long now)
     {
-        if (!_knownQueues.Contains(queue))
+        if (!_knownQueues.ContainsKey(queue) && !_pendingQueues.Contains(queue))
         {
             P(P(Cmd(c, "INSERT OR IGNORE INTO msg_queues(queue, created_at) VALUES ($q, $now)"), "$q", queue), "$now", now).ExecuteNonQuery();
-            _knownQueues.Add(queue);
+            _pendingQueues.Add(queue);
         }
         var ins = Cmd(c, $"INSERT INTO msg_queue(queue, visible_at, enqueued_at, {MsgCols}) VALUES ($q, $v, $now, {MsgParams})");
         P(ins, "$q", queue);
@@ -357,6 +375,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
                     continue;
                 }
                 Cmd(c, "SAVEPOINT settle").ExecuteNonQuery();
+                var (queuesBefore, topicsBefore) = (_pendingQueues.Count, _pendingTopics.Count);
                 try
                 {
                     ok[i] = SettleIn(c, s, now);
@@ -367,6 +386,8 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
                     // This settlement (say, a handler's enlisted write) failed: undo it alone, keep the others.
                     Cmd(c, "ROLLBACK TO settle").ExecuteNonQuery();
                     Cmd(c, "RELEASE settle").ExecuteNonQuery();
+                    _pendingQueues.RemoveRange(queuesBefore, _pendingQueues.Count - queuesBefore);
+                    _pendingTopics.RemoveRange(topicsBefore, _pendingTopics.Count - topicsBefore);
                     first ??= ex;
                 }
             }
@@ -443,6 +464,17 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
                 return true;
             case SettlementKind.Defer:
                 if (s.Record is null) throw new ArgumentException("Only stream records can be deferred.", nameof(s));
+                if (message.PartitionKey is { } deferKey)
+                {
+                    // The replay this record was to follow may have failed again since it was fetched: then it follows
+                    // the new dead letter instead of overtaking it.
+                    var blocker = P(P(P(Cmd(c, "SELECT blocker FROM msg_holds WHERE source = $s AND grp = $g AND key = $k"), "$s", s.Source.Name), "$g", group), "$k", deferKey).ExecuteScalar() as long?;
+                    if (blocker is { } b)
+                    {
+                        InsertDeadLetter(c, message, s.Source, new FailureInfo("Held", $"held behind dead letter {b} (same partition key)", null, 0, FromTicks(now), FromTicks(now)), now, b);
+                        return true;
+                    }
+                }
                 EnqueueIn(c, s.Source.ReplayQueue.Value, message, now, now);
                 return true;
             case SettlementKind.DeadLetter:
@@ -568,7 +600,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
             {
                 P(Cmd(c, "DELETE FROM msg_queue WHERE queue = $q"), "$q", queue.Value).ExecuteNonQuery();
                 P(Cmd(c, "DELETE FROM msg_queues WHERE queue = $q"), "$q", queue.Value).ExecuteNonQuery();
-                _knownQueues.Remove(queue.Value);
+                _knownQueues.TryRemove(queue.Value, out _);
             }
             return 0;
         }, cancellationToken).ConfigureAwait(false);

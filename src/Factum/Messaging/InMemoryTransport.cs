@@ -261,7 +261,7 @@ public sealed class InMemoryTransport : IMessageTransport
     private bool Settle(Settlement s, DateTimeOffset now, ref bool streamChange)
     {
         // Dead letters and holds live under the global lock; everything else needs only the queue's.
-        if (s.Kind is SettlementKind.DeadLetter || (s.Kind == SettlementKind.Ack && s.Delivery is not null && s.Source.Kind != MessageSourceKind.Queue && s.Delivery.Message.PartitionKey is not null))
+        if (s.Kind is SettlementKind.DeadLetter or SettlementKind.Defer || (s.Kind == SettlementKind.Ack && s.Delivery is not null && s.Source.Kind != MessageSourceKind.Queue && s.Delivery.Message.PartitionKey is not null))
         {
             lock (_gate) return SettleQueueOrRecord(s, now, ref streamChange, global: true);
         }
@@ -325,6 +325,12 @@ public sealed class InMemoryTransport : IMessageTransport
                 return false;
             case SettlementKind.Defer:
                 var target = Queue((s.Record is null ? throw new ArgumentException("Only stream records can be deferred.", nameof(s)) : s.Source.ReplayQueue).Value);
+                // Called under the global lock: if the replay it was to follow failed again, follow the new dead letter.
+                if (message.PartitionKey is { } deferKey && _holds.TryGetValue((s.Source.Name, s.Source.Group, deferKey), out var deferHold) && deferHold.Blocker is { } b)
+                {
+                    AddDeadLetter(message, s.Source, new FailureInfo("Held", $"held behind dead letter {b} (same partition key)", null, 0, now, now), now, b);
+                    return false;
+                }
                 target.Enqueue(message, now, now);
                 return false;
             case SettlementKind.DeadLetter:
@@ -609,13 +615,14 @@ public sealed class InMemoryTransport : IMessageTransport
         lock (_gate)
         {
             var chosen = _deadLetters.Values.Where(filter.Matches).Take(filter.Limit ?? int.MaxValue).ToList();
+            foreach (var d in chosen) _deadLetters.Remove(d.Id);
             foreach (var d in chosen)
             {
-                _deadLetters.Remove(d.Id);
                 if (d.HeldBehind is not null || d.Message.PartitionKey is not { } key) continue;
                 var hk = (d.Source.Name, d.Source.Group, key);
                 if (!_holds.TryGetValue(hk, out var h) || h.Blocker != d.Id) continue;
-                // The first message held behind the discarded one now holds the key, so the rest keep their order.
+                // The first surviving message held behind the discarded one now holds the key, so the rest keep their
+                // order; if the discard took them all, the key is free again.
                 var followers = _deadLetters.Values.Where(x => x.HeldBehind == d.Id).ToList();
                 if (followers.Count == 0) { _holds.Remove(hk); continue; }
                 var head = followers[0];
@@ -822,7 +829,18 @@ public sealed class InMemoryTransport : IMessageTransport
 
         private readonly ReadyList _ready = new();
         private readonly List<QueueEntry> _delayed = [];
-        private readonly Dictionary<string, int> _blocked = new(StringComparer.Ordinal);
+        // Per partition key, the sequence numbers of its messages that are in flight or delayed: a ready message of the
+        // key waits only behind an older one (oldest first, as in the SQLite transport).
+        private readonly Dictionary<string, SortedSet<long>> _blocked = new(StringComparer.Ordinal);
+
+        private bool IsBlocked(string key, long seq) => _blocked.TryGetValue(key, out var set) && set.Min < seq;
+
+        private void Block(QueueEntry e)
+        {
+            if (e.Message.PartitionKey is not { } k) return;
+            if (!_blocked.TryGetValue(k, out var set)) _blocked[k] = set = [];
+            set.Add(e.Seq);
+        }
         private long _nextSeq = 1;
 
         public Dictionary<long, QueueEntry> InFlight { get; } = [];
@@ -925,20 +943,31 @@ public sealed class InMemoryTransport : IMessageTransport
                 Interlocked.Exchange(ref Waiter, w);
             }
             Drain();
-            return _ready.Count > 0 || InFlight.Values.Any(e => e.VisibleAt <= now) || _delayed.Any(e => e.VisibleAt <= now) ? null : w.Task;
+            return Deliverable() || InFlight.Values.Any(e => e.VisibleAt <= now) || _delayed.Any(e => e.VisibleAt <= now) ? null : w.Task;
+        }
+
+        /// <summary>True when a ready message can be leased now (not waiting behind an older message of its key).</summary>
+        private bool Deliverable()
+        {
+            for (var e = _ready.First; e is not null; e = e.Next)
+            {
+                if (e.Message.PartitionKey is not { } key || !IsBlocked(key, e.Seq)) return true;
+            }
+            return false;
         }
 
         private void AddDelayed(QueueEntry e)
         {
             _delayed.Add(e);
-            if (e.Message.PartitionKey is { } k) _blocked[k] = _blocked.GetValueOrDefault(k) + 1;
+            Block(e);
         }
 
         private void Unblock(QueueEntry e)
         {
             if (e.Message.PartitionKey is not { } k) return;
-            if (_blocked[k] == 1) _blocked.Remove(k);
-            else _blocked[k]--;
+            var set = _blocked[k];
+            set.Remove(e.Seq);
+            if (set.Count == 0) _blocked.Remove(k);
         }
 
         private void InsertReady(QueueEntry e)
@@ -978,14 +1007,14 @@ public sealed class InMemoryTransport : IMessageTransport
                 var next = node.Next;
                 var e = node;
                 var key = e.Message.PartitionKey;
-                if (key is null || (!_blocked.ContainsKey(key) && (seen ??= new(StringComparer.Ordinal)).Add(key)))
+                if (key is null || (!IsBlocked(key, e.Seq) && (seen ??= new(StringComparer.Ordinal)).Add(key)))
                 {
                     _ready.Remove(node);
                     e.Attempts++;
                     e.LeaseToken = token ??= Guid.NewGuid().ToString("N");
                     e.VisibleAt = now + lease;
                     InFlight[e.Seq] = e;
-                    if (key is not null) _blocked[key] = _blocked.GetValueOrDefault(key) + 1;
+                    Block(e);
                     result.Add(new QueueDelivery(name, e.Seq, e.Message, e.Attempts, e.LeaseToken, e.VisibleAt, e.FirstFailure));
                 }
                 node = next;

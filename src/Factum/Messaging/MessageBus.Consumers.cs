@@ -124,6 +124,12 @@ public sealed partial class MessageBus
                 throw new InvalidOperationException($"'{info.Name}' has two request handlers on queue '{source.Name}'; a request has exactly one answer.");
             endpoint.Add(info.Name, h);
         }
+        // A stream group's queue (topic@group) and inbox would be shared with a subscription of the same name.
+        foreach (var stream in byKey.Values.Where(e => e.Source.Kind == MessageSourceKind.Stream))
+        {
+            if (byKey.ContainsKey((MessageSourceKind.Subscription, stream.Source.Name, stream.Source.Group)))
+                throw new InvalidOperationException($"Group '{stream.Source.Group}' consumes '{stream.Source.Name}' both from the stream and by subscription; give one of the two handlers another Group.");
+        }
         return byKey.Values.ToList();
     }
 
@@ -184,9 +190,29 @@ public sealed partial class MessageBus
                     var tick = Task.Delay(e.Options.Lease / 3, Options.TimeProvider, CancellationToken.None);
                     if (await Task.WhenAny(processing, tick).ConfigureAwait(false) == processing) break;
                     var open = batch.Where((_, i) => Volatile.Read(ref outcomes[i]) is null).ToList();
-                    if (open.Count > 0) await Transport.ExtendLeasesAsync(open, e.Options.Lease, CancellationToken.None).ConfigureAwait(false);
+                    try
+                    {
+                        if (open.Count > 0) await Transport.ExtendLeasesAsync(open, e.Options.Lease, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is not OutOfMemoryException)
+                    {
+                        // Never abandon a running batch: the next tick tries again, and a lost lease only means a redelivery.
+                        e.LastError = $"lease renewal: {ex.GetType().Name}: {ex.Message}";
+                    }
                 }
-                await processing.ConfigureAwait(false);
+                try
+                {
+                    await processing.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    // Stopping: keep what finished, give the rest back at once instead of letting leases lapse.
+                    await SettleAsync(e, batch.Select((d, i) => outcomes[i] is { } o
+                        ? o.ToSettlement(e, d, null)
+                        : new Settlement { Kind = SettlementKind.Release, Delivery = d, Source = e.SourceFor(null) }).ToList(),
+                        outcomes.Select(o => o ?? Outcome.Released).ToArray(), CancellationToken.None).ConfigureAwait(false);
+                    return;
+                }
                 await SettleAsync(e, batch.Select((d, i) => outcomes[i].ToSettlement(e, d, null)).ToList(), outcomes, CancellationToken.None).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -234,7 +260,7 @@ public sealed partial class MessageBus
     private async Task SettleAsync(Endpoint e, List<Settlement> settlements, Outcome[] outcomes, CancellationToken ct)
     {
         // Replies to requesters in this process skip the transport: they are handed over once the ack has committed.
-        var local = new List<(MessageBus Bus, TransportMessage Reply)>();
+        var local = new List<(int Index, MessageBus Bus, TransportMessage Reply)>();
         for (var i = 0; i < settlements.Count; i++)
         {
             var s = settlements[i];
@@ -242,7 +268,7 @@ public sealed partial class MessageBus
             var remote = new List<OutgoingMessage>(s.Outgoing.Count);
             foreach (var o in s.Outgoing)
             {
-                if (Options.InProcessReplies && o.Queue is { } q && LocalReplyQueues.TryGetValue(q.Value, out var bus)) local.Add((bus, o.Message));
+                if (Options.InProcessReplies && o.Queue is { } q && LocalReplyQueues.TryGetValue(q.Value, out var bus)) local.Add((i, bus, o.Message));
                 else remote.Add(o);
             }
             if (remote.Count != s.Outgoing.Count) settlements[i] = s with { Outgoing = remote };
@@ -271,7 +297,10 @@ public sealed partial class MessageBus
                     break;
             }
         }
-        foreach (var (bus, reply) in local) bus.CompleteReply(reply);
+        foreach (var (index, bus, reply) in local)
+        {
+            if (results[index]) bus.CompleteReply(reply);
+        }
         // A request that failed for good still gets an answer, so its requester does not wait for the timeout.
         foreach (var (o, i) in outcomes.Select((o, i) => (o, i)))
         {
@@ -429,6 +458,8 @@ public sealed partial class MessageBus
         public static readonly Outcome Duplicate = Skip;
 
         public static readonly Outcome DeferIt = new(SettlementKind.Defer, null, [], [], null, true, null);
+
+        public static readonly Outcome Released = new(SettlementKind.Release, null, [], [], null, true, null);
 
         public bool HoldKey { get; init; }
 

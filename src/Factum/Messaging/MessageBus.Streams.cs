@@ -11,11 +11,14 @@ public sealed partial class MessageBus
         var topic = new TopicName(e.Source.Name);
         var group = new GroupName(e.Source.Group!);
         var workers = new Dictionary<int, (CancellationTokenSource Stop, Task Task)>();
+        // Revoked partitions whose worker is finishing its batch: still reported as running (so they are not released
+        // under it), while the member keeps heartbeating instead of waiting for them.
+        var stopping = new Dictionary<int, (CancellationTokenSource Stop, Task Task)>();
         try
         {
             while (!ct.IsCancellationRequested)
             {
-                var revoked = false;
+                var released = false;
                 try
                 {
                     foreach (var done in workers.Where(w => w.Value.Task.IsCompleted).Select(w => w.Key).ToList())
@@ -23,17 +26,21 @@ public sealed partial class MessageBus
                         workers[done].Stop.Dispose();
                         workers.Remove(done);
                     }
-                    var assignment = await Transport.HeartbeatGroupAsync(topic, group, InstanceId, workers.Keys.ToList(), Options.SessionTimeout, ct).ConfigureAwait(false);
+                    foreach (var done in stopping.Where(w => w.Value.Task.IsCompleted).Select(w => w.Key).ToList())
+                    {
+                        stopping[done].Stop.Dispose();
+                        stopping.Remove(done);
+                        released = true;
+                    }
+                    var assignment = await Transport.HeartbeatGroupAsync(topic, group, InstanceId, workers.Keys.Concat(stopping.Keys).ToList(), Options.SessionTimeout, ct).ConfigureAwait(false);
                     var owned = assignment.Owned.Select(o => o.Partition).ToHashSet();
                     foreach (var p in assignment.Revoke.Concat(workers.Keys.Where(p => !owned.Contains(p))).Distinct().ToList())
                     {
                         if (!workers.Remove(p, out var w)) continue;
                         await w.Stop.CancelAsync().ConfigureAwait(false);
-                        await w.Task.ConfigureAwait(false);
-                        w.Stop.Dispose();
-                        revoked = true;
+                        stopping[p] = w;
                     }
-                    foreach (var o in assignment.Owned.Where(o => !workers.ContainsKey(o.Partition)))
+                    foreach (var o in assignment.Owned.Where(o => !workers.ContainsKey(o.Partition) && !stopping.ContainsKey(o.Partition)))
                     {
                         var stop = new CancellationTokenSource();
                         workers[o.Partition] = (stop, Task.Run(() => PartitionLoopAsync(e, topic, group, o, stop.Token, ct), CancellationToken.None));
@@ -47,14 +54,15 @@ public sealed partial class MessageBus
                 {
                     e.LastError = $"group {group} on {topic}: {ex.GetType().Name}: {ex.Message}";
                 }
-                // After giving partitions up, heartbeat again at once so that the new owner can take them.
-                if (!revoked) await DelayQuietly(Options.HeartbeatInterval, ct).ConfigureAwait(false);
+                // A partition just given up: heartbeat again at once so that the new owner can take it; while others are
+                // still finishing, look again soon.
+                if (!released) await DelayQuietly(stopping.Count > 0 ? Options.PollInterval : Options.HeartbeatInterval, ct).ConfigureAwait(false);
             }
         }
         finally
         {
-            foreach (var w in workers.Values) await w.Stop.CancelAsync().ConfigureAwait(false);
-            foreach (var w in workers.Values)
+            foreach (var w in workers.Values.Concat(stopping.Values)) await w.Stop.CancelAsync().ConfigureAwait(false);
+            foreach (var w in workers.Values.Concat(stopping.Values))
             {
                 try { await w.Task.ConfigureAwait(false); }
                 catch (OperationCanceledException) { /* stopping */ }

@@ -300,6 +300,30 @@ public abstract class BusConformance<TFactory> : TransportTestBase<TFactory> whe
     }
 
     [Fact]
+    public async Task Stopping_the_bus_gives_unfinished_messages_back_at_once()
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var bus = await StartBus(m => m.AddHandler<CapturePayment>(async (_, _, ct) => { started.TrySetResult(); await Task.Delay(Timeout.Infinite, ct); }));
+        await bus.SendAsync(new CapturePayment("slow", 1));
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await bus.StopAsync();
+        // Not after the 30 s lease: released, and the attempt it did not finish does not count.
+        var d = Assert.Single(await Transport.ReceiveAsync("CapturePayment", "next", 1, TimeSpan.FromSeconds(30)));
+        Assert.Equal(1, d.Attempt);
+    }
+
+    [Fact]
+    public async Task A_group_cannot_read_a_topic_both_from_the_stream_and_by_subscription()
+    {
+        var builder = new MessagingBuilder().AddStream<OrderPlaced>(2)
+            .AddHandler<OrderPlaced>((_, _, _) => Task.CompletedTask, o => { o.FromStream = true; o.Group = "g"; })
+            .AddHandler<OrderPlaced>((_, _, _) => Task.CompletedTask, o => o.Group = "g");
+        await using var bus = new MessageBus(Transport, Registry, builder, FastOptions());
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => bus.StartAsync());
+        Assert.Contains("both from the stream and by subscription", ex.Message);
+    }
+
+    [Fact]
     public async Task Publishing_a_command_or_sending_an_event_is_refused()
     {
         var bus = await StartBus();

@@ -101,6 +101,50 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     }
 
     [Fact]
+    public async Task A_delayed_message_does_not_hold_back_an_older_one_of_its_key()
+    {
+        await Transport.SendAsync("k-order", [Msg(key: "k", json: """{"n":1}""")]);
+        await Transport.SendAsync("k-order", [Msg(key: "k", json: """{"n":2}""")], DateTimeOffset.UtcNow.AddHours(1));
+        var d = Assert.Single(await Transport.ReceiveAsync("k-order", "c", 10, Lease));
+        Assert.Equal("""{"n":1}""", Json(d.Message));
+    }
+
+    [Fact]
+    public async Task Discarding_a_blocker_with_all_its_followers_frees_the_key()
+    {
+        await Transport.DeclareTopicAsync("held3", new TopicOptions { Partitions = 1 });
+        await Transport.PublishAsync("held3", [Msg(key: "k"), Msg(key: "k")]);
+        var recs = await Transport.FetchAsync("held3", "grp", 0, 0, 10);
+        var source = new MessageSource(MessageSourceKind.Stream, "held3", "grp", 0, 0);
+        await Transport.SettleAsync(recs.Select(r => new Settlement { Kind = SettlementKind.DeadLetter, Record = r, HoldKey = true, Failure = Failure(), Source = source }).ToList());
+        Assert.Equal(2, await Transport.DiscardDeadLettersAsync(new DeadLetterFilter { Source = "held3" }));
+        await Transport.PublishAsync("held3", [Msg(key: "k")]);
+        Assert.Equal(KeyHold.None, Assert.Single(await Transport.FetchAsync("held3", "grp", 0, 2, 10)).Hold);
+    }
+
+    [Fact]
+    public async Task A_deferred_record_follows_a_replay_that_failed_again()
+    {
+        await Transport.DeclareTopicAsync("held4", new TopicOptions { Partitions = 1 });
+        await Transport.PublishAsync("held4", [Msg(key: "k", json: """{"n":1}"""), Msg(key: "k", json: """{"n":2}""")]);
+        var recs = await Transport.FetchAsync("held4", "grp", 0, 0, 10);
+        var source = new MessageSource(MessageSourceKind.Stream, "held4", "grp", 0, 0);
+        await Transport.SettleAsync([new Settlement { Kind = SettlementKind.DeadLetter, Record = recs[0], HoldKey = true, Failure = Failure(), Source = source }]);
+        await Transport.ReplayDeadLettersAsync(DeadLetterFilter.All);
+        var second = Assert.Single(await Transport.FetchAsync("held4", "grp", 0, 1, 10));
+        Assert.Equal(KeyHold.Replaying, second.Hold);
+        // The replayed message fails again before the second record is deferred behind it.
+        var replayed = Assert.Single(await Transport.ReceiveAsync(QueueName.ForGroup("held4", "grp"), "c", 10, Lease));
+        await Transport.SettleAsync([new Settlement { Kind = SettlementKind.DeadLetter, Delivery = replayed, HoldKey = true, Failure = Failure(), Source = source with { Partition = null, Offset = null } }]);
+        await Transport.SettleAsync([new Settlement { Kind = SettlementKind.Defer, Record = second, Source = source with { Offset = 1 } }]);
+        var dls = await DeadLetters();
+        Assert.Equal(2, dls.Count);
+        Assert.Equal(dls[0].Id, dls[1].HeldBehind);
+        Assert.Equal("""{"n":2}""", Json(dls[1].Message));
+        Assert.Empty(await Transport.ReceiveAsync(QueueName.ForGroup("held4", "grp"), "c", 10, Lease));
+    }
+
+    [Fact]
     public async Task Delayed_delivery_is_invisible_until_due()
     {
         await Transport.SendAsync("later", [Msg()], DateTimeOffset.UtcNow.AddMilliseconds(400));
