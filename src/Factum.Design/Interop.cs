@@ -172,26 +172,20 @@ public static class EventCatalogExport
     public static IReadOnlyList<string> Write(EventCatalogModel catalog, string outDir)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        var files = new List<string>();
-        void Save(string relative, string content)
-        {
-            var path = Path.Combine(outDir, relative);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllText(path, content.ReplaceLineEndings("\n"));
-            files.Add(path);
-        }
+        var output = new OutputFolder(outDir);
+        var save = output.Save;
         static string Q(string? s) => JsonSerializer.Serialize(s ?? "");
         string Version(CatalogMessage m) => $"{m.Latest?.Version ?? 1}.0.0";
         string Refs(IEnumerable<string> names) => string.Concat(names.Select(n => catalog.Message(n) is { } m ? $"\n  - id: {m.Name}\n    version: {Version(m)}" : ""));
-        foreach (var t in catalog.Teams) Save($"teams/{t.Id}.mdx", $"---\nid: {t.Id}\nname: {Q(t.Name ?? t.Id)}\n---\n");
+        foreach (var t in catalog.Teams) save($"teams/{t.Id}.mdx", $"---\nid: {t.Id}\nname: {Q(t.Name ?? t.Id)}\n---\n");
         foreach (var d in catalog.Domains)
         {
             var services = catalog.Services.Where(s => s.Domain == d.Id).ToList();
-            Save($"domains/{d.Id}/index.mdx", $"---\nid: {d.Id}\nname: {Q(d.Name ?? d.Id)}\nversion: 1.0.0\nsummary: {Q(d.Description)}\nservices:{string.Concat(services.Select(s => $"\n  - id: {s.Id}"))}\n---\n\n{d.Description}\n\n<NodeGraph />\n");
+            save($"domains/{d.Id}/index.mdx", $"---\nid: {d.Id}\nname: {Q(d.Name ?? d.Id)}\nversion: 1.0.0\nsummary: {Q(d.Description)}\nservices:{string.Concat(services.Select(s => $"\n  - id: {s.Id}"))}\n---\n\n{d.Description}\n\n<NodeGraph />\n");
         }
         foreach (var s in catalog.Services)
         {
-            Save($"services/{s.Id}/index.mdx", $"---\nid: {s.Id}\nname: {Q(s.Id)}\nversion: 1.0.0\nsummary: {Q(s.Description)}\nowners:{(s.Owner is null ? " []" : $"\n  - {s.Owner}")}\nsends:{Refs(s.Publishes.Concat(s.Sends).Concat(s.Requests))}\nreceives:{Refs(s.Consumes)}\n---\n\n{s.Description}\n\n<NodeGraph />\n");
+            save($"services/{s.Id}/index.mdx", $"---\nid: {s.Id}\nname: {Q(s.Id)}\nversion: 1.0.0\nsummary: {Q(s.Description)}\nowners:{(s.Owner is null ? " []" : $"\n  - {s.Owner}")}\nsends:{Refs(s.Publishes.Concat(s.Sends).Concat(s.Requests))}\nreceives:{Refs(s.Consumes)}\n---\n\n{s.Description}\n\n<NodeGraph />\n");
         }
         foreach (var m in catalog.Messages)
         {
@@ -202,10 +196,10 @@ public static class EventCatalogExport
                 var latest = i == m.Versions.Count - 1;
                 var dir = latest ? $"{folder}/{m.Name}" : $"{folder}/{m.Name}/versioned/{v.Version}.0.0";
                 var badges = m.Classification is null ? "" : $"\nbadges:\n  - content: {m.Classification}\n    backgroundColor: blue\n    textColor: white";
-                Save($"{dir}/index.mdx", $"---\nid: {m.Name}\nname: {Q(m.Name)}\nversion: {v.Version}.0.0\nsummary: {Q(m.Description)}\nowners:{(m.Owners.Count == 0 ? " []" : string.Concat(m.Owners.Select(o => $"\n  - {o}")))}{badges}\nschemaPath: schema.json\n---\n\n{m.Description}\n\n{(v.Changelog is null ? "" : "## Changes\n\n" + v.Changelog + "\n\n")}<Schema file=\"schema.json\" />\n\n<NodeGraph />\n");
-                Save($"{dir}/schema.json", (v.Schema ?? new JsonObject()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                save($"{dir}/index.mdx", $"---\nid: {m.Name}\nname: {Q(m.Name)}\nversion: {v.Version}.0.0\nsummary: {Q(m.Description)}\nowners:{(m.Owners.Count == 0 ? " []" : string.Concat(m.Owners.Select(o => $"\n  - {o}")))}{badges}\nschemaPath: schema.json\n---\n\n{m.Description}\n\n{(v.Changelog is null ? "" : "## Changes\n\n" + v.Changelog + "\n\n")}<Schema file=\"schema.json\" />\n\n<NodeGraph />\n");
+                save($"{dir}/schema.json", (v.Schema ?? new JsonObject()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }
         }
-        return files;
+        return output.Files;
     }
 }

@@ -24,21 +24,13 @@ public static class SiteGenerator
     public static IReadOnlyList<string> Write(EventCatalogModel catalog, string outDir, string? mermaidJs = null, string title = "Event catalog")
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        var files = new List<string>();
-        void Save(string relative, string content)
-        {
-            var path = Path.Combine(outDir, relative);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllText(path, content.ReplaceLineEndings("\n"));
-            files.Add(path);
-        }
+        var output = new OutputFolder(outDir);
+        var save = output.Save;
         var script = MermaidCdn;
         if (mermaidJs is not null)
         {
             if (!File.Exists(mermaidJs)) throw new CatalogFormatException(mermaidJs, 0, "the Mermaid script does not exist");
-            Directory.CreateDirectory(Path.Combine(outDir, "assets"));
-            File.Copy(mermaidJs, Path.Combine(outDir, "assets", "mermaid.min.js"), overwrite: true);
-            files.Add(Path.Combine(outDir, "assets", "mermaid.min.js"));
+            output.Copy(mermaidJs, Path.Combine("assets", "mermaid.min.js"));
             script = "assets/mermaid.min.js";
         }
         var findings = LintRules.Lint(catalog);
@@ -66,8 +58,8 @@ public static class SiteGenerator
         index.H2("Lint findings");
         if (findings.Count == 0) index.P("None: the catalog follows every rule.");
         else index.Table(["Severity", "Rule", "Entity", "Finding", "Fix"], findings.Select(f => new[] { f.Severity.ToString().ToLowerInvariant(), f.Rule, f.Entity, f.Message, f.Fix }));
-        Save("index.html", index.Html(""));
-        Save("markdown/index.md", index.Markdown());
+        save("index.html", index.Html(""));
+        save("markdown/index.md", index.Markdown());
 
         foreach (var d in catalog.Domains)
         {
@@ -79,8 +71,8 @@ public static class SiteGenerator
             page.Mermaid(Flow(catalog, messages));
             page.H2("Services");
             page.Table(["Service", "Owner", "Description"], services.Select(s => new[] { Link($"../service/{s.Id}", s.Id), Enc(s.Owner), Enc(s.Description) }), raw: true);
-            Save($"domain/{d.Id}.html", page.Html("../"));
-            Save($"markdown/domain/{d.Id}.md", page.Markdown());
+            save($"domain/{d.Id}.html", page.Html("../"));
+            save($"markdown/domain/{d.Id}.md", page.Markdown());
         }
 
         foreach (var s in catalog.Services)
@@ -96,8 +88,8 @@ public static class SiteGenerator
                 ["requests", string.Join(", ", s.Requests.Select(m => Link($"../message/{m}", m)))],
                 ["consumes", string.Join(", ", s.Consumes.Select(m => Link($"../message/{m}", m)))],
             ], raw: true);
-            Save($"service/{s.Id}.html", page.Html("../"));
-            Save($"markdown/service/{s.Id}.md", page.Markdown());
+            save($"service/{s.Id}.html", page.Html("../"));
+            save($"markdown/service/{s.Id}.md", page.Markdown());
         }
 
         foreach (var m in catalog.Messages)
@@ -135,10 +127,10 @@ public static class SiteGenerator
                 page.H2("Lint findings");
                 page.Table(["Severity", "Rule", "Finding", "Fix"], own.Select(f => new[] { f.Severity.ToString().ToLowerInvariant(), f.Rule, f.Message, f.Fix }));
             }
-            Save($"message/{m.Name}.html", page.Html("../"));
-            Save($"markdown/message/{m.Name}.md", page.Markdown());
+            save($"message/{m.Name}.html", page.Html("../"));
+            save($"markdown/message/{m.Name}.md", page.Markdown());
         }
-        return files;
+        return output.Files;
     }
 
     /// <summary>A Mermaid flowchart: services → message → services (events as stadiums, commands as rectangles, queries as hexagons).</summary>

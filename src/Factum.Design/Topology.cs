@@ -6,6 +6,32 @@ using System.Text.Json.Nodes;
 
 namespace Factum.Design;
 
+/// <summary>Writes generated files under an output folder and remembers their paths.</summary>
+internal sealed class OutputFolder(string root)
+{
+    private readonly List<string> _files = [];
+
+    public IReadOnlyList<string> Files => _files;
+
+    /// <summary>Writes <paramref name="content"/> to <paramref name="relative"/> (folders created, LF line ends).</summary>
+    public void Save(string relative, string content)
+    {
+        var path = Path.Combine(root, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, content.ReplaceLineEndings("\n"));
+        _files.Add(path);
+    }
+
+    /// <summary>Copies a file in.</summary>
+    public void Copy(string source, string relative)
+    {
+        var path = Path.Combine(root, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.Copy(source, path, overwrite: true);
+        _files.Add(path);
+    }
+}
+
 /// <summary>A planned topic (one per event type) or queue (one per command or query).</summary>
 /// <param name="Name">The address.</param>
 /// <param name="Message">The message it carries.</param>
@@ -74,15 +100,9 @@ public static class TopologyPlanner
             ("aws/sns-sqs.cloudformation.json", CloudFormation(plan).ToJsonString(Indented)),
             ("ordering-and-retention.md", OrderingDoc(plan)),
         };
-        var written = new List<string>();
-        foreach (var (name, content) in files)
-        {
-            var path = Path.Combine(outDir, name);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            File.WriteAllText(path, content.ReplaceLineEndings("\n"));
-            written.Add(path);
-        }
-        return written;
+        var output = new OutputFolder(outDir);
+        foreach (var (name, content) in files) output.Save(name, content);
+        return output.Files;
     }
 
     private static JsonObject Ref(string pointer) => new() { ["$ref"] = pointer };

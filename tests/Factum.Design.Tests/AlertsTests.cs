@@ -9,12 +9,7 @@ public sealed class AlertsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_out, true);
 
-    private static EventCatalogModel Sample()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Factum.slnx"))) dir = dir.Parent;
-        return CatalogLoader.Load([Path.Combine(dir!.FullName, "samples", "catalog")]);
-    }
+    private static EventCatalogModel Sample() => CatalogLoader.Load([Repo.SampleCatalog]);
 
     private static (int Exit, string Output) Promtool(string workingDirectory, params string[] args)
     {

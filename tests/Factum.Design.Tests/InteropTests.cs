@@ -113,9 +113,7 @@ public sealed class InteropTests : IDisposable
     [Fact]
     public void The_eventcatalog_export_writes_index_mdx_with_frontmatter_and_versioned_folders()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Factum.slnx"))) dir = dir.Parent;
-        var catalog = CatalogLoader.Load([Path.Combine(dir!.FullName, "samples", "catalog")]);
+        var catalog = CatalogLoader.Load([Repo.SampleCatalog]);
         var files = EventCatalogExport.Write(catalog, _out);
         var placed = File.ReadAllText(Path.Combine(_out, "events", "OrderPlaced", "index.mdx"));
         Assert.StartsWith("---\nid: OrderPlaced\nname: \"OrderPlaced\"\nversion: 2.0.0\n", placed);

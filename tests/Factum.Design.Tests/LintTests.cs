@@ -5,12 +5,7 @@ namespace Factum.Design.Tests;
 
 public sealed class LintTests
 {
-    private static string SampleDir()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Factum.slnx"))) dir = dir.Parent;
-        return Path.Combine(dir!.FullName, "samples", "catalog");
-    }
+    private static string SampleDir() => Repo.SampleCatalog;
 
     /// <summary>A small valid catalog; each test breaks one thing.</summary>
     private const string Base = """

@@ -9,18 +9,12 @@ public sealed class SiteTests : IDisposable
 
     public void Dispose() => Directory.Delete(_out, true);
 
-    private static string Root()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Factum.slnx"))) dir = dir.Parent;
-        return dir!.FullName;
-    }
 
-    private static EventCatalogModel Sample() => CatalogLoader.Load([Path.Combine(Root(), "samples", "catalog")]);
+    private static EventCatalogModel Sample() => CatalogLoader.Load([Repo.SampleCatalog]);
 
     private static string MermaidJs()
     {
-        var path = Path.Combine(Root(), "tools", "node", "node_modules", "mermaid", "dist", "mermaid.min.js");
+        var path = Path.Combine(Repo.NodeTools, "node_modules", "mermaid", "dist", "mermaid.min.js");
         Assert.True(File.Exists(path), "Mermaid is not installed: run ./test.sh (it installs it) or `npm install` in tools/node.");
         return path;
     }

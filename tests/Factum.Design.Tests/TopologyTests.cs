@@ -10,14 +10,8 @@ public sealed class TopologyTests : IDisposable
 
     public void Dispose() => Directory.Delete(_out, true);
 
-    private static string Root()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Factum.slnx"))) dir = dir.Parent;
-        return dir!.FullName;
-    }
 
-    private static EventCatalogModel Sample() => CatalogLoader.Load([Path.Combine(Root(), "samples", "catalog")]);
+    private static EventCatalogModel Sample() => CatalogLoader.Load([Repo.SampleCatalog]);
 
     [Fact]
     public void The_plan_has_a_topic_per_event_a_group_per_consuming_service_and_a_dlq_per_group()
@@ -70,7 +64,7 @@ public sealed class TopologyTests : IDisposable
         Assert.Equal("$message.header#/correlationId", doc["components"]!["messages"]!["OrderPlaced"]!["correlationId"]!["location"]!.GetValue<string>());
         Assert.Equal(3, doc["channels"]!["OrderPlaced"]!["bindings"]!["kafka"]!["partitions"]!.GetValue<int>());
 
-        var tool = Path.Combine(Root(), "tools", "node");
+        var tool = Repo.NodeTools;
         Assert.True(Directory.Exists(Path.Combine(tool, "node_modules", "@asyncapi", "parser")),
             "The AsyncAPI parser is not installed: run ./test.sh (it installs it) or `npm install` in tools/node.");
         var psi = new ProcessStartInfo("node", [Path.Combine(tool, "validate.mjs"), Path.Combine(_out, "asyncapi.json")]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = tool };
@@ -91,7 +85,7 @@ public sealed class TopologyTests : IDisposable
         // Proves the check can fail: an operation whose channel does not exist.
         var path = Path.Combine(_out, "broken.json");
         File.WriteAllText(path, """{"asyncapi":"3.0.0","info":{"title":"x","version":"1"},"operations":{"op":{"action":"send","channel":{"$ref":"#/channels/missing"}}}}""");
-        var tool = Path.Combine(Root(), "tools", "node");
+        var tool = Repo.NodeTools;
         var psi = new ProcessStartInfo("node", [Path.Combine(tool, "validate.mjs"), path]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = tool };
         using var p = Process.Start(psi)!;
         p.StandardOutput.ReadToEnd();
