@@ -25,6 +25,13 @@ public static class AlertPlanner
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var rules = new List<AlertRule>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        string Unique(string name)
+        {
+            var candidate = name;
+            for (var n = 2; !names.Add(candidate); n++) candidate = $"{name}_{n}";
+            return candidate;
+        }
         foreach (var p in TopologyPlanner.Plan(catalog))
         {
             var m = p.Message;
@@ -38,13 +45,13 @@ public static class AlertPlanner
             {
                 if (p.Kind == "topic" && m.Replay)
                 {
-                    rules.Add(new($"FactumConsumerLag_{Clean(p.Name)}_{Clean(group)}",
-                        $"sum by (topic, group) (factum_consumer_lag{{topic=\"{p.Name}\", group=\"{group}\"}}) > {threshold}",
+                    rules.Add(new(Unique($"FactumConsumerLag_{Clean(p.Name)}_{Clean(group)}"),
+                        $"sum by (topic, group) (factum_consumer_lag{{topic=\"{Label(p.Name)}\", group=\"{Label(group)}\"}}) > {threshold}",
                         hold, "warning", $"Consumer group {group} is more than {threshold} records behind on {p.Name}", how, "consumer-lag"));
                 }
                 var queue = p.Kind == "topic" ? $"{p.Name}@{group}" : p.Name;
-                rules.Add(new($"FactumQueueBacklog_{Clean(queue)}",
-                    $"factum_queue_depth{{queue=\"{queue}\"}} > {threshold}",
+                rules.Add(new(Unique($"FactumQueueBacklog_{Clean(queue)}"),
+                    $"factum_queue_depth{{queue=\"{Label(queue)}\"}} > {threshold}",
                     hold, "warning", $"{queue} holds more than {threshold} ready messages", how, "queue-backlog"));
                 if (p.Kind == "queue") break; // one consumer queue per command or query
             }
@@ -66,6 +73,9 @@ public static class AlertPlanner
     }
 
     private static string Clean(string s) => new(s.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
+
+    /// <summary>A PromQL string literal's content.</summary>
+    private static string Label(string s) => s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
 
     private static string Duration(TimeSpan t) => t == TimeSpan.Zero ? "0s" : t.TotalMinutes >= 1 && t.TotalSeconds % 60 == 0 ? $"{(long)t.TotalMinutes}m" : $"{(long)Math.Ceiling(t.TotalSeconds)}s";
 

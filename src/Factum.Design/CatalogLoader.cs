@@ -99,8 +99,19 @@ public static class CatalogLoader
         foreach (var m in list.SelectMany(p => p.Messages))
         {
             if (!messages.TryGetValue(m.Name, out var existing)) { messages[m.Name] = m; continue; }
+            // A field set in any file counts (the first file that sets it wins); lists are united.
             messages[m.Name] = existing with
             {
+                Kind = existing.Kind != CatalogMessageKind.Event ? existing.Kind : m.Kind,
+                Ordering = existing.Ordering != OrderingRequirement.None ? existing.Ordering : m.Ordering,
+                Compatibility = existing.Compatibility != CompatibilityMode.Backward ? existing.Compatibility : m.Compatibility,
+                Replay = existing.Replay || m.Replay,
+                Rate = existing.Rate ?? m.Rate,
+                Retention = existing.Retention ?? m.Retention,
+                Latency = existing.Latency ?? m.Latency,
+                Delivery = existing.Delivery ?? m.Delivery,
+                Durability = existing.Durability ?? m.Durability,
+                Envelope = existing.Envelope ?? m.Envelope,
                 Owners = existing.Owners.Union(m.Owners, StringComparer.Ordinal).ToList(),
                 Producers = existing.Producers.Union(m.Producers, StringComparer.Ordinal).ToList(),
                 Consumers = existing.Consumers.Union(m.Consumers, StringComparer.Ordinal).ToList(),
@@ -371,7 +382,7 @@ public static class CatalogLoader
         foreach (var (suffix, seconds) in units)
         {
             if (value.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) && double.TryParse(value[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= 0)
-                return TimeSpan.FromSeconds(n * seconds);
+                return n * seconds < TimeSpan.MaxValue.TotalSeconds / 2 ? TimeSpan.FromSeconds(n * seconds) : throw Error(file, Get(map, key)!, $"'{key}' is '{value}', longer than any store keeps anything");
         }
         throw Error(file, Get(map, key)!, $"'{key}' is '{value}'; write a duration such as 500ms, 45s, 15m, 12h or 7d");
     }

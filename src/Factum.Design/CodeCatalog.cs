@@ -42,7 +42,17 @@ public static class CodeCatalog
         var registry = new EventTypeRegistry();
         try
         {
-            registry.RegisterAssembly(assembly);
+            Type[] types;
+            try
+            {
+                types = assembly.GetTypes();
+            }
+            catch (ReflectionTypeLoadException ex)
+            {
+                // Types that need assemblies the CLI does not have (an ASP.NET Core app's controllers): skip them.
+                types = ex.Types.OfType<Type>().ToArray();
+            }
+            foreach (var t in types.Where(t => t.GetCustomAttribute<EventTypeAttribute>() is not null)) registry.Register(t);
         }
         catch (ArgumentException ex)
         {

@@ -119,7 +119,8 @@ public static class Discovery
         if (a is not JsonObject x || b is not JsonObject y) return a;
         var types = TypesOf(x).Union(TypesOf(y)).ToList();
         if (types.Contains("number")) types.Remove("integer");
-        var result = new JsonObject { ["type"] = types.Count == 1 ? types[0] : new JsonArray(types.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()) };
+        var result = new JsonObject();
+        if (types.Count > 0) result["type"] = types.Count == 1 ? types[0] : new JsonArray(types.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray());
         if (x["properties"] is not null || y["properties"] is not null)
         {
             var xp = x["properties"] as JsonObject ?? [];

@@ -60,7 +60,7 @@ public static class CatalogDiff
     }
 
     private static Dictionary<string, string> Props(JsonObject schema) =>
-        (schema["properties"] as JsonObject ?? []).ToDictionary(p => p.Key, p => p.Value?["type"]?.ToJsonString() ?? "any", StringComparer.OrdinalIgnoreCase);
+        (schema["properties"] as JsonObject ?? []).GroupBy(p => p.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Value?["type"]?.ToJsonString() ?? "any", StringComparer.Ordinal);
 }
 
 /// <summary>
@@ -162,7 +162,12 @@ public static class StormingImport
         return model with { Messages = classified };
     }
 
-    internal static string Slug(string s) => string.Join("-", System.Text.RegularExpressions.Regex.Matches(s, "[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])").Select(m => m.Value.ToLowerInvariant()));
+    /// <summary>A lower-case, dash-separated id that keeps non-ASCII letters (Überweisung → überweisung, 受注 → 受注).</summary>
+    internal static string Slug(string s)
+    {
+        var slug = string.Join("-", System.Text.RegularExpressions.Regex.Matches(s, @"\p{Lu}?[\p{Ll}\p{Lo}\p{N}]+|\p{Lu}+(?!\p{Ll})").Select(m => m.Value.ToLowerInvariant()));
+        return slug.Length > 0 ? slug : "x" + Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(s)).ToLowerInvariant()[..Math.Min(16, s.Length * 2)];
+    }
 }
 
 /// <summary>Exports the catalog to EventCatalog's folder format (<c>index.mdx</c> with frontmatter), so teams on EventCatalog keep their viewer.</summary>

@@ -119,9 +119,10 @@ public static class SchemaCompatibility
             foreach (var (name, rSchema) in rProps)
             {
                 if (wProps.TryGetPropertyValue(name, out var wSchema)) Compare(rSchema, wSchema, $"{path}.{name}", dir, list);
+                // A typed map (additionalProperties: {schema}) says what any other property of the writer holds.
+                else if (w["additionalProperties"] is JsonObject wAdditional) Compare(rSchema, wAdditional, $"{path}.{name}", dir, list);
                 else if (!wClosed && !IsAnything(rSchema))
                     list.Add(new($"{path}.{name}", "open-content-model", $"the writer's object is open, so old data may hold '{name}' with any type; the reader expects a typed '{name}' (close the writer with additionalProperties: false, or accept any value)", dir));
-                else if (w["additionalProperties"] is JsonObject wAdditional) Compare(rSchema, wAdditional, $"{path}.{name}", dir, list);
             }
             foreach (var (name, wSchema) in wProps)
             {
@@ -144,13 +145,14 @@ public static class SchemaCompatibility
 
     private static bool IsClosed(JsonObject o) => o["additionalProperties"] is JsonValue v && v.TryGetValue<bool>(out var b) && !b;
 
+    // A YAML `null` in a type list arrives as a JSON null: it means the type "null".
     private static HashSet<string>? Types(JsonObject o) => o["type"] switch
     {
         JsonValue v when v.TryGetValue<string>(out var t) => [t],
-        JsonArray a => a.Select(x => x!.GetValue<string>()).ToHashSet(StringComparer.Ordinal),
+        JsonArray a => a.Select(x => x is JsonValue v && v.TryGetValue<string>(out var t) ? t : "null").ToHashSet(StringComparer.Ordinal),
         _ => null,
     };
 
     private static HashSet<string> Strings(JsonNode? n) =>
-        n is JsonArray a ? a.Select(x => x!.GetValue<string>()).ToHashSet(StringComparer.Ordinal) : [];
+        n is JsonArray a ? a.OfType<JsonValue>().Select(x => x.TryGetValue<string>(out var t) ? t : x.ToJsonString()).ToHashSet(StringComparer.Ordinal) : [];
 }

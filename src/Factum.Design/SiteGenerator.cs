@@ -164,8 +164,8 @@ public static class SiteGenerator
         ArgumentNullException.ThrowIfNull(next);
         var before = previous["properties"] as JsonObject ?? [];
         var after = next["properties"] as JsonObject ?? [];
-        var req0 = (previous["required"] as JsonArray)?.Select(x => x!.GetValue<string>()).ToHashSet() ?? [];
-        var req1 = (next["required"] as JsonArray)?.Select(x => x!.GetValue<string>()).ToHashSet() ?? [];
+        var req0 = (previous["required"] as JsonArray)?.OfType<JsonValue>().Select(x => x.ToString()).ToHashSet() ?? [];
+        var req1 = (next["required"] as JsonArray)?.OfType<JsonValue>().Select(x => x.ToString()).ToHashSet() ?? [];
         var changes = new List<string>();
         foreach (var (name, schema) in after.Where(p => !before.ContainsKey(p.Key))) changes.Add($"added {(req1.Contains(name) ? "required" : "optional")} '{name}' ({schema?["type"]?.ToJsonString() ?? "any"})");
         foreach (var (name, _) in before.Where(p => !after.ContainsKey(p.Key))) changes.Add($"removed '{name}'");
@@ -180,7 +180,9 @@ public static class SiteGenerator
 
     private static string Enc(string? s) => WebUtility.HtmlEncode(s ?? "");
 
-    private static string Link(string target, string text) => $"<a href=\"{target}.html\">{Enc(text)}</a>";
+    /// <summary>A link to a page; each path segment is escaped, so catalog names cannot break out of the attribute.</summary>
+    private static string Link(string target, string text) =>
+        $"<a href=\"{Enc(string.Join("/", target.Split('/').Select(seg => seg == ".." ? seg : Uri.EscapeDataString(seg))))}.html\">{Enc(text)}</a>";
 
     /// <summary>One page, rendered as HTML and as Markdown from the same blocks.</summary>
     private sealed class Page(string title, string mermaidScript)

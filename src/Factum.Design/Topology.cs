@@ -107,7 +107,8 @@ public static class TopologyPlanner
 
     private static JsonObject Ref(string pointer) => new() { ["$ref"] = pointer };
 
-    private static string Id(string s) => s.Replace('.', '_').Replace('-', '_');
+    /// <summary>An AsyncAPI component key: only letters, digits and '_' (other characters become '_').</summary>
+    private static string Id(string s) => new(s.Select(c => char.IsAsciiLetterOrDigit(c) || c == '_' ? c : '_').ToArray());
 
     /// <summary>The AsyncAPI 3.0.0 document: a channel per topic, queue and dead-letter queue, operations per producer and consumer, messages with payload schemas, envelope headers and the correlation id.</summary>
     public static JsonObject AsyncApi(EventCatalogModel catalog, IReadOnlyList<PlannedChannel> plan, string title)
@@ -117,10 +118,19 @@ public static class TopologyPlanner
         var channels = new JsonObject();
         var operations = new JsonObject();
         var messages = new JsonObject();
+        // Different names can clean up to the same key (Order.Placed, Order_Placed): number the later ones, per map.
+        var usedKeys = new Dictionary<JsonObject, HashSet<string>>();
+        string Unique(JsonObject map, string key)
+        {
+            if (!usedKeys.TryGetValue(map, out var used)) usedKeys[map] = used = new HashSet<string>(StringComparer.Ordinal);
+            var candidate = key;
+            for (var n = 2; !used.Add(candidate); n++) candidate = $"{key}_{n}";
+            return candidate;
+        }
         foreach (var p in plan)
         {
             var m = p.Message;
-            var msgId = Id(m.Name);
+            var msgId = Unique(messages, Id(m.Name));
             messages[msgId] = new JsonObject
             {
                 ["name"] = m.Name,
@@ -150,7 +160,7 @@ public static class TopologyPlanner
                     ["kafka"] = new JsonObject { ["key"] = new JsonObject { ["type"] = "string", ["description"] = p.PartitionKey is { } k ? $"the payload's {k}" : "none" }, ["bindingVersion"] = "0.5.0" },
                 },
             };
-            var chId = Id(p.Name);
+            var chId = Unique(channels, Id(p.Name));
             var channelBindings = p.Kind == "topic"
                 ? new JsonObject
                 {
@@ -178,7 +188,7 @@ public static class TopologyPlanner
             };
             foreach (var producer in p.Producers)
             {
-                operations[Id($"{producer}_sends_{m.Name}")] = new JsonObject
+                operations[Unique(operations, Id($"{producer}_sends_{m.Name}"))] = new JsonObject
                 {
                     ["action"] = "send",
                     ["channel"] = Ref($"#/channels/{chId}"),
@@ -188,7 +198,7 @@ public static class TopologyPlanner
             }
             foreach (var (group, dlq) in p.Groups)
             {
-                operations[Id($"{group}_receives_{m.Name}")] = new JsonObject
+                operations[Unique(operations, Id($"{group}_receives_{m.Name}"))] = new JsonObject
                 {
                     ["action"] = "receive",
                     ["channel"] = Ref($"#/channels/{chId}"),
@@ -196,7 +206,7 @@ public static class TopologyPlanner
                     ["messages"] = new JsonArray(Ref($"#/channels/{chId}/messages/{msgId}")),
                     ["bindings"] = new JsonObject { ["kafka"] = new JsonObject { ["groupId"] = new JsonObject { ["type"] = "string", ["enum"] = new JsonArray(group) }, ["bindingVersion"] = "0.5.0" } },
                 };
-                var dlqId = Id(dlq);
+                var dlqId = Unique(channels, Id(dlq));
                 channels[dlqId] = new JsonObject
                 {
                     ["address"] = dlq,
