@@ -241,8 +241,40 @@ public sealed class InMemoryTransport : IMessageTransport
         Exception? error = null;
         var now = Now;
         var streamChange = false;
-        for (var i = 0; i < settlements.Count; i++)
+        for (var i = 0; i < settlements.Count;)
         {
+            // A run of plain queue settlements on one queue (the usual batch of acks) is applied under one acquisition
+            // of the queue's lock; their consequences (inbox, outgoing messages) follow after it is released.
+            if (IsPlain(settlements[i]) && _queues.TryGetValue(settlements[i].Delivery!.Queue.Value, out var q))
+            {
+                var end = i + 1;
+                while (end < settlements.Count && IsPlain(settlements[end]) && settlements[end].Delivery!.Queue.Value == settlements[i].Delivery!.Queue.Value) end++;
+                var followUps = new (TransportMessage Message, bool FollowUp)[end - i];
+                lock (q.Gate)
+                {
+                    for (var k = i; k < end; k++)
+                    {
+                        var d = settlements[k].Delivery!;
+                        if (!q.InFlight.TryGetValue(d.Sequence, out var entry) || entry.LeaseToken != d.LeaseToken) continue;
+                        try
+                        {
+                            followUps[k - i] = (entry.Message, SettleEntry(settlements[k], q, entry, entry.Message, now));
+                            results[k] = true;
+                        }
+                        catch (Exception ex)
+                        {
+                            // This settlement changed nothing (enlisted work runs first); the others still apply.
+                            error ??= ex;
+                        }
+                    }
+                }
+                for (var k = i; k < end; k++)
+                {
+                    if (results[k] && followUps[k - i].FollowUp) FollowUp(settlements[k], q, followUps[k - i].Message, now, ref streamChange, global: false);
+                }
+                i = end;
+                continue;
+            }
             try
             {
                 results[i] = Settle(settlements[i], now, ref streamChange);
@@ -252,16 +284,23 @@ public sealed class InMemoryTransport : IMessageTransport
                 // This settlement changed nothing (enlisted work runs first); the others still apply.
                 error ??= ex;
             }
+            i++;
         }
         if (streamChange || settlements.Any(x => x.Kind == SettlementKind.DeadLetter)) Changed();
         if (error is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
         return ValueTask.FromResult<IReadOnlyList<bool>>(results);
     }
 
+    /// <summary>A queue settlement that needs only its queue's lock.</summary>
+    private static bool IsPlain(Settlement s) => s.Delivery is not null && !NeedsGlobal(s);
+
+    // Dead letters and holds live under the global lock; everything else needs only the queue's.
+    private static bool NeedsGlobal(Settlement s) =>
+        s.Kind is SettlementKind.DeadLetter or SettlementKind.Defer || (s.Kind == SettlementKind.Ack && s.Delivery is not null && s.Source.Kind != MessageSourceKind.Queue && s.Delivery.Message.PartitionKey is not null);
+
     private bool Settle(Settlement s, DateTimeOffset now, ref bool streamChange)
     {
-        // Dead letters and holds live under the global lock; everything else needs only the queue's.
-        if (s.Kind is SettlementKind.DeadLetter or SettlementKind.Defer || (s.Kind == SettlementKind.Ack && s.Delivery is not null && s.Source.Kind != MessageSourceKind.Queue && s.Delivery.Message.PartitionKey is not null))
+        if (NeedsGlobal(s))
         {
             lock (_gate) return SettleQueueOrRecord(s, now, ref streamChange, global: true);
         }
@@ -287,8 +326,16 @@ public sealed class InMemoryTransport : IMessageTransport
             message = (s.Record ?? throw new ArgumentException("A settlement needs a Delivery or a Record.", nameof(s))).Message;
             if (!SettleEntry(s, null, null, message, now)) return true;
         }
-        // An ack's consequences go out after the queue's lock is released: taking another queue's lock while holding
-        // this one could deadlock with a consumer of that queue doing the same the other way round.
+        FollowUp(s, q, message, now, ref streamChange, global);
+        return true;
+    }
+
+    /// <summary>
+    /// An ack's consequences, after the queue's lock is released: taking another queue's lock while holding this one
+    /// could deadlock with a consumer of that queue doing the same the other way round.
+    /// </summary>
+    private void FollowUp(Settlement s, QueueState? q, TransportMessage message, DateTimeOffset now, ref bool streamChange, bool global)
+    {
         if (s.Inbox is not null) _inbox.GetOrAdd(s.Inbox, _ => new())[message.Id] = now;
         foreach (var o in s.Outgoing)
         {
@@ -303,7 +350,6 @@ public sealed class InMemoryTransport : IMessageTransport
         {
             lock (q.Gate) ReleaseReplayHold(s.Source, key, q);
         }
-        return true;
     }
 
     /// <summary>Applies the settlement to the queue entry (under its lock) or the stream record; true when it is an ack whose consequences must follow.</summary>
