@@ -25,18 +25,19 @@ internal static class CatalogCommands
             if (pr.CommandResult.Command.Options.Contains(store) && pr.GetValue(store) is { } dir)
             {
                 // Only messages: the store's stream categories are not the catalog's services.
-                var observed = ObserveStore(dir);
-                parts.Add(observed with { Services = [] });
+                var (observation, db) = ObserveStoreAsync(dir, CancellationToken.None).GetAwaiter().GetResult();
+                parts.Add(Discovery.ToCatalog(observation, "store:" + db) with { Services = [] });
             }
             return CatalogLoader.Merge(parts);
         }
 
-        static EventCatalogModel ObserveStore(string dir)
+        // Every catalog command that reads a data directory opens it here: a missing factum.db is bad input, never an empty catalog.
+        static async Task<(Observation Observation, string Db)> ObserveStoreAsync(string dir, CancellationToken ct)
         {
             var db = Cli.DbPath(dir);
             if (!File.Exists(db)) throw new CatalogFormatException(db, 0, "no store here (factum.db not found)");
-            using var s = new Factum.Sqlite.SqliteEventStore(db);
-            return Discovery.ToCatalog(Discovery.ObserveAsync(s).GetAwaiter().GetResult(), "store:" + db);
+            await using var store = new Factum.Sqlite.SqliteEventStore(db);
+            return (await Discovery.ObserveAsync(store, ct), db);
         }
 
         int Run(Func<int> body)
@@ -215,14 +216,6 @@ internal static class CatalogCommands
 
         var dataOpt = new Option<string?>("--data") { Description = "A data directory holding factum.db: its events join the comparison (diff) or are discovered." };
 
-        static async Task<EventCatalogModel> Observe(string dir, CancellationToken ct)
-        {
-            var db = Cli.DbPath(dir);
-            if (!File.Exists(db)) throw new CatalogFormatException(db, 0, "no store here (factum.db not found)");
-            await using var store = new Factum.Sqlite.SqliteEventStore(db);
-            return Discovery.ToCatalog(await Discovery.ObserveAsync(store, ct), "store:" + db);
-        }
-
         // discover
         {
             var output = new Option<string?>("--out", "-o") { Description = "Write the discovered catalog YAML to this file (default: standard output)." };
@@ -232,10 +225,7 @@ internal static class CatalogCommands
                 try
                 {
                     var dir = pr.GetValue(dataOpt) ?? Environment.GetEnvironmentVariable("FACTUM_DATA") ?? "./factum-data";
-                    var db = Cli.DbPath(dir);
-                    if (!File.Exists(db)) throw new CatalogFormatException(db, 0, "no store here (factum.db not found)");
-                    await using var store = new Factum.Sqlite.SqliteEventStore(db);
-                    var observation = await Discovery.ObserveAsync(store, ct);
+                    var (observation, db) = await ObserveStoreAsync(dir, ct);
                     var yaml = Discovery.ToYaml(Discovery.ToCatalog(observation, "store"), $"Discovered by `factum catalog discover` from {db} on {DateTimeOffset.UtcNow:yyyy-MM-dd}: {observation.Events} events, {observation.Types.Count} types.\nObserved causation flows: {(observation.Causes.Count == 0 ? "none" : string.Join("; ", observation.Causes.OrderByDescending(c => c.Value).Select(c => $"{c.Key.Cause} -> {c.Key.Effect} ({c.Value})")))}.\nServices are the stream categories: each publishes what is appended to its streams and consumes what caused it.");
                     if (pr.GetValue(output) is { } file) { await File.WriteAllTextAsync(file, yaml, ct); Console.WriteLine($"wrote {file}: {observation.Types.Count} event type(s) from {observation.Events} event(s)"); }
                     else Console.Write(yaml);
@@ -262,7 +252,11 @@ internal static class CatalogCommands
                     var sources = new List<(string Name, EventCatalogModel Model)> { ("yaml", CatalogLoader.Load(files)) };
                     if (pr.GetValue(against) is { } other) sources.Add(("against", CatalogLoader.Load([other])));
                     foreach (var dll in pr.GetValue(assemblies) ?? []) sources.Add(("code", CodeCatalog.FromAssembly(dll)));
-                    if (pr.GetValue(dataOpt) is { } dir) sources.Add(("store", await Observe(dir, ct)));
+                    if (pr.GetValue(dataOpt) is { } dir)
+                    {
+                        var (observation, db) = await ObserveStoreAsync(dir, ct);
+                        sources.Add(("store", Discovery.ToCatalog(observation, "store:" + db)));
+                    }
                     if (sources.Count < 2) throw new CatalogFormatException("diff", 0, "give a second source: --against, --assembly or --data");
                     var all = new List<(string Left, string Right, CatalogDifference D)>();
                     for (var i = 1; i < sources.Count; i++)

@@ -10,12 +10,7 @@ public sealed class CatalogCliTests : IDisposable
 
     private Task<CliResult> F(params string[] args) => FactumCli.Run(_dir.Path, args);
 
-    private static string Sample()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Factum.slnx"))) dir = dir.Parent;
-        return Path.Combine(dir!.FullName, "samples", "catalog");
-    }
+    private static string Sample() => Path.Combine(FactumCli.RepoRoot, "samples", "catalog");
 
     [Fact]
     public async Task Lint_exits_0_on_the_sample_1_on_errors_and_2_on_a_broken_file()

@@ -11,17 +11,23 @@ public sealed record CliResult(int ExitCode, string Stdout, string Stderr)
 /// <summary>Runs the built factum program as a child process, the way a user does.</summary>
 public static class FactumCli
 {
+    /// <summary>The repository checkout the tests run from (the folder holding Factum.slnx).</summary>
+    public static string RepoRoot { get; } = FindRoot();
+
     public static string DllPath { get; } = Locate();
+
+    private static string FindRoot()
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Factum.slnx"))) root = root.Parent;
+        return root?.FullName ?? throw new InvalidOperationException("Cannot find the repository root (Factum.slnx) above " + AppContext.BaseDirectory);
+    }
 
     private static string Locate()
     {
         // tests/Factum.Cli.Tests/bin/<Configuration>/net10.0 → src/Factum.Cli/bin/<Configuration>/net10.0/Factum.Cli.dll
-        var baseDir = new DirectoryInfo(AppContext.BaseDirectory);
-        var configuration = baseDir.Parent!.Name;
-        var root = baseDir;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Factum.slnx"))) root = root.Parent;
-        if (root is null) throw new InvalidOperationException("Cannot find the repository root (Factum.slnx) above " + AppContext.BaseDirectory);
-        var dll = Path.Combine(root.FullName, "src", "Factum.Cli", "bin", configuration, "net10.0", "Factum.Cli.dll");
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+        var dll = Path.Combine(RepoRoot, "src", "Factum.Cli", "bin", configuration, "net10.0", "Factum.Cli.dll");
         if (!File.Exists(dll)) throw new InvalidOperationException($"Build the CLI first: {dll} does not exist.");
         return dll;
     }

@@ -37,13 +37,11 @@ public sealed class MessagingUnitTests
     [Fact]
     public void The_partitioner_is_stable_and_spreads_keys()
     {
-        Assert.Equal(KeyPartitioner.For("Order-42", 8), KeyPartitioner.For("Order-42", 8));
         Assert.Equal(0, KeyPartitioner.For(null, 8));
         var counts = Enumerable.Range(0, 8000).GroupBy(i => KeyPartitioner.For($"Order-{i}", 8)).Select(g => g.Count()).ToList();
         Assert.Equal(8, counts.Count);
         Assert.All(counts, c => Assert.InRange(c, 800, 1200));
         // Documented values: the same on every transport and platform.
-        Assert.Equal(KeyPartitioner.For("a", 1000), KeyPartitioner.For("a", 1000));
         Assert.Equal((int)(unchecked((2166136261u ^ 'a') * 16777619u) % 7u), KeyPartitioner.For("a", 7));
     }
 

@@ -233,12 +233,7 @@ public sealed partial class MessageBus
         // of one key: they can all run in parallel without breaking per-key order.
         if (e.Options.Concurrency == 1)
         {
-            for (var i = 0; i < batch.Count; i++)
-            {
-                outcomes[i] = handled is not null && handled.Contains(batch[i].Message.Id)
-                    ? Outcome.Duplicate
-                    : await HandleQueueDeliveryAsync(e, batch[i], ct).ConfigureAwait(false);
-            }
+            for (var i = 0; i < batch.Count; i++) outcomes[i] = await HandleOnceAsync(batch[i]).ConfigureAwait(false);
             return;
         }
         await Task.WhenAll(batch.Select(async (d, i) =>
@@ -246,15 +241,18 @@ public sealed partial class MessageBus
             await gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
             try
             {
-                outcomes[i] = handled is not null && handled.Contains(d.Message.Id)
-                    ? Outcome.Duplicate
-                    : await HandleQueueDeliveryAsync(e, d, ct).ConfigureAwait(false);
+                outcomes[i] = await HandleOnceAsync(d).ConfigureAwait(false);
             }
             finally
             {
                 gate.Release();
             }
         })).ConfigureAwait(false);
+
+        // A message this consumer already handled is settled as a duplicate without running the handler again.
+        ValueTask<Outcome> HandleOnceAsync(QueueDelivery d) => handled is not null && handled.Contains(d.Message.Id)
+            ? ValueTask.FromResult(Outcome.Duplicate)
+            : HandleQueueDeliveryAsync(e, d, ct);
     }
 
     private async Task SettleAsync(Endpoint e, List<Settlement> settlements, Outcome[] outcomes, CancellationToken ct)

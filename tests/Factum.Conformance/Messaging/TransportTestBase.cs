@@ -54,8 +54,6 @@ public abstract class TransportTestBase<TFactory> : IAsyncLifetime where TFactor
         MaintenanceInterval = TimeSpan.FromSeconds(1),
     };
 
-    protected static HandlerOptions Configure(HandlerOptions o) => o;
-
     protected static readonly MessageRetryPolicy FastRetry = new() { ImmediateRetries = 0, DelayedRetries = 2, InitialDelay = TimeSpan.FromMilliseconds(30), MaxDelay = TimeSpan.FromMilliseconds(100) };
 
     public Task InitializeAsync()
