@@ -103,10 +103,21 @@ public sealed class InMemoryBackpressureTests
         Assert.Equal(500, (await t.GetStatusAsync()).Queues.Single().Ready);
     }
 
+    /// <summary>
+    /// A clock that stands still until the test moves it (timers still run in real time): whether a consumer counts as
+    /// active — it received within the last second — then depends on the test, not on how loaded the machine is.
+    /// </summary>
+    private sealed class StoppedClock : TimeProvider
+    {
+        private long _ticks = DateTimeOffset.UtcNow.UtcTicks;
+        public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
+
     [Fact]
     public async Task A_producer_waits_for_an_active_consumer_that_falls_behind()
     {
-        var t = new InMemoryTransport(queueCapacity: 10);
+        var t = new InMemoryTransport(new StoppedClock(), queueCapacity: 10);
         Assert.Empty(await t.ReceiveAsync("work", "c", 1, TimeSpan.FromSeconds(30))); // a consumer is polling
         var sent = 0;
         var produce = Task.Run(async () =>
@@ -138,5 +149,19 @@ public sealed class InMemoryBackpressureTests
             if (ds.Count == 0) await Task.Delay(5);
         }
         await produce.WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task A_producer_held_back_goes_on_once_the_consumer_has_been_silent_for_a_second()
+    {
+        var clock = new StoppedClock();
+        var t = new InMemoryTransport(clock, queueCapacity: 10);
+        Assert.Empty(await t.ReceiveAsync("work", "c", 1, TimeSpan.FromSeconds(30)));
+        var produce = Task.Run(async () => { for (var i = 0; i < 40; i++) await t.SendAsync("work", [Msg()]); });
+        await Task.Delay(300);
+        Assert.False(produce.IsCompleted); // over capacity with a consumer that just received: held back
+        clock.Advance(TimeSpan.FromSeconds(1.5)); // the consumer has gone quiet: nothing drains the queue any more
+        await produce.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(40, (await t.GetStatusAsync()).Queues.Single().Ready);
     }
 }
