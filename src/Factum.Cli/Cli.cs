@@ -7,13 +7,19 @@ internal static class Cli
 {
     public static string DbPath(string dataDir) => Path.Combine(dataDir, "factum.db");
 
-    /// <summary>Opens the store, runs the command, maps errors to exit codes with a clear message on stderr.</summary>
-    public static async Task<int> Run(ParseResult pr, DataDir data, Option<bool> json, Func<SqliteEventStore, Output, Task<int>> body)
+    /// <summary>
+    /// Opens the store, runs the command, maps errors to exit codes with a clear message on stderr. Only commands that
+    /// write (<paramref name="create"/>) create a missing store; a command that reads a store that is not there fails
+    /// with exit 4 instead of creating an empty one (and its folder) where a typo pointed.
+    /// </summary>
+    public static async Task<int> Run(ParseResult pr, DataDir data, Option<bool> json, Func<SqliteEventStore, Output, Task<int>> body, bool create = false)
     {
         var output = new Output(Console.Out, pr.GetValue(json));
         try
         {
-            await using var store = new SqliteEventStore(DbPath(data.Resolve(pr)));
+            var db = DbPath(data.Resolve(pr));
+            CheckStorePath(db, create);
+            await using var store = new SqliteEventStore(db);
             return await body(store, output);
         }
         catch (Exception ex)
@@ -27,6 +33,16 @@ internal static class Cli
         {
             await Console.Out.FlushAsync();
         }
+    }
+
+    /// <summary>Refuses a missing store (unless creating one) and a factum.db that is a link to nothing, naming the path.</summary>
+    public static void CheckStorePath(string db, bool create)
+    {
+        var info = new FileInfo(db);
+        if (info.LinkTarget is { } target && info.ResolveLinkTarget(returnFinalTarget: true) is not { Exists: true })
+            throw new StoreMissingException($"'{db}' is a symbolic link to '{target}', which does not exist.");
+        if (!create && !info.Exists)
+            throw new StoreMissingException($"no store at '{Path.GetFullPath(db)}' (factum.db not found). Pass --data DIR (or set FACTUM_DATA) to name the folder that holds it; commands that write, such as append or demo, create it.");
     }
 
     public static async Task PrintEvents(Output output, IAsyncEnumerable<RecordedEvent> events)
@@ -105,3 +121,6 @@ internal sealed class DataDir(Option<string?> root)
         return Environment.GetEnvironmentVariable("FACTUM_DATA") is { Length: > 0 } d ? d : "./factum-data";
     }
 }
+
+/// <summary>The data directory holds no store (or a broken link to one): exit 4.</summary>
+internal sealed class StoreMissingException(string message) : Exception(message);

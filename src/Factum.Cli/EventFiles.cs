@@ -9,9 +9,10 @@ internal static class EventFiles
 {
     public static EventData Build(string type, string json, string? eventId, IReadOnlyDictionary<string, string>? metadata)
     {
-        try { using var _ = JsonDocument.Parse(json); }
-        catch (JsonException ex) { throw new ArgumentException($"--data is not valid JSON: {ex.Message}", ex); }
-        return new EventData(type, Encoding.UTF8.GetBytes(json))
+        JsonText.ValidateText(json, "--data");
+        var bytes = Encoding.UTF8.GetBytes(json);
+        JsonText.Validate(bytes, "--data");
+        return new EventData(type, bytes)
         {
             EventId = eventId is null ? EventId.New() : EventId.Parse(eventId),
             Metadata = metadata ?? new Dictionary<string, string>(),
@@ -23,7 +24,9 @@ internal static class EventFiles
     {
         if (!file.Exists) throw new ArgumentException($"The file '{file.FullName}' does not exist.");
         JsonDocument doc;
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(file.FullName)); }
+        var bytes = File.ReadAllBytes(file.FullName);
+        JsonText.Validate(bytes, $"'{file.Name}'");
+        try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException ex) { throw new ArgumentException($"'{file.Name}' is not valid JSON: {ex.Message}", ex); }
         using (doc)
         {
@@ -50,13 +53,24 @@ internal static class EventFiles
         {
             if (batch.ValueKind != JsonValueKind.Array || batch.GetArrayLength() == 0) throw new ArgumentException("'events' must be a non-empty array");
             var stream = el.TryGetProperty("stream", out var s) && s.ValueKind == JsonValueKind.String ? StreamId.Parse(s.GetString()!) : throw new ArgumentException("'stream' is required");
-            var expected = ExpectedVersion.Any;
-            if (el.TryGetProperty("expectedVersion", out var ev) && ev.ValueKind != JsonValueKind.Null)
-                expected = ev.ValueKind == JsonValueKind.Number ? ExpectedVersion.Exactly(ev.GetInt64()) : ExpectedVersion.Parse(ev.GetString() ?? "any");
+            var expected = Expected(el);
             return (stream, expected, batch.EnumerateArray().Select(e => FromElement(e, requireStream: false).Event).ToList());
         }
         var single = FromElement(el, requireStream: true);
         return (single.Stream, single.Expected, [single.Event]);
+    }
+
+    /// <summary>Reads "expectedVersion": a whole number, or one of any, no-stream, stream-exists.</summary>
+    private static ExpectedVersion Expected(JsonElement el)
+    {
+        if (!el.TryGetProperty("expectedVersion", out var ev) || ev.ValueKind == JsonValueKind.Null) return ExpectedVersion.Any;
+        const string Rule = "'expectedVersion' must be a version number (0 or more) or one of \"any\", \"no-stream\", \"stream-exists\"";
+        return ev.ValueKind switch
+        {
+            JsonValueKind.Number when ev.TryGetInt64(out var n) && n >= 0 => ExpectedVersion.Exactly(n),
+            JsonValueKind.String => ExpectedVersion.Parse(ev.GetString()!),
+            _ => throw new ArgumentException($"{Rule}; got {JsonText.Printable(ev.GetRawText())}"),
+        };
     }
 
     /// <summary>One import line or array entry: {stream?, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?, schemaVersion?}.</summary>
@@ -70,14 +84,20 @@ internal static class EventFiles
         if (!el.TryGetProperty("data", out var data)) throw new ArgumentException("'data' is required");
         StreamId stream = default;
         if (requireStream) stream = StreamId.Parse(Str("stream") ?? throw new ArgumentException("'stream' is required"));
-        var expected = ExpectedVersion.Any;
-        if (el.TryGetProperty("expectedVersion", out var ev) && ev.ValueKind != JsonValueKind.Null)
-            expected = ev.ValueKind == JsonValueKind.Number ? ExpectedVersion.Exactly(ev.GetInt64()) : ExpectedVersion.Parse(ev.GetString() ?? "any");
+        var expected = Expected(el);
         var metadata = new Dictionary<string, string>();
         if (el.TryGetProperty("metadata", out var md) && md.ValueKind != JsonValueKind.Null)
             metadata = MetadataCodec.ParseUserJson(md.GetRawText());
-        var schemaVersion = el.TryGetProperty("schemaVersion", out var sv) && sv.ValueKind == JsonValueKind.Number ? sv.GetInt32() : 1;
-        var e = new EventData(type, Encoding.UTF8.GetBytes(data.GetRawText()))
+        var schemaVersion = 1;
+        if (el.TryGetProperty("schemaVersion", out var sv) && sv.ValueKind != JsonValueKind.Null)
+        {
+            if (sv.ValueKind != JsonValueKind.Number || !sv.TryGetInt32(out schemaVersion) || schemaVersion < 1)
+                throw new ArgumentException($"'schemaVersion' must be a whole number from 1 to {int.MaxValue}; got {sv.GetRawText()}");
+        }
+        // The payload is re-checked on its own: an escape such as "\ud800" parses as JSON but is not storable text.
+        var payload = Encoding.UTF8.GetBytes(data.GetRawText());
+        JsonText.Validate(payload, "'data'");
+        var e = new EventData(type, payload)
         {
             EventId = Str("eventId") is { } id ? EventId.Parse(id) : EventId.New(),
             SchemaVersion = schemaVersion,
@@ -91,28 +111,63 @@ internal static class EventFiles
 
 internal static class MetadataJson
 {
-    public static Dictionary<string, string> Parse(string json)
+    public static Dictionary<string, string> Parse(string json, string option)
     {
         try { return MetadataCodec.ParseUserJson(json); }
-        catch (JsonException ex) { throw new ArgumentException($"--metadata is not valid JSON: {ex.Message}", ex); }
+        catch (JsonException ex) { throw new ArgumentException($"{option} is not valid JSON: {ex.Message}", ex); }
     }
 }
 
 internal static class Durations
 {
-    /// <summary>Parses 30d, 12h, 15m, 45s, 500ms or a TimeSpan (d.hh:mm:ss).</summary>
-    public static TimeSpan Parse(string text)
+    /// <summary>The longest duration any option takes: 1,000 years, as far as the store computes retention and delays.</summary>
+    public static TimeSpan Max => StreamMetadata.MaxAgeLimit;
+
+    /// <summary>
+    /// Parses 30d, 12h, 15m, 45s, 500ms or d.hh:mm:ss for <paramref name="option"/>. A bare number is refused (it used to
+    /// mean days silently), as are zero, negative, NaN, infinite and longer-than-<see cref="Max"/> values.
+    /// </summary>
+    public static TimeSpan Parse(string text, string option)
     {
         var t = text.Trim();
-        (string Suffix, Func<double, TimeSpan> Make)[] units =
-            [("ms", TimeSpan.FromMilliseconds), ("d", TimeSpan.FromDays), ("h", TimeSpan.FromHours), ("m", TimeSpan.FromMinutes), ("s", TimeSpan.FromSeconds)];
-        foreach (var (suffix, make) in units)
+        var usage = $"{option} '{JsonText.Printable(text)}' is not a duration: use a number with a unit (30d, 12h, 15m, 45s, 500ms) or d.hh:mm:ss";
+        (string Suffix, double TicksPerUnit)[] units =
+            [("ms", TimeSpan.TicksPerMillisecond), ("d", TimeSpan.TicksPerDay), ("h", TimeSpan.TicksPerHour), ("m", TimeSpan.TicksPerMinute), ("s", TimeSpan.TicksPerSecond)];
+        foreach (var (suffix, ticksPerUnit) in units)
         {
-            if (t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)
-                && double.TryParse(t[..^suffix.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n > 0)
-                return make(n);
+            if (!t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase)) continue;
+            if (!double.TryParse(t[..^suffix.Length], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n) || !double.IsFinite(n)) break;
+            var ticks = n * ticksPerUnit;
+            if (ticks < 1) throw new ArgumentException($"{option} must be longer than zero; got '{JsonText.Printable(text)}'.");
+            if (ticks > Max.Ticks) throw new ArgumentException($"{option} '{JsonText.Printable(text)}' is longer than the 1,000 years the store computes with.");
+            return TimeSpan.FromTicks((long)ticks);
         }
-        if (TimeSpan.TryParse(t, CultureInfo.InvariantCulture, out var ts) && ts > TimeSpan.Zero) return ts;
-        throw new ArgumentException($"'{text}' is not a duration: use 30d, 12h, 15m, 45s or d.hh:mm:ss.");
+        // d.hh:mm:ss needs its colons: "5" alone would be read by TimeSpan as five days.
+        if (t.Contains(':', StringComparison.Ordinal) && TimeSpan.TryParse(t, CultureInfo.InvariantCulture, out var ts))
+        {
+            if (ts <= TimeSpan.Zero) throw new ArgumentException($"{option} must be longer than zero; got '{JsonText.Printable(text)}'.");
+            if (ts > Max) throw new ArgumentException($"{option} '{JsonText.Printable(text)}' is longer than the 1,000 years the store computes with.");
+            return ts;
+        }
+        throw new ArgumentException(usage + ".");
     }
+
+    /// <summary>Parses an ISO 8601 time for <paramref name="option"/> (UTC unless it says otherwise), within 1,000 years of now.</summary>
+    public static DateTimeOffset ParseTime(string text, string option)
+    {
+        if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t))
+            throw new ArgumentException($"{option} '{JsonText.Printable(text)}' is not a time: use ISO 8601, e.g. 2026-12-24T18:00:00Z.");
+        var now = DateTimeOffset.UtcNow;
+        if (t > After(now, Max) || t < Before(now, Max))
+            throw new ArgumentException($"{option} '{JsonText.Printable(text)}' is more than 1,000 years away.");
+        return t;
+    }
+
+    /// <summary><paramref name="t"/> plus <paramref name="d"/>, clamped to the calendar instead of overflowing.</summary>
+    public static DateTimeOffset After(DateTimeOffset t, TimeSpan d) =>
+        d.Ticks > DateTimeOffset.MaxValue.UtcTicks - t.UtcTicks ? DateTimeOffset.MaxValue : t + d;
+
+    /// <summary><paramref name="t"/> minus <paramref name="d"/>, clamped to the calendar instead of overflowing.</summary>
+    public static DateTimeOffset Before(DateTimeOffset t, TimeSpan d) =>
+        d.Ticks > t.UtcTicks - DateTimeOffset.MinValue.UtcTicks ? DateTimeOffset.MinValue : t - d;
 }

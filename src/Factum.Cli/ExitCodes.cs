@@ -13,7 +13,14 @@ internal static class ExitCodes
     public static (int Code, string Message) From(Exception ex) => ex switch
     {
         WrongExpectedVersionException => (WrongExpectedVersion, ex.Message),
-        StreamNotFoundException or StreamDeletedException => (StreamNotFound, ex.Message),
+        StreamNotFoundException or StreamDeletedException or StoreMissingException => (StreamNotFound, ex.Message),
+        EventCorruptedException => (Failure, ex.Message),
+        Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 } =>
+            (Failure, "the store is locked: another process held its write lock for longer than the busy timeout (30 s). Nothing was written; try again when that process has finished."),
+        Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 8 } =>
+            (Failure, "the store cannot be written: its file or folder is read-only (check the permissions of factum.db, factum.db-wal and factum.db-shm and of their folder)."),
+        Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 14 } =>
+            (Failure, "the store cannot be opened: SQLite could not open factum.db or create its -wal/-shm files next to it (check that the folder exists and is writable)."),
         EventTooLargeException => (InvalidInput, ex.Message),
         ArgumentException or FormatException or System.Text.Json.JsonException => (InvalidInput, ex.Message),
         StoreFormatException => (Failure, ex.Message),

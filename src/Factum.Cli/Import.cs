@@ -11,9 +11,13 @@ internal static class Import
 {
     private const int MaxInFlight = 16_384;
 
-    public static async Task<int> RunAsync(IEventStore store, CancellationToken ct)
+    /// <summary>The longest line accepted by default: twice the largest event (JSON escapes) plus room for the envelope.</summary>
+    public static int DefaultMaxLineBytes(int maxEventSize) => (int)Math.Min(int.MaxValue - 1, (2L * maxEventSize) + (64 * 1024));
+
+    public static async Task<int> RunAsync(IEventStore store, int maxLineBytes, CancellationToken ct)
     {
-        using var input = new StreamReader(Console.OpenStandardInput(), Encoding.UTF8, false, 1 << 16);
+        await using var stdin = Console.OpenStandardInput();
+        var input = new BoundedLineReader(stdin, maxLineBytes);
         await using var stdout = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16) { AutoFlush = false };
         var output = new Output(stdout, json: true);
         var pending = System.Threading.Channels.Channel.CreateBounded<(long Line, Task<AppendResult> Task, EventId? Id)>(
@@ -37,15 +41,18 @@ internal static class Import
         }, CancellationToken.None);
 
         long lineNo = 0;
-        while (await input.ReadLineAsync(ct) is { } text)
+        while (await input.ReadLineAsync(ct) is { } line)
         {
             lineNo++;
-            if (string.IsNullOrWhiteSpace(text)) continue;
             Task<AppendResult> task;
             EventId? id = null;
             try
             {
-                using var doc = JsonDocument.Parse(text);
+                // Checked on the raw bytes: a decoder would silently turn invalid UTF-8 into U+FFFD in ids and payloads.
+                if (line.TooLong) throw new ArgumentException($"the line is longer than {maxLineBytes:N0} bytes (--max-line-bytes); it was skipped without being read into memory");
+                if (IsBlank(line.Bytes.Span)) continue;
+                if (!System.Text.Unicode.Utf8.IsValid(line.Bytes.Span)) throw new ArgumentException(JsonText.Check(line.Bytes.Span) ?? "it is not valid UTF-8");
+                using var doc = JsonDocument.Parse(line.Bytes);
                 var (stream, expected, events) = EventFiles.FromImportLine(doc.RootElement);
                 id = events[0].EventId;
                 task = store.AppendAsync(stream, expected, events, ct);
@@ -60,6 +67,15 @@ internal static class Import
         await printer;
         await stdout.FlushAsync(ct);
         return firstError;
+    }
+
+    private static bool IsBlank(ReadOnlySpan<byte> bytes)
+    {
+        foreach (var b in bytes)
+        {
+            if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r')) return false;
+        }
+        return true;
     }
 
     private static void Print(Output output, (long Line, Task<AppendResult> Task, EventId? Id) item, ref int firstError)
@@ -88,5 +104,74 @@ internal static class Import
             w.WriteString("error", message);
             w.WriteNumber("code", code);
         });
+    }
+}
+
+/// <summary>
+/// Reads newline-separated lines as raw bytes, never holding more than <c>maxLineBytes</c> of one line: the rest of a
+/// longer line is read past and dropped, and the line is reported as too long. A hostile or broken input (one 1 GB line)
+/// then costs a bounded buffer, not the machine's memory.
+/// </summary>
+internal sealed class BoundedLineReader(Stream stream, int maxLineBytes)
+{
+    private readonly byte[] _buffer = new byte[1 << 16];
+    private int _start, _end;
+    private bool _eof;
+    private byte[] _line = new byte[1024];
+
+    /// <summary>A line without its line break; <see cref="TooLong"/> lines carry no bytes.</summary>
+    public readonly record struct Line(ReadOnlyMemory<byte> Bytes, bool TooLong);
+
+    public async ValueTask<Line?> ReadLineAsync(CancellationToken ct)
+    {
+        var length = 0;
+        var tooLong = false;
+        var any = false;
+        while (true)
+        {
+            if (_start == _end)
+            {
+                if (_eof) break;
+                _start = 0;
+                _end = await stream.ReadAsync(_buffer, ct).ConfigureAwait(false);
+                if (_end == 0)
+                {
+                    _eof = true;
+                    break;
+                }
+            }
+            any = true;
+            var chunk = _buffer.AsSpan(_start, _end - _start);
+            var nl = chunk.IndexOf((byte)'\n');
+            var take = nl < 0 ? chunk : chunk[..nl];
+            if (!tooLong)
+            {
+                if (length + take.Length > maxLineBytes)
+                {
+                    tooLong = true;
+                }
+                else
+                {
+                    if (length + take.Length > _line.Length) Array.Resize(ref _line, Math.Min(maxLineBytes, Math.Max(_line.Length * 2, length + take.Length)));
+                    take.CopyTo(_line.AsSpan(length));
+                    length += take.Length;
+                }
+            }
+            _start += take.Length;
+            if (nl >= 0)
+            {
+                _start++;
+                return Make(length, tooLong);
+            }
+        }
+        return any ? Make(length, tooLong) : null;
+    }
+
+    private Line Make(int length, bool tooLong)
+    {
+        if (tooLong) return new Line(ReadOnlyMemory<byte>.Empty, true);
+        if (length > 0 && _line[length - 1] == (byte)'\r') length--;
+        // A copy: the printer may still hold the previous line's task while this buffer is reused.
+        return new Line(_line.AsSpan(0, length).ToArray(), false);
     }
 }

@@ -12,8 +12,8 @@ internal static class MessagingCommands
 {
     public static void Add(RootCommand root, DataDir data, Option<bool> json)
     {
-        Task<int> Run(ParseResult pr, Func<SqliteMessageTransport, Output, Task<int>> body) =>
-            Cli.Run(pr, data, json, (store, output) => body(new SqliteMessageTransport(store), output));
+        Task<int> Run(ParseResult pr, Func<SqliteMessageTransport, Output, Task<int>> body, bool create = false) =>
+            Cli.Run(pr, data, json, (store, output) => body(new SqliteMessageTransport(store), output), create);
 
         // topics
         {
@@ -289,20 +289,16 @@ internal static class MessagingCommands
             TransportMessage Build(ParseResult pr)
             {
                 var raw = pr.GetValue(body)!;
-                try
-                {
-                    using var _ = JsonDocument.Parse(raw);
-                }
-                catch (JsonException ex)
-                {
-                    throw new ArgumentException($"--body is not valid JSON: {ex.Message}", ex);
-                }
+                JsonText.ValidateText(raw, "--body");
+                var bytes = Encoding.UTF8.GetBytes(raw);
+                JsonText.Validate(bytes, "--body");
                 if (pr.GetValue(version) < 1) throw new ArgumentException("--schema-version is 1 or more.");
                 var headers = new Dictionary<string, string>(StringComparer.Ordinal);
                 foreach (var h in pr.GetValue(header) ?? [])
                 {
                     var eq = h.IndexOf('=', StringComparison.Ordinal);
                     if (eq <= 0) throw new ArgumentException($"--header takes NAME=VALUE; got '{h}'.");
+                    JsonText.ValidateText(h, "--header");
                     headers[h[..eq]] = h[(eq + 1)..];
                 }
                 var id = MessageId.New();
@@ -313,10 +309,10 @@ internal static class MessagingCommands
                     Type = pr.GetValue(type)!,
                     SchemaVersion = pr.GetValue(version),
                     Timestamp = DateTimeOffset.UtcNow,
-                    CorrelationId = pr.GetValue(correlation) ?? id.ToString(),
+                    CorrelationId = EventData.ValidateId(pr.GetValue(correlation), "correlation id") ?? id.ToString(),
                     PartitionKey = pr.GetValue(key),
                     Headers = headers,
-                    Body = Encoding.UTF8.GetBytes(raw),
+                    Body = bytes,
                 };
             }
 
@@ -339,7 +335,7 @@ internal static class MessagingCommands
                 else
                     output.Writer.WriteLine($"published {m.Id} to {name}: {receipt.Subscriptions} subscription(s)" + (receipt.Offsets.Count > 0 ? $", partition {receipt.Offsets[0].Partition} offset {receipt.Offsets[0].Offset}" : ""));
                 return ExitCodes.Success;
-            }));
+            }, create: true));
             root.Subcommands.Add(publish);
 
             var queue = new Option<string?>("--queue", "-q") { Description = "The queue (default: the type name)." };
@@ -351,13 +347,14 @@ internal static class MessagingCommands
             {
                 var m = Build(pr);
                 var name = pr.GetValue(queue) is { } q ? QueueName.Parse(q) : new QueueName(m.Type);
-                DateTimeOffset? deliverAt = pr.GetValue(delay) is { } d ? DateTimeOffset.UtcNow + Durations.Parse(d)
-                    : pr.GetValue(at) is { } a ? DateTimeOffset.Parse(a, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal) : null;
+                if (pr.GetValue(delay) is not null && pr.GetValue(at) is not null) throw new ArgumentException("Use either --delay or --deliver-at, not both.");
+                DateTimeOffset? deliverAt = pr.GetValue(delay) is { } d ? Durations.After(DateTimeOffset.UtcNow, Durations.Parse(d, "--delay"))
+                    : pr.GetValue(at) is { } a ? Durations.ParseTime(a, "--deliver-at") : null;
                 await t.SendAsync(name, [m], deliverAt, ct);
                 if (output.Json) output.JsonLine(w => { w.WriteString("messageId", m.Id.ToString()); w.WriteString("queue", name.Value); });
                 else output.Writer.WriteLine($"sent {m.Id} to {name}" + (deliverAt is { } x ? $", visible at {Output.Iso(x)}" : ""));
                 return ExitCodes.Success;
-            }));
+            }, create: true));
             root.Subcommands.Add(send);
         }
 
@@ -407,7 +404,7 @@ internal static class MessagingCommands
     }
 
     private static DateTimeOffset ParseSince(string text) =>
-        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : DateTimeOffset.UtcNow - Durations.Parse(text);
+        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : Durations.Before(DateTimeOffset.UtcNow, Durations.Parse(text, "--since"));
 
     private static string Retention(TopicOptions o)
     {

@@ -32,7 +32,8 @@ internal sealed class Output(TextWriter writer, bool json)
     /// <summary>Prints rows as an aligned table with a header.</summary>
     public void Table(string[] headers, IEnumerable<string[]> rows)
     {
-        var all = rows.ToList();
+        // Cells echo stored text (metadata, payloads): control characters are escaped so they cannot drive the terminal.
+        var all = rows.Select(r => r.Select(JsonText.Printable).ToArray()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
         // The last column is left unpadded so long payloads do not create trailing spaces.
         void Line(string[] cells) => writer.WriteLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd());
@@ -45,10 +46,14 @@ internal sealed class Output(TextWriter writer, bool json)
 
     public static string Inv(long v) => v.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Writes the payload as JSON when it is JSON, else as base64 in <c>dataBase64</c>.</summary>
+    /// <summary>
+    /// Writes the payload as JSON when it is well-formed JSON, else as base64 in <c>dataBase64</c> with the reason in
+    /// <c>dataInvalid</c>: one undecodable payload (say, a lone surrogate stored by an older build) is shown and
+    /// flagged, never allowed to stop the read.
+    /// </summary>
     public static void WriteData(Utf8JsonWriter w, ReadOnlyMemory<byte> payload)
     {
-        if (TryJson(payload, out var doc))
+        if (TryJson(payload, out var doc, out var invalid))
         {
             using (doc)
             {
@@ -59,24 +64,34 @@ internal sealed class Output(TextWriter writer, bool json)
         else
         {
             w.WriteString("dataBase64", Convert.ToBase64String(payload.Span));
+            if (invalid is not null) w.WriteString("dataInvalid", invalid);
         }
     }
 
     public static string DataText(ReadOnlyMemory<byte> payload)
     {
-        if (TryJson(payload, out var doc))
+        if (TryJson(payload, out var doc, out var invalid))
         {
             using (doc) return JsonSerializer.Serialize(doc!.RootElement, RelaxedJson);
         }
-        return "base64:" + Convert.ToBase64String(payload.Span);
+        return (invalid is null ? "" : "(not valid JSON) ") + "base64:" + Convert.ToBase64String(payload.Span);
     }
 
-    private static bool TryJson(ReadOnlyMemory<byte> payload, out JsonDocument? doc)
+    private static bool TryJson(ReadOnlyMemory<byte> payload, out JsonDocument? doc, out string? invalid)
     {
         doc = null;
+        invalid = null;
         if (payload.IsEmpty) return false;
+        // Binary payloads (custom serializers) are not flagged; text that looks like JSON but is not well-formed is.
+        invalid = JsonText.Check(payload.Span);
+        if (invalid is not null)
+        {
+            var first = payload.Span.TrimStart(" \t\r\n"u8);
+            if (first.IsEmpty || first[0] is not ((byte)'{' or (byte)'[' or (byte)'"')) invalid = null;
+            return false;
+        }
         try { doc = JsonDocument.Parse(payload); return true; }
-        catch (JsonException) { return false; }
+        catch (JsonException ex) { invalid = ex.Message; return false; }
     }
 
     public void Event(RecordedEvent e)
@@ -109,5 +124,6 @@ internal sealed class Output(TextWriter writer, bool json)
         DataText(e.Payload),
     ];
 
-    public static void Error(string message) => Console.Error.WriteLine($"error: {message}");
+    /// <summary>Prints an error on stderr; control characters from echoed input are escaped so they cannot drive the terminal.</summary>
+    public static void Error(string message) => Console.Error.WriteLine($"error: {JsonText.Printable(message)}");
 }

@@ -49,7 +49,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         {
             var t = pr.GetValue(type) ?? throw new ArgumentException("--type is required (or use --file).");
             var d = pr.GetValue(body) ?? throw new ArgumentException("--data is required (or use --file).");
-            events = [EventFiles.Build(t, d, pr.GetValue(eventId), pr.GetValue(metadata) is { } m ? MetadataJson.Parse(m) : null)];
+            events = [EventFiles.Build(t, d, pr.GetValue(eventId), pr.GetValue(metadata) is { } m ? MetadataJson.Parse(m, "--metadata") : null)];
         }
         events = events.Select(e => e with { CorrelationId = common.Corr ?? e.CorrelationId, CausationId = common.Caus ?? e.CausationId }).ToList();
         var r = await store.AppendAsync(streamId, exp, events, ct);
@@ -65,15 +65,21 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         else
             output.Writer.WriteLine($"{(r.Written ? "appended" : "already stored (idempotent retry)")}: {events.Count} event(s) to {r.StreamId}; stream version {r.NextExpectedVersion?.Value ?? -1}, position {r.LastPosition}");
         return ExitCodes.Success;
-    }));
+    }, create: true));
     root.Subcommands.Add(cmd);
 }
 
 // import
 {
-    var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.");
+    var maxLine = new Option<int?>("--max-line-bytes") { Description = "The longest input line accepted, in bytes (default: twice the store's largest event plus 64 KiB); longer lines are rejected without being read into memory." };
+    var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.") { maxLine };
     data.AddTo(cmd);
-    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Import.RunAsync(store, ct)));
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) =>
+    {
+        var limit = pr.GetValue(maxLine) ?? Import.DefaultMaxLineBytes(store.Options.MaxEventSize);
+        if (limit < 1) throw new ArgumentException("--max-line-bytes must be at least 1.");
+        return Import.RunAsync(store, limit, ct);
+    }, create: true));
     root.Subcommands.Add(cmd);
 }
 
@@ -212,10 +218,10 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         var info = await store.GetStreamInfoAsync(id, ct);
         if (info.State == StreamState.Tombstoned) throw new StreamDeletedException(id);
         var m = info.Metadata;
-        if (pr.GetValue(maxAge) is { } a) m = m with { MaxAge = IsNone(a) ? null : Durations.Parse(a) };
+        if (pr.GetValue(maxAge) is { } a) m = m with { MaxAge = IsNone(a) ? null : Durations.Parse(a, "--max-age") };
         if (pr.GetValue(maxCount) is { } c) m = m with { MaxCount = IsNone(c) ? null : ParseLong(c, "--max-count") };
         if (pr.GetValue(truncate) is { } t) m = m with { TruncateBefore = IsNone(t) ? null : new StreamVersion(ParseLong(t, "--truncate-before")) };
-        if (pr.GetValue(custom) is { } j) m = m with { Custom = MetadataJson.Parse(j) };
+        if (pr.GetValue(custom) is { } j) m = m with { Custom = MetadataJson.Parse(j, "--custom") };
         if (m != info.Metadata) await store.SetStreamMetadataAsync(id, m, ct);
         Cli.WriteInfo(output, await store.GetStreamInfoAsync(id, ct), metadataOnly: !output.Json);
         return ExitCodes.Success;
@@ -359,14 +365,15 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 {
     var cmd = new Command("demo", "Write a small order-fulfilment domain (orders, payments, shipments with correlated events) and print it.");
     data.AddTo(cmd);
-    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Demo.RunAsync(store, output, ct)));
+    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Demo.RunAsync(store, output, ct), create: true));
     root.Subcommands.Add(cmd);
 }
 
 MessagingCommands.Add(root, data, json);
 CatalogCommands.Add(root);
 
-var parse = root.Parse(args);
+// Response files are off: a value such as `--stream @admin` is a value, never the name of a file to read arguments from.
+var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
 if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
 {
     foreach (var e in parse.Errors) Console.Error.WriteLine($"error: {e.Message}");

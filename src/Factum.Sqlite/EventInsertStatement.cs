@@ -11,12 +11,13 @@ namespace Factum.Sqlite;
 /// </summary>
 internal sealed class EventInsertStatement : IDisposable
 {
-    private const string Sql = "INSERT INTO events(position, stream_key, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    private const string Sql = "INSERT INTO events(position, stream_key, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
     private readonly sqlite3 _db;
     private readonly sqlite3_stmt _stmt;
 
     // Type names repeat endlessly: keep their UTF-8 bytes instead of encoding them for every event.
     private readonly Dictionary<string, byte[]> _typeNames = new(StringComparer.Ordinal);
+    private readonly EventChecksum _checksum = new();
 
     public EventInsertStatement(SqliteConnection connection)
     {
@@ -41,27 +42,27 @@ internal sealed class EventInsertStatement : IDisposable
         raw.sqlite3_bind_text(_stmt, 5, type);
         raw.sqlite3_bind_int(_stmt, 6, e.SchemaVersion);
         raw.sqlite3_bind_int64(_stmt, 7, ticks);
-        BindText(8, e.CorrelationId);
-        if (e.CausationId is null) raw.sqlite3_bind_null(_stmt, 9); else BindText(9, e.CausationId);
+        // The ids are bound as the very bytes the checksum covers (ids are short: encoded on the stack).
+        // Ids are at most EventData.MaxIdLength characters (checked when the append was prepared).
+        Span<byte> correlation = stackalloc byte[System.Text.Encoding.UTF8.GetMaxByteCount(e.CorrelationId.Length)];
+        correlation = correlation[..System.Text.Encoding.UTF8.GetBytes(e.CorrelationId, correlation)];
+        raw.sqlite3_bind_text(_stmt, 8, correlation);
+        Span<byte> causation = stackalloc byte[e.CausationId is null ? 0 : System.Text.Encoding.UTF8.GetMaxByteCount(e.CausationId.Length)];
+        if (e.CausationId is null) raw.sqlite3_bind_null(_stmt, 9);
+        else
+        {
+            causation = causation[..System.Text.Encoding.UTF8.GetBytes(e.CausationId, causation)];
+            raw.sqlite3_bind_text(_stmt, 9, causation);
+        }
         if (e.MetadataJson is null) raw.sqlite3_bind_null(_stmt, 10); else raw.sqlite3_bind_blob(_stmt, 10, e.MetadataJson);
         // A zero-length blob must still be a blob, not NULL: the column is NOT NULL.
         if (e.Payload.IsEmpty) raw.sqlite3_bind_zeroblob(_stmt, 11, 0); else raw.sqlite3_bind_blob(_stmt, 11, e.Payload.Span);
+        raw.sqlite3_bind_int64(_stmt, 12, _checksum.Compute(
+            position, streamKey, version, id, type, e.SchemaVersion, ticks, correlation, causation, e.CausationId is not null,
+            e.MetadataJson, e.MetadataJson is not null, e.Payload.Span));
         var rc = raw.sqlite3_step(_stmt);
         raw.sqlite3_reset(_stmt);
         if (rc != raw.SQLITE_DONE) throw Error(rc);
-    }
-
-    /// <summary>Binds text encoded on the stack (ids are short), without a heap allocation per event.</summary>
-    private void BindText(int index, string value)
-    {
-        if (value.Length > 256)
-        {
-            raw.sqlite3_bind_text(_stmt, index, value);
-            return;
-        }
-        Span<byte> utf8 = stackalloc byte[value.Length * 3];
-        var n = System.Text.Encoding.UTF8.GetBytes(value, utf8);
-        raw.sqlite3_bind_text(_stmt, index, utf8[..n]);
     }
 
     private SqliteException Error(int rc) => new(raw.sqlite3_errmsg(_db).utf8_to_string(), rc, raw.sqlite3_extended_errcode(_db));

@@ -10,7 +10,8 @@ namespace Factum.Sqlite;
 /// repeat from row to row (type names, stream ids, the correlation id of a multi-event append).
 /// </summary>
 /// <remarks>Columns, in order: position, stream_version, event_id, type, schema_version, created_at, correlation_id,
-/// causation_id, metadata, payload and, for global reads, stream_id.</remarks>
+/// causation_id, metadata, payload, stream_key, checksum and, for global reads, stream_id. Every row's checksum is checked
+/// before it is decoded (see <see cref="EventChecksum"/>): a mismatch throws <see cref="EventCorruptedException"/>.</remarks>
 internal sealed class EventPageQuery : IDisposable
 {
     private readonly sqlite3 _db;
@@ -18,6 +19,7 @@ internal sealed class EventPageQuery : IDisposable
     private readonly Utf8Interner _interner = new();
     private byte[] _lastCorrelationBytes = [];
     private string _lastCorrelation = "";
+    private readonly EventChecksum _checksum = new();
 
     public EventPageQuery(SqliteConnection connection, string sql)
     {
@@ -40,19 +42,45 @@ internal sealed class EventPageQuery : IDisposable
             while ((rc = raw.sqlite3_step(_stmt)) == raw.SQLITE_ROW)
             {
                 var s = _stmt;
+                var position = raw.sqlite3_column_int64(s, 0);
+                var version = raw.sqlite3_column_int64(s, 1);
+                var id = raw.sqlite3_column_blob(s, 2);
+                var type = raw.sqlite3_column_blob(s, 3);
+                var schemaVersion = raw.sqlite3_column_int(s, 4);
+                var ticks = raw.sqlite3_column_int64(s, 5);
+                var correlation = raw.sqlite3_column_blob(s, 6);
+                var hasCausation = raw.sqlite3_column_type(s, 7) != raw.SQLITE_NULL;
+                var causation = raw.sqlite3_column_blob(s, 7);
+                var hasMetadata = raw.sqlite3_column_type(s, 8) != raw.SQLITE_NULL;
+                var metadata = raw.sqlite3_column_blob(s, 8);
+                var payload = raw.sqlite3_column_blob(s, 9);
+                if (raw.sqlite3_column_type(s, 11) != raw.SQLITE_NULL)
+                {
+                    var expected = raw.sqlite3_column_int64(s, 11);
+                    var actual = _checksum.Compute(position, raw.sqlite3_column_int64(s, 10), version, id, type, schemaVersion, ticks,
+                        correlation, causation, hasCausation, metadata, hasMetadata, payload);
+                    if (actual != expected) throw new EventCorruptedException(position, "its stored bytes do not match the checksum written with it");
+                }
+                if (id.Length != 16) throw new EventCorruptedException(position, $"its event id is {id.Length} bytes, not 16");
+                IReadOnlyDictionary<string, string> decodedMetadata;
+                try { decodedMetadata = hasMetadata ? MetadataCodec.Decode(metadata) : EmptyMetadata.Instance; }
+                catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException)
+                {
+                    throw new EventCorruptedException(position, $"its metadata cannot be decoded: {ex.Message}");
+                }
                 page.Add(new RecordedEvent
                 {
-                    Position = raw.sqlite3_column_int64(s, 0),
-                    StreamVersion = raw.sqlite3_column_int64(s, 1),
-                    EventId = new EventId(new Guid(raw.sqlite3_column_blob(s, 2), bigEndian: true)),
-                    Type = _interner.Get(raw.sqlite3_column_blob(s, 3)),
-                    SchemaVersion = raw.sqlite3_column_int(s, 4),
-                    Timestamp = new DateTimeOffset(raw.sqlite3_column_int64(s, 5), TimeSpan.Zero),
-                    CorrelationId = Correlation(raw.sqlite3_column_blob(s, 6)),
-                    CausationId = raw.sqlite3_column_type(s, 7) == raw.SQLITE_NULL ? null : Encoding.UTF8.GetString(raw.sqlite3_column_blob(s, 7)),
-                    Metadata = raw.sqlite3_column_type(s, 8) == raw.SQLITE_NULL ? EmptyMetadata.Instance : MetadataCodec.Decode(raw.sqlite3_column_blob(s, 8)),
-                    Payload = raw.sqlite3_column_blob(s, 9).ToArray(),
-                    StreamId = stream ?? StreamId.FromTrusted(_interner.Get(raw.sqlite3_column_blob(s, 10))),
+                    Position = position,
+                    StreamVersion = version,
+                    EventId = new EventId(new Guid(id, bigEndian: true)),
+                    Type = _interner.Get(type),
+                    SchemaVersion = schemaVersion,
+                    Timestamp = new DateTimeOffset(ticks, TimeSpan.Zero),
+                    CorrelationId = Correlation(correlation),
+                    CausationId = hasCausation ? Encoding.UTF8.GetString(causation) : null,
+                    Metadata = decodedMetadata,
+                    Payload = payload.ToArray(),
+                    StreamId = stream ?? StreamId.FromTrusted(_interner.Get(raw.sqlite3_column_blob(s, 12))),
                 });
             }
             if (rc != raw.SQLITE_DONE) throw Error(rc);

@@ -7,7 +7,7 @@ namespace Factum.Sqlite;
 
 public sealed partial class SqliteEventStore
 {
-    private const string EventColumns = "e.position, e.stream_version, e.event_id, e.type, e.schema_version, e.created_at, e.correlation_id, e.causation_id, e.metadata, e.payload";
+    private const string EventColumns = "e.position, e.stream_version, e.event_id, e.type, e.schema_version, e.created_at, e.correlation_id, e.causation_id, e.metadata, e.payload, e.stream_key, e.checksum";
 
     /// <inheritdoc />
     public async IAsyncEnumerable<RecordedEvent> ReadStreamAsync(StreamId streamId, ReadStreamOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)

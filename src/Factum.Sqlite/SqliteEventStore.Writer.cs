@@ -524,7 +524,8 @@ public sealed partial class SqliteEventStore
     /// <summary>Reads the retention columns (max_age_ms, max_count, truncate_before, custom_metadata) starting at <paramref name="first"/>.</summary>
     private static StreamMetadata ReadMetadata(SqliteDataReader r, int first) => new()
     {
-        MaxAge = r.IsDBNull(first) ? null : TimeSpan.FromMilliseconds(r.GetInt64(first)),
+        // Older builds accepted any age; one beyond today's limit reads as the limit, so such a stream stays readable.
+        MaxAge = r.IsDBNull(first) ? null : TimeSpan.FromMilliseconds(Math.Clamp(r.GetInt64(first), 1000, (long)StreamMetadata.MaxAgeLimit.TotalMilliseconds)),
         MaxCount = r.IsDBNull(first + 1) ? null : r.GetInt64(first + 1),
         TruncateBefore = r.IsDBNull(first + 2) ? null : new StreamVersion(r.GetInt64(first + 2)),
         Custom = r.IsDBNull(first + 3) ? EmptyMetadata.Instance : MetadataCodec.Decode(r.GetFieldValue<byte[]>(first + 3)),

@@ -32,8 +32,7 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
         _options = options;
         var fullPath = System.IO.Path.GetFullPath(options.Path);
         CheckHeader(fullPath);
-        var dir = System.IO.Path.GetDirectoryName(fullPath);
-        if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+        CreateFile(fullPath, options.CreateFileMode);
         var builder = new SqliteConnectionStringBuilder
         {
             DataSource = fullPath,
@@ -75,6 +74,34 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
 
     /// <summary>The store's options.</summary>
     public SqliteEventStoreOptions Options => _options;
+
+    /// <summary>Creates the folder and an empty store file with restrictive permissions before SQLite opens it (SQLite would use the umask).</summary>
+    private static void CreateFile(string path, UnixFileMode mode)
+    {
+        var dir = System.IO.Path.GetDirectoryName(path);
+        if (OperatingSystem.IsWindows())
+        {
+            if (!string.IsNullOrEmpty(dir)) Directory.CreateDirectory(dir);
+            return;
+        }
+        if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir))
+        {
+            var dirMode = mode;
+            if ((mode & (UnixFileMode.UserRead | UnixFileMode.UserWrite)) != 0) dirMode |= UnixFileMode.UserExecute;
+            if ((mode & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite)) != 0) dirMode |= UnixFileMode.GroupExecute;
+            if ((mode & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0) dirMode |= UnixFileMode.OtherExecute;
+            Directory.CreateDirectory(dir, dirMode);
+        }
+        if (File.Exists(path)) return;
+        try
+        {
+            using var _ = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = mode });
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // Another process created it first: fine, it is the same store.
+        }
+    }
 
     private static void CheckHeader(string path)
     {

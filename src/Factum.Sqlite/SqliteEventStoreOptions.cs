@@ -23,6 +23,13 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
     /// <summary>The database file.</summary>
     public string Path { get; }
 
+    /// <summary>
+    /// On Unix, the permissions a new store file is created with; default 0600 (owner read/write): events are business
+    /// records, so other local users get nothing unless asked. SQLite gives the -wal and -shm files the same mode. A
+    /// folder the store creates gets the matching execute bits (0700 by default). Existing files keep their mode.
+    /// </summary>
+    public UnixFileMode CreateFileMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
     /// <summary>Durability of commits; default <see cref="SqliteDurability.Full"/>.</summary>
     public SqliteDurability Durability { get; init; } = SqliteDurability.Full;
 

@@ -222,6 +222,12 @@ internal static class SqliteSchema
         CREATE INDEX ix_msg_dead_letters_source ON msg_dead_letters(source, grp);
         CREATE INDEX ix_msg_dead_letters_held ON msg_dead_letters(held_behind) WHERE held_behind IS NOT NULL;
         """,
+        // v7: a checksum per event (see EventChecksum), written with the row and checked on every read. Rows written
+        // before v7 keep NULL: they were not checksummed when written, and computing one now would bless whatever the
+        // file holds today.
+        """
+        ALTER TABLE events ADD COLUMN checksum INTEGER;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
@@ -241,6 +247,9 @@ internal static class SqliteSchema
                 throw new StoreFormatException($"'{path}' is a SQLite database but not a Factum store (it has the tables {string.Join(", ", tables.Take(10))}). Use a new file or another --data directory.");
         }
 
+        // An up-to-date store needs no write: check without the write lock, so opening a store to read it never waits
+        // for (or fails on) another process that holds the write lock. Only a migration takes it.
+        if (IsCurrent(connection)) return;
         using var tx = connection.BeginTransaction();
         Execute(connection, tx, "CREATE TABLE IF NOT EXISTS factum_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
         var format = Scalar(connection, tx, "SELECT value FROM factum_meta WHERE key = 'format'");
@@ -263,6 +272,17 @@ internal static class SqliteSchema
             Execute(connection, tx, $"UPDATE factum_meta SET value = '{v + 1}' WHERE key = 'schema_version'");
         }
         tx.Commit();
+    }
+
+    private static bool IsCurrent(SqliteConnection c)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'factum_meta'";
+        if (cmd.ExecuteScalar() is not 1L) return false;
+        cmd.CommandText = "SELECT (SELECT value FROM factum_meta WHERE key = 'format'), (SELECT value FROM factum_meta WHERE key = 'schema_version')";
+        using var r = cmd.ExecuteReader();
+        return r.Read() && !r.IsDBNull(0) && r.GetString(0) == FormatName && !r.IsDBNull(1)
+               && r.GetString(1) == LatestVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static void Execute(SqliteConnection c, SqliteTransaction tx, string sql)

@@ -8,13 +8,17 @@ namespace Factum.Sqlite;
 /// <param name="Events">Events checked.</param>
 public sealed record VerificationReport(IReadOnlyList<string> Problems, long Streams, long Events)
 {
+    /// <summary>Events written before checksums existed (schema v7): their bytes cannot be checked.</summary>
+    public long EventsWithoutChecksum { get; init; }
+
     /// <summary>True when nothing is wrong.</summary>
     public bool IsHealthy => Problems.Count == 0;
 }
 
 /// <summary>
 /// Checks a store file: SQLite's own integrity check, then Factum's invariants — versions contiguous per stream and
-/// matching the stream table, positions increasing, every row decodable (ids, types, metadata, stream ids).
+/// matching the stream table, positions increasing, every row's checksum matching its bytes, every row decodable (ids,
+/// types, metadata, stream ids).
 /// </summary>
 public static class SqliteStoreVerifier
 {
@@ -77,11 +81,17 @@ public static class SqliteStoreVerifier
             if (Scalar(c, "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_key = e.stream_key)") is long orphans and > 0)
                 problems.Add($"{orphans} events belong to no stream.");
 
-            // Every row decodable; positions strictly increasing in rowid order by construction, but check they are positive.
+            // Every row intact and decodable; positions strictly increasing in rowid order by construction, but check they are positive.
+            long unchecked_ = 0;
             using (var cmd = c.CreateCommand())
             {
-                cmd.CommandText = "SELECT position, event_id, type, schema_version, created_at, correlation_id, metadata FROM events ORDER BY position";
+                cmd.CommandText = """
+                    SELECT position, event_id, type, schema_version, created_at, correlation_id, metadata, stream_key, stream_version,
+                           CAST(type AS BLOB), CAST(correlation_id AS BLOB), CAST(causation_id AS BLOB), payload, checksum
+                    FROM events ORDER BY position
+                    """;
                 using var r = cmd.ExecuteReader();
+                var checksum = new EventChecksum();
                 long previous = 0;
                 while (r.Read() && problems.Count < maxProblems)
                 {
@@ -91,6 +101,18 @@ public static class SqliteStoreVerifier
                     previous = pos;
                     var id = r.GetValue(1) as byte[];
                     if (id is not { Length: 16 }) problems.Add($"Event at position {pos} has a malformed event id.");
+                    if (r.IsDBNull(13)) unchecked_++;
+                    else
+                    {
+                        static byte[] Bytes(SqliteDataReader r, int i) => r.IsDBNull(i) ? [] : r.GetFieldValue<byte[]>(i);
+                        var actual = checksum.Compute(pos, r.GetInt64(7), r.GetInt64(8), id ?? [], Bytes(r, 9), r.GetInt32(3), r.GetInt64(4),
+                            Bytes(r, 10), Bytes(r, 11), !r.IsDBNull(11), Bytes(r, 6), !r.IsDBNull(6), Bytes(r, 12));
+                        if (actual != r.GetInt64(13))
+                        {
+                            problems.Add($"Event at position {pos} is corrupted: its stored bytes do not match the checksum written with it.");
+                            continue;
+                        }
+                    }
                     if (!EventTypeName.TryValidate(r.IsDBNull(2) ? null : r.GetString(2), out var typeError)) problems.Add($"Event at position {pos}: {typeError}");
                     if (r.GetInt64(3) < 1) problems.Add($"Event at position {pos} has schema version {r.GetInt64(3)}.");
                     var ticks = r.GetInt64(4);
@@ -99,11 +121,11 @@ public static class SqliteStoreVerifier
                     if (!r.IsDBNull(6))
                     {
                         try { MetadataCodec.Decode(r.GetFieldValue<byte[]>(6)); }
-                        catch (System.Text.Json.JsonException ex) { problems.Add($"Event at position {pos} has undecodable metadata: {ex.Message}"); }
+                        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException) { problems.Add($"Event at position {pos} has undecodable metadata: {ex.Message}"); }
                     }
                 }
             }
-            return new VerificationReport(problems, streams, events);
+            return new VerificationReport(problems, streams, events) { EventsWithoutChecksum = unchecked_ };
         }
         catch (SqliteException ex)
         {

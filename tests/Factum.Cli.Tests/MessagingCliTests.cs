@@ -168,17 +168,34 @@ public sealed class MessagingCliTests : IDisposable
     public async Task The_relay_loses_nothing_when_killed_with_sigkill_while_events_are_appended()
     {
         await using (var t = SqliteMessageTransport.Open(_dir.Db)) await t.SubscribeAsync("RelayTested", "audit");
-        var random = new Random();
+        long Scalar(string sql)
+        {
+            using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_dir.Db};Pooling=False;Mode=ReadOnly");
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = sql;
+            return cmd.ExecuteScalar() is long v ? v : 0;
+        }
         for (var round = 0; round < 4; round++)
         {
-            // The relay runs live while another process appends; it is killed at a random moment mid-stream.
+            // The relay runs live while another process appends; it is killed as soon as it has relayed part of this
+            // round, and the test proves the kill landed mid-relay: its checkpoint was behind the round's last event.
+            var roundStart = Scalar("SELECT MAX(position) FROM events");
             using var p = Process.Start(FactumCli.StartInfo(_dir.Path, "relay"))!;
             var lines = Enumerable.Range(0, 1500).Select(i => $$$"""{"stream":"R-{{{round}}}-{{{i % 10}}}","type":"RelayTested","data":{"n":{{{i}}}}}""");
             var import = FactumCli.RunWithInput(_dir.Path, string.Join('\n', lines) + "\n", "import", "--json");
-            await Task.Delay(random.Next(150, 500));
+            var waited = Stopwatch.StartNew();
+            long atKill;
+            while ((atKill = Scalar("SELECT MAX(position) FROM checkpoints")) <= roundStart)
+            {
+                Assert.True(waited.Elapsed < TimeSpan.FromMinutes(1), "the relay relayed nothing of this round within a minute");
+                await Task.Delay(5);
+            }
             p.Kill();
             await p.WaitForExitAsync();
             Assert.Equal(0, (await import).ExitCode);
+            var roundEnd = Scalar("SELECT MAX(position) FROM events");
+            Assert.True(atKill < roundEnd, $"round {round}: the kill landed after the relay had caught up (checkpoint {atKill}, last event {roundEnd})");
         }
         Assert.Equal(0, (await F("relay", "--once")).ExitCode);
         var stored = (await F("read-all", "--json", "--type", "RelayTested")).Lines.Select(l => Json(l).GetProperty("eventId").GetString()!).ToHashSet();

@@ -38,11 +38,42 @@ public sealed record EventData
     /// <summary>Free-form string headers.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = EmptyMetadata.Instance;
 
-    /// <summary>The business process this event belongs to; null lets the store choose (see remarks).</summary>
-    public string? CorrelationId { get; init; }
+    /// <summary>The business process this event belongs to; null lets the store choose (see remarks). Never empty.</summary>
+    /// <exception cref="ArgumentException">The id is empty, longer than <see cref="MaxIdLength"/> or not well-formed Unicode.</exception>
+    public string? CorrelationId
+    {
+        get;
+        init => field = ValidateId(value, "correlation id");
+    }
 
-    /// <summary>The id of the message that caused this event; null lets the store choose (see remarks).</summary>
-    public string? CausationId { get; init; }
+    /// <summary>The id of the message that caused this event; null lets the store choose (see remarks). Never empty.</summary>
+    /// <exception cref="ArgumentException">The id is empty, longer than <see cref="MaxIdLength"/> or not well-formed Unicode.</exception>
+    public string? CausationId
+    {
+        get;
+        init => field = ValidateId(value, "causation id");
+    }
+
+    /// <summary>The longest correlation or causation id accepted.</summary>
+    public const int MaxIdLength = 256;
+
+    /// <summary>
+    /// Checks a correlation or causation id: null (let the store choose) or 1 to <see cref="MaxIdLength"/> characters of
+    /// well-formed text. An empty id would make a process untraceable, so it is refused rather than stored.
+    /// </summary>
+    /// <exception cref="ArgumentException">The id is empty, too long or not well-formed Unicode.</exception>
+    public static string? ValidateId(string? id, string what)
+    {
+        if (id is null) return null;
+        if (id.Length == 0) throw new ArgumentException($"The {what} must not be empty; leave it out to let the store choose one.");
+        if (id.Length > MaxIdLength) throw new ArgumentException($"The {what} is {id.Length} characters; the maximum is {MaxIdLength}.");
+        JsonText.ValidateText(id, $"The {what}");
+        foreach (var c in id)
+        {
+            if (char.IsControl(c)) throw new ArgumentException($"The {what} '{JsonText.Printable(id)}' contains a control character.");
+        }
+        return id;
+    }
 
     /// <summary>Creates an event whose payload is the UTF-8 encoding of <paramref name="json"/>.</summary>
     public static EventData FromJson(string type, string json) => new(type, System.Text.Encoding.UTF8.GetBytes(json));

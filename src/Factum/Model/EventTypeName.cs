@@ -17,15 +17,16 @@ public static class EventTypeName
     public static bool TryValidate(string? type, out string? error)
     {
         if (string.IsNullOrEmpty(type)) { error = "An event type name must not be empty."; return false; }
-        if (type.Length > MaxLength) { error = $"An event type name is at most {MaxLength} characters; '{type[..40]}…' has {type.Length}."; return false; }
+        if (type.Length > MaxLength) { error = $"An event type name is at most {MaxLength} characters; '{JsonText.Printable(type[..40])}…' has {type.Length}."; return false; }
         foreach (var c in type)
         {
             if (char.IsControl(c) || char.IsWhiteSpace(c))
             {
-                error = $"An event type name must not contain whitespace or control characters: '{type}'.";
+                error = $"An event type name must not contain whitespace or control characters: '{JsonText.Printable(type)}'.";
                 return false;
             }
         }
+        if (!JsonText.IsWellFormed(type)) { error = "An event type name must be well-formed Unicode (it holds a lone surrogate)."; return false; }
         error = null;
         return true;
     }

@@ -94,3 +94,21 @@ public sealed class StoreFormatException : FactumException
     /// <summary>Creates the exception with its cause.</summary>
     public StoreFormatException(string message, Exception innerException) : base(message, innerException) { }
 }
+
+/// <summary>
+/// A stored event failed its integrity check (its checksum, or a field that cannot be decoded): the file was altered
+/// after the event was written. The event is never returned altered; restore the file from a backup and run
+/// <c>factum verify</c>.
+/// </summary>
+public sealed class EventCorruptedException : FactumException
+{
+    /// <summary>Creates the exception.</summary>
+    public EventCorruptedException(GlobalPosition position, string reason)
+        : base($"The event at position {position} is corrupted: {reason}. It was not returned; restore the store from a backup and run 'factum verify'.")
+    {
+        Position = position;
+    }
+
+    /// <summary>The global position of the damaged event.</summary>
+    public GlobalPosition Position { get; }
+}

@@ -16,7 +16,11 @@ internal static class MetadataCodec
             foreach (var (k, v) in metadata)
             {
                 ArgumentNullException.ThrowIfNull(k, "metadata key");
-                w.WriteString(k, v ?? throw new ArgumentException($"Metadata value for '{k}' is null.", nameof(metadata)));
+                if (v is null) throw new ArgumentException($"Metadata value for '{JsonText.Printable(k)}' is null.", nameof(metadata));
+                // Utf8JsonWriter would write a lone surrogate as an escape that no reader can decode again.
+                JsonText.ValidateText(k, "A metadata key");
+                JsonText.ValidateText(v, $"Metadata value '{JsonText.Printable(k)}'");
+                w.WriteString(k, v);
             }
             w.WriteEndObject();
         }
@@ -41,6 +45,7 @@ internal static class MetadataCodec
     /// <summary>Parses user-supplied JSON metadata; values must be strings, numbers or booleans.</summary>
     public static Dictionary<string, string> ParseUserJson(string json)
     {
+        if (JsonText.Check(System.Text.Encoding.UTF8.GetBytes(json)) is { } error) throw new JsonException(error);
         using var doc = JsonDocument.Parse(json);
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ArgumentException("Metadata must be a JSON object of string values.");
         var result = new Dictionary<string, string>(StringComparer.Ordinal);

@@ -124,6 +124,9 @@ internal static class AppendPreparation
         var ambientCorrelation = EventContext.CorrelationId;
         var ambientCausation = ambientCorrelation is null ? null : EventContext.CausationId;
         var correlation = ambientCorrelation ?? defaultCorrelation ?? (events.Count > 0 ? events[0].EventId.ToString() : null);
+        // The ambient context bypasses EventData's checks: hold it to the same rules before it reaches a row.
+        EventData.ValidateId(ambientCorrelation, "ambient correlation id (EventContext)");
+        EventData.ValidateId(ambientCausation, "ambient causation id (EventContext)");
         var prepared = new PreparedEvent[events.Count];
         HashSet<EventId>? seen = events.Count > 1 ? new HashSet<EventId>(events.Count) : null;
         for (var i = 0; i < events.Count; i++)
@@ -173,7 +176,9 @@ internal static class Retention
         long minVersion = 0;
         if (metadata.TruncateBefore is { } tb) minVersion = Math.Max(minVersion, tb.Value);
         if (metadata.MaxCount is { } mc) minVersion = Math.Max(minVersion, lastVersion - mc + 1);
-        var minTicks = metadata.MaxAge is { } age ? (now - age).UtcTicks : 0L;
+        // An age longer than the calendar reaches back hides nothing (clamped rather than overflowing, so a stream whose
+        // metadata was stored by an older build with an absurd maxAge stays readable).
+        var minTicks = metadata.MaxAge is { } age && age.Ticks < now.UtcTicks - DateTimeOffset.MinValue.UtcTicks ? (now - age).UtcTicks : 0L;
         return (minVersion, minTicks);
     }
 }

@@ -271,11 +271,15 @@ public sealed record StreamMetadata
     /// <summary>No retention, no custom values.</summary>
     public static StreamMetadata None { get; } = new();
 
-    /// <summary>Events older than this are hidden.</summary>
+    /// <summary>The longest <see cref="MaxAge"/> accepted: 1,000 years (omit the rule to keep events forever).</summary>
+    public static TimeSpan MaxAgeLimit { get; } = TimeSpan.FromDays(365_250);
+
+    /// <summary>Events older than this are hidden. From one second to <see cref="MaxAgeLimit"/>.</summary>
     public TimeSpan? MaxAge
     {
         get;
-        init => field = value is null || value.Value >= TimeSpan.FromSeconds(1) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "maxAge is at least one second.");
+        init => field = value is null || (value.Value >= TimeSpan.FromSeconds(1) && value.Value <= MaxAgeLimit) ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "maxAge is between one second and 1,000 years (leave it out to keep events forever).");
     }
 
     /// <summary>Only the newest N events are returned.</summary>
