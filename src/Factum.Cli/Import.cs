@@ -48,12 +48,9 @@ internal static class Import
             EventId? id = null;
             try
             {
-                // Checked on the raw bytes: a decoder would silently turn invalid UTF-8 into U+FFFD in ids and payloads.
                 if (line.TooLong) throw new ArgumentException($"the line is longer than {maxLineBytes:N0} bytes (--max-line-bytes); it was skipped without being read into memory");
                 if (IsBlank(line.Bytes.Span)) continue;
-                if (!System.Text.Unicode.Utf8.IsValid(line.Bytes.Span)) throw new ArgumentException(JsonText.Check(line.Bytes.Span) ?? "it is not valid UTF-8");
-                using var doc = JsonDocument.Parse(line.Bytes);
-                var (stream, expected, events) = EventFiles.FromImportLine(doc.RootElement);
+                var (stream, expected, events) = ParseLine(line.Bytes);
                 id = events[0].EventId;
                 task = store.AppendAsync(stream, expected, events, ct);
             }
@@ -67,6 +64,19 @@ internal static class Import
         await printer;
         await stdout.FlushAsync(ct);
         return firstError;
+    }
+
+    /// <summary>
+    /// One import line, from its raw bytes to the append it asks for. Throws <see cref="ArgumentException"/>,
+    /// <see cref="FormatException"/> or <see cref="JsonException"/> for bad input, and nothing else (fuzzed).
+    /// </summary>
+    public static (StreamId Stream, ExpectedVersion Expected, List<EventData> Events) ParseLine(ReadOnlyMemory<byte> line)
+    {
+        // Checked on the raw bytes: a decoder would silently turn invalid UTF-8 into U+FFFD in ids and payloads, and an
+        // escaped lone surrogate in any field would fail later, when the field is read.
+        if (JsonText.Check(line.Span) is { } error) throw new ArgumentException(error);
+        using var doc = JsonDocument.Parse(line);
+        return EventFiles.FromImportLine(doc.RootElement);
     }
 
     private static bool IsBlank(ReadOnlySpan<byte> bytes)

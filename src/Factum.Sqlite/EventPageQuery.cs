@@ -46,7 +46,8 @@ internal sealed class EventPageQuery : IDisposable
                 var version = raw.sqlite3_column_int64(s, 1);
                 var id = raw.sqlite3_column_blob(s, 2);
                 var type = raw.sqlite3_column_blob(s, 3);
-                var schemaVersion = raw.sqlite3_column_int(s, 4);
+                var storedSchemaVersion = raw.sqlite3_column_int64(s, 4);
+                var schemaVersion = unchecked((int)storedSchemaVersion);
                 var ticks = raw.sqlite3_column_int64(s, 5);
                 var correlation = raw.sqlite3_column_blob(s, 6);
                 var hasCausation = raw.sqlite3_column_type(s, 7) != raw.SQLITE_NULL;
@@ -62,6 +63,8 @@ internal sealed class EventPageQuery : IDisposable
                     if (actual != expected) throw new EventCorruptedException(position, "its stored bytes do not match the checksum written with it");
                 }
                 if (id.Length != 16) throw new EventCorruptedException(position, $"its event id is {id.Length} bytes, not 16");
+                if (storedSchemaVersion is < 1 or > int.MaxValue) throw new EventCorruptedException(position, $"its schema version {storedSchemaVersion} is out of range");
+                if (ticks < DateTimeOffset.MinValue.UtcTicks || ticks > DateTimeOffset.MaxValue.UtcTicks) throw new EventCorruptedException(position, $"its timestamp {ticks} is out of range");
                 IReadOnlyDictionary<string, string> decodedMetadata;
                 try { decodedMetadata = hasMetadata ? MetadataCodec.Decode(metadata) : EmptyMetadata.Instance; }
                 catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException)

@@ -99,29 +99,37 @@ public static class SqliteStoreVerifier
                     var pos = r.GetInt64(0);
                     if (pos <= previous) problems.Add($"Position {pos} does not increase after {previous}.");
                     previous = pos;
-                    var id = r.GetValue(1) as byte[];
-                    if (id is not { Length: 16 }) problems.Add($"Event at position {pos} has a malformed event id.");
-                    if (r.IsDBNull(13)) unchecked_++;
-                    else
+                    try
                     {
-                        static byte[] Bytes(SqliteDataReader r, int i) => r.IsDBNull(i) ? [] : r.GetFieldValue<byte[]>(i);
-                        var actual = checksum.Compute(pos, r.GetInt64(7), r.GetInt64(8), id ?? [], Bytes(r, 9), r.GetInt32(3), r.GetInt64(4),
-                            Bytes(r, 10), Bytes(r, 11), !r.IsDBNull(11), Bytes(r, 6), !r.IsDBNull(6), Bytes(r, 12));
-                        if (actual != r.GetInt64(13))
+                        var id = r.GetValue(1) as byte[];
+                        if (id is not { Length: 16 }) problems.Add($"Event at position {pos} has a malformed event id.");
+                        if (r.IsDBNull(13)) unchecked_++;
+                        else
                         {
-                            problems.Add($"Event at position {pos} is corrupted: its stored bytes do not match the checksum written with it.");
-                            continue;
+                            static byte[] Bytes(SqliteDataReader r, int i) => r.IsDBNull(i) ? [] : r.GetFieldValue<byte[]>(i);
+                            var actual = checksum.Compute(pos, r.GetInt64(7), r.GetInt64(8), id ?? [], Bytes(r, 9), SchemaVersion(r.GetInt64(3)), r.GetInt64(4),
+                                Bytes(r, 10), Bytes(r, 11), !r.IsDBNull(11), Bytes(r, 6), !r.IsDBNull(6), Bytes(r, 12));
+                            if (actual != r.GetInt64(13))
+                            {
+                                problems.Add($"Event at position {pos} is corrupted: its stored bytes do not match the checksum written with it.");
+                                continue;
+                            }
+                        }
+                        if (!EventTypeName.TryValidate(r.IsDBNull(2) ? null : r.GetString(2), out var typeError)) problems.Add($"Event at position {pos}: {typeError}");
+                        if (r.GetInt64(3) < 1) problems.Add($"Event at position {pos} has schema version {r.GetInt64(3)}.");
+                        var ticks = r.GetInt64(4);
+                        if (ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks) problems.Add($"Event at position {pos} has an impossible timestamp.");
+                        if (r.IsDBNull(5) || r.GetString(5).Length == 0) problems.Add($"Event at position {pos} has no correlation id.");
+                        if (!r.IsDBNull(6))
+                        {
+                            try { MetadataCodec.Decode(r.GetFieldValue<byte[]>(6)); }
+                            catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException) { problems.Add($"Event at position {pos} has undecodable metadata: {ex.Message}"); }
                         }
                     }
-                    if (!EventTypeName.TryValidate(r.IsDBNull(2) ? null : r.GetString(2), out var typeError)) problems.Add($"Event at position {pos}: {typeError}");
-                    if (r.GetInt64(3) < 1) problems.Add($"Event at position {pos} has schema version {r.GetInt64(3)}.");
-                    var ticks = r.GetInt64(4);
-                    if (ticks < DateTime.MinValue.Ticks || ticks > DateTime.MaxValue.Ticks) problems.Add($"Event at position {pos} has an impossible timestamp.");
-                    if (r.IsDBNull(5) || r.GetString(5).Length == 0) problems.Add($"Event at position {pos} has no correlation id.");
-                    if (!r.IsDBNull(6))
+                    catch (Exception ex) when (ex is InvalidCastException or FormatException or OverflowException or ArgumentException)
                     {
-                        try { MetadataCodec.Decode(r.GetFieldValue<byte[]>(6)); }
-                        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException) { problems.Add($"Event at position {pos} has undecodable metadata: {ex.Message}"); }
+                        // A value of the wrong storage class or range: the row was not written like this.
+                        problems.Add($"Event at position {pos} cannot be read: {ex.Message}");
                     }
                 }
             }
@@ -133,6 +141,9 @@ public static class SqliteStoreVerifier
             return new VerificationReport(problems, 0, 0);
         }
     }
+
+    private static int SchemaVersion(long stored) =>
+        stored is >= 1 and <= int.MaxValue ? (int)stored : throw new OverflowException($"schema version {stored} is out of range");
 
     private static object? Scalar(SqliteConnection c, string sql)
     {

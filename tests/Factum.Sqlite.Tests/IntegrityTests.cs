@@ -221,3 +221,36 @@ public sealed class IntegrityTests : IDisposable
         Assert.True(SqliteStoreVerifier.Verify(Db).IsHealthy);
     }
 }
+
+/// <summary>Found by the stored-row fuzz target (issue 9): values of impossible range in a row.</summary>
+public sealed class CorruptRowTests : IDisposable
+{
+    private readonly string _dir = TempDir.Create();
+
+    public void Dispose() => TempDir.Delete(_dir);
+
+    [Theory]
+    [InlineData("schema_version", "4294967297")]
+    [InlineData("created_at", "-5")]
+    [InlineData("stream_version", "'text'")]
+    [InlineData("checksum", "NULL")]
+    public async Task Verify_and_reads_report_a_row_with_impossible_values_instead_of_throwing(string column, string value)
+    {
+        var db = Path.Combine(_dir, "factum.db");
+        await using (var store = new SqliteEventStore(db))
+            await store.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Any, [EventData.FromJson("OrderPlaced", "{}"), EventData.FromJson("OrderPaid", "{}")]);
+        using (var c = new SqliteConnection($"Data Source={db};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            // Clearing the checksum too shows the range checks work on rows written before checksums existed.
+            cmd.CommandText = $"UPDATE events SET {column} = {value}{(column == "checksum" ? ", schema_version = 0" : "")} WHERE position = 2";
+            cmd.ExecuteNonQuery();
+        }
+        var report = SqliteStoreVerifier.Verify(db);
+        Assert.Contains(report.Problems, p => p.Contains("position 2", StringComparison.Ordinal));
+        await using var reopened = new SqliteEventStore(db);
+        var ex = await Assert.ThrowsAsync<EventCorruptedException>(async () => { await foreach (var _ in reopened.ReadAllAsync()) { } });
+        Assert.Equal(2, ex.Position.Value);
+    }
+}

@@ -261,3 +261,21 @@ public sealed class CloudEventTests
         Assert.Equal(new byte[] { 1, 2, 3 }, CloudEventConverter.ToRecordedEvent(ce).Payload.ToArray());
     }
 }
+
+/// <summary>Found by the message-envelope fuzz target (issue 9): an upcaster that meets an unexpected shape.</summary>
+public sealed class DecodeRobustnessTests
+{
+    [Theory]
+    [InlineData("""{"orderId":"42","total":1}""")]   // v2 data labelled v1: the upcaster's n["amount"]! is null
+    [InlineData("""{"orderId":"42","amount":"x"}""")] // a string where the upcaster reads a number
+    [InlineData("""[1,2]""")]                          // not an object at all
+    public void A_payload_an_upcaster_cannot_handle_is_a_problem_not_an_exception(string json)
+    {
+        var registry = new EventTypeRegistry().Register<OrderPlacedV2>(o => { o.Name = "OrderPlaced"; o.Version = 2; })
+            .AddUpcaster("OrderPlaced", 1, n => { n["total"] = n["amount"]!.GetValue<decimal>(); n.Remove("amount"); n["currency"] = "EUR"; return n; });
+        var (value, info, problem) = registry.DecodePayload("OrderPlaced", 1, Encoding.UTF8.GetBytes(json));
+        Assert.Null(value);
+        Assert.NotNull(info);
+        Assert.Contains("OrderPlaced", problem);
+    }
+}

@@ -164,6 +164,12 @@ public sealed class EventTypeRegistry
         {
             return (null, info, $"payload of '{typeName}' v{schemaVersion} could not be decoded: {ex.Message}");
         }
+        catch (Exception ex) when (ex is InvalidOperationException or NullReferenceException or FormatException or InvalidCastException or ArgumentException or KeyNotFoundException or OverflowException or NotSupportedException)
+        {
+            // An upcaster (user code) or the serializer met a shape it does not expect: the payload is unreadable in
+            // this service — a poison message with a reason, not an exception thrown into the handler pipeline.
+            return (null, info, $"payload of '{typeName}' v{schemaVersion} could not be upcast or decoded: {ex.GetType().Name}: {ex.Message}");
+        }
     }
 }
 
