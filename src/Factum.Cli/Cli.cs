@@ -19,7 +19,7 @@ internal static class Cli
         {
             var db = DbPath(data.Resolve(pr));
             CheckStorePath(db, create);
-            await using var store = new SqliteEventStore(db);
+            await using var store = Open(db, create);
             return await body(store, output);
         }
         catch (Exception ex)
@@ -32,6 +32,22 @@ internal static class Cli
         finally
         {
             await Console.Out.FlushAsync();
+        }
+    }
+
+    /// <summary>
+    /// Opens the store for writing; a command that only reads falls back to a read-only open when the file or its folder
+    /// cannot be written (a backup on read-only media, another user's store), so reads and verify still work there.
+    /// </summary>
+    private static SqliteEventStore Open(string db, bool create)
+    {
+        try
+        {
+            return new SqliteEventStore(db);
+        }
+        catch (Exception ex) when (!create && ex is UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 8 or 14 })
+        {
+            return new SqliteEventStore(new SqliteEventStoreOptions(db) { ReadOnly = true });
         }
     }
 

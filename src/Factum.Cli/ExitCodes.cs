@@ -15,6 +15,7 @@ internal static class ExitCodes
         WrongExpectedVersionException => (WrongExpectedVersion, ex.Message),
         StreamNotFoundException or StreamDeletedException or StoreMissingException => (StreamNotFound, ex.Message),
         EventCorruptedException => (Failure, ex.Message),
+        StoreReadOnlyException => (Failure, "the store cannot be written: its file or folder is read-only for this user, so it was opened for reading only. Nothing was written."),
         Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 } =>
             (Failure, "the store is locked: another process held its write lock for longer than the busy timeout (30 s). Nothing was written; try again when that process has finished."),
         Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 8 } =>

@@ -74,7 +74,7 @@ internal static class Import
     {
         // Checked on the raw bytes: a decoder would silently turn invalid UTF-8 into U+FFFD in ids and payloads, and an
         // escaped lone surrogate in any field would fail later, when the field is read.
-        if (JsonText.Check(line.Span) is { } error) throw new ArgumentException(error);
+        if (JsonText.Check(line.Span) is { } error) throw new ArgumentException($"the line is not valid JSON: {error}");
         using var doc = JsonDocument.Parse(line);
         return EventFiles.FromImportLine(doc.RootElement);
     }

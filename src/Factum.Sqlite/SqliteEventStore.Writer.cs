@@ -5,10 +5,10 @@ namespace Factum.Sqlite;
 
 public sealed partial class SqliteEventStore
 {
-    private readonly Writer _writer;
+    private readonly Writer? _writer;
 
     /// <summary>How many group transactions this instance's writer has committed; each is one fsync. Appends divided by this is the group-commit factor.</summary>
-    public long CommitCount => Interlocked.Read(ref _writer.CommitCount);
+    public long CommitCount => _writer is null ? 0 : Interlocked.Read(ref _writer.CommitCount);
 
     /// <inheritdoc />
     public async Task<AppendResult> AppendAsync(StreamId streamId, ExpectedVersion expectedVersion, IReadOnlyList<EventData> events, CancellationToken cancellationToken = default)
@@ -43,6 +43,7 @@ public sealed partial class SqliteEventStore
     private Task<object?> Enqueue(WriteRequest request)
     {
         ThrowIfDisposed();
+        if (_options.ReadOnly) throw new StoreReadOnlyException(FilePath);
         request.Cancellation.ThrowIfCancellationRequested();
         Interlocked.Increment(ref _queued);
         if (!_queue.Writer.TryWrite(request))
@@ -79,7 +80,7 @@ public sealed partial class SqliteEventStore
                     batch.Add(request);
                     events += Math.Max(1, request.EventCount);
                 }
-                if (batch.Count > 0) _writer.Commit(batch);
+                if (batch.Count > 0) _writer!.Commit(batch);
                 previousBatch = batch.Count;
             }
             catch (Exception ex)

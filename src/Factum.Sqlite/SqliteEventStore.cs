@@ -17,7 +17,7 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
     private readonly string _readConnectionString;
     private readonly Channel<WriteRequest> _queue = Channel.CreateUnbounded<WriteRequest>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writerTask;
-    private readonly SqliteConnection _writeConnection;
+    private readonly SqliteConnection? _writeConnection;
     private int _disposed;
     private readonly Factum.Subscriptions.AppendSignal _signal = new();
 
@@ -31,6 +31,14 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         var fullPath = System.IO.Path.GetFullPath(options.Path);
+        if (options.ReadOnly)
+        {
+            _readConnectionString = ReadOnlyConnectionString(fullPath, requireCurrentSchema: true);
+            FilePath = fullPath;
+            _writerTask = Task.CompletedTask;
+            _queue.Writer.TryComplete();
+            return;
+        }
         CheckHeader(fullPath);
         CreateFile(fullPath, options.CreateFileMode);
         var builder = new SqliteConnectionStringBuilder
@@ -71,6 +79,46 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
 
     /// <summary>The absolute path of the database file.</summary>
     public string FilePath { get; }
+
+    /// <summary>True when the store was opened with <see cref="SqliteEventStoreOptions.ReadOnly"/>: every write throws.</summary>
+    public bool IsReadOnly => _options.ReadOnly;
+
+    /// <summary>
+    /// Opens an existing store without writing anything, not even the -shm file when the folder cannot take it: reads
+    /// of a backup on read-only media, or of a store whose files belong to another user, must work. When SQLite cannot
+    /// share memory with other readers (no -shm can be created) and no write-ahead log holds data, the file is opened as
+    /// immutable; with a non-empty -wal that cannot be read that way, opening fails rather than hide its commits.
+    /// </summary>
+    internal static string ReadOnlyConnectionString(string path, bool requireCurrentSchema)
+    {
+        if (!File.Exists(path)) throw new StoreFormatException($"'{path}' does not exist; a read-only store cannot be created.");
+        CheckHeader(path);
+        var builder = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Cache = SqliteCacheMode.Private, Pooling = true };
+        foreach (var candidate in Candidates())
+        {
+            try
+            {
+                using var c = new SqliteConnection(new SqliteConnectionStringBuilder(candidate) { Pooling = false }.ToString());
+                c.Open();
+                if (requireCurrentSchema) SqliteSchema.EnsureReadable(c, path);
+                else SqliteSchema.Probe(c);
+                return candidate;
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode is 8 or 14)
+            {
+                // Try the next way of opening.
+            }
+        }
+        throw new StoreFormatException($"'{path}' cannot be opened read-only: its -wal file holds commits but the folder does not allow the shared-memory file readers need. Copy the store to a writable folder, or open it once with write access.");
+
+        IEnumerable<string> Candidates()
+        {
+            yield return builder.ToString();
+            var wal = new FileInfo(path + "-wal");
+            if (!wal.Exists || wal.Length == 0)
+                yield return new SqliteConnectionStringBuilder { DataSource = new Uri(path).AbsoluteUri + "?immutable=1", Mode = SqliteOpenMode.ReadOnly, Cache = SqliteCacheMode.Private, Pooling = true }.ToString();
+        }
+    }
 
     /// <summary>The store's options.</summary>
     public SqliteEventStoreOptions Options => _options;
@@ -168,8 +216,8 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
         try { await _writerTask.ConfigureAwait(false); }
         finally
         {
-            _writer.Dispose();
-            _writeConnection.Dispose();
+            _writer?.Dispose();
+            _writeConnection?.Dispose();
             SqliteConnection.ClearPool(new SqliteConnection(_readConnectionString));
         }
     }

@@ -30,6 +30,12 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
     /// </summary>
     public UnixFileMode CreateFileMode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
+    /// <summary>
+    /// Open an existing store for reading only: nothing is created, migrated or written (a store on read-only media, a
+    /// backup, another user's files). Every write throws <see cref="StoreReadOnlyException"/>. Default false.
+    /// </summary>
+    public bool ReadOnly { get; init; }
+
     /// <summary>Durability of commits; default <see cref="SqliteDurability.Full"/>.</summary>
     public SqliteDurability Durability { get; init; } = SqliteDurability.Full;
 

@@ -348,7 +348,8 @@ public sealed partial class SqliteMessageTransport
             }
         }
         var consumers = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        using (var r = Read("SELECT queue, consumer FROM msg_consumers WHERE last_seen >= $since ORDER BY queue, consumer", ("$since", now - TimeSpan.FromSeconds(30).Ticks)))
+        // Live while the last heartbeat's promise holds; rows from before v7 (no live_until) get the bus's default 4 s.
+        using (var r = Read("SELECT queue, consumer FROM msg_consumers WHERE COALESCE(live_until, last_seen + $default) >= $now ORDER BY queue, consumer", ("$default", TimeSpan.FromSeconds(4).Ticks), ("$now", now)))
             while (r.Read()) (consumers.TryGetValue(r.GetString(0), out var l) ? l : consumers[r.GetString(0)] = []).Add(r.GetString(1));
         var queues = new List<QueueStatus>();
         using (var r = Read("""

@@ -573,15 +573,16 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
         await Write(c => (long)P(Cmd(c, "DELETE FROM msg_inbox WHERE handled_at < $t"), "$t", olderThan.UtcTicks).ExecuteNonQuery(), cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc />
-    public async ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, CancellationToken cancellationToken = default)
+    public async ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, TimeSpan liveFor, CancellationToken cancellationToken = default)
     {
         await Write(c =>
         {
             P(P(Cmd(c, "INSERT OR IGNORE INTO msg_queues(queue, created_at) VALUES ($q, $now)"), "$q", queue.Value), "$now", NowTicks).ExecuteNonQuery();
-            var up = Cmd(c, "INSERT INTO msg_consumers(queue, consumer, last_seen) VALUES ($q, $c, $now) ON CONFLICT(queue, consumer) DO UPDATE SET last_seen = excluded.last_seen");
+            var up = Cmd(c, "INSERT INTO msg_consumers(queue, consumer, last_seen, live_until) VALUES ($q, $c, $now, $until) ON CONFLICT(queue, consumer) DO UPDATE SET last_seen = excluded.last_seen, live_until = excluded.live_until");
             P(up, "$q", queue.Value);
             P(up, "$c", consumer);
             P(up, "$now", NowTicks);
+            P(up, "$until", NowTicks + Math.Clamp(liveFor.Ticks, 0, TimeSpan.FromDays(1).Ticks));
             return up.ExecuteNonQuery();
         }, cancellationToken).ConfigureAwait(false);
     }

@@ -227,6 +227,7 @@ internal static class SqliteSchema
         // file holds today.
         """
         ALTER TABLE events ADD COLUMN checksum INTEGER;
+        ALTER TABLE msg_consumers ADD COLUMN live_until INTEGER; -- a consumer is listed as live until its last heartbeat lapses
         """,
     ];
 
@@ -272,6 +273,26 @@ internal static class SqliteSchema
             Execute(connection, tx, $"UPDATE factum_meta SET value = '{v + 1}' WHERE key = 'schema_version'");
         }
         tx.Commit();
+    }
+
+    /// <summary>For read-only use: the file is a Factum store at the current schema version (nothing can be migrated).</summary>
+    public static void EnsureReadable(SqliteConnection connection, string path)
+    {
+        if (IsCurrent(connection)) return;
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'factum_meta'";
+        if (cmd.ExecuteScalar() is not 1L) throw new StoreFormatException($"'{path}' is not a Factum store (it has no factum_meta table).");
+        cmd.CommandText = "SELECT value FROM factum_meta WHERE key = 'schema_version'";
+        var version = cmd.ExecuteScalar() as string;
+        throw new StoreFormatException($"'{path}' has schema v{version}; this build reads v{LatestVersion}. A read-only store cannot be migrated: open it once with write access (or with the Factum that wrote it).");
+    }
+
+    /// <summary>Reads the schema list: fails now, not on the first query, when the file cannot be read this way.</summary>
+    public static void Probe(SqliteConnection connection)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT count(*) FROM sqlite_master";
+        cmd.ExecuteScalar();
     }
 
     private static bool IsCurrent(SqliteConnection c)

@@ -29,7 +29,11 @@ public static class SqliteStoreVerifier
         if (!File.Exists(path)) return new VerificationReport([$"'{path}' does not exist."], 0, 0);
         try
         {
-            using var c = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            // Read-only, and able to read a store in a folder this process cannot write to (see SqliteEventStore).
+            string connectionString;
+            try { connectionString = SqliteEventStore.ReadOnlyConnectionString(Path.GetFullPath(path), requireCurrentSchema: false); }
+            catch (StoreFormatException ex) { return new VerificationReport([ex.Message], 0, 0); }
+            using var c = new SqliteConnection(new SqliteConnectionStringBuilder(connectionString) { Pooling = false }.ToString());
             c.Open();
             using (var cmd = c.CreateCommand())
             {

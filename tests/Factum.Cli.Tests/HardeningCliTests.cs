@@ -38,7 +38,8 @@ public sealed class HardeningCliTests
         Assert.Contains("--data is not valid JSON", append.Stderr, StringComparison.Ordinal);
         var import = await FactumCli.RunWithInput(d.Path, """{"stream":"Order-3","type":"OrderPlaced","data":{"s":"\udc00x"}}""" + "\n", "import");
         Assert.Equal(2, import.ExitCode);
-        Assert.Contains("'data' is not valid JSON", import.Stdout, StringComparison.Ordinal);
+        Assert.Contains("the line is not valid JSON", import.Stdout, StringComparison.Ordinal);
+        Assert.Contains("surrogate", import.Stdout, StringComparison.Ordinal);
         var publish = await FactumCli.Run(d.Path, "publish", "--type", "OrderPlaced", "--body", """{"s":"\ud800"}""");
         Assert.Equal(2, publish.ExitCode);
         var metadata = await FactumCli.Run(d.Path, "append", "--stream", "Order-2", "--type", "OrderPlaced", "--data", "{}", "--metadata", """{"k":"\ud800"}""");
@@ -97,7 +98,7 @@ public sealed class HardeningCliTests
         Assert.Equal(2, p.ExitCode);
         Assert.Contains("\"streamId\":\"Order-2\"", lines[0], StringComparison.Ordinal);
         Assert.Contains("\"line\":2", lines[1], StringComparison.Ordinal);
-        Assert.Contains("not valid UTF-8", lines[1], StringComparison.Ordinal);
+        Assert.Contains("not valid UTF-8 (first bad byte at offset 17)", lines[1], StringComparison.Ordinal);
         Assert.Contains("\"line\":3", lines[2], StringComparison.Ordinal);
         var streams = await FactumCli.Run(d.Path, "streams", "--json");
         Assert.Equal(2, streams.Lines.Length);
@@ -261,5 +262,75 @@ public sealed class HardeningCliTests
         var r = await FactumCli.Run(data, "append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", "{}");
         Assert.Equal(0, r.ExitCode);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "factum.db")));
+    }
+}
+
+/// <summary>
+/// Old code: on a store this user cannot write (read-only media, another user's files) even `read` and `verify` failed
+/// with "SQLite Error 14/8". Run as the unprivileged user `nobody` (setpriv), since root may write anything.
+/// </summary>
+public sealed class ReadOnlyStoreCliTests
+{
+    [Fact]
+    public async Task Reads_and_verify_work_on_a_store_this_user_cannot_write_and_writes_say_why_they_fail()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        // Root may write anything: as root (CI), the reads run as 'nobody' through setpriv (util-linux); as anyone else
+        // the permissions below already bind the current user.
+        var asRoot = Environment.UserName == "root";
+        Assert.True(!asRoot || File.Exists("/usr/bin/setpriv"), "setpriv (util-linux) is needed to drop root's rights");
+        var root = Path.Combine(Path.GetTempPath(), "factum-ro-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            // The CLI and the store where 'nobody' can read them but not write them.
+            var cli = Path.Combine(root, "cli");
+            var source = Path.GetDirectoryName(FactumCli.DllPath)!;
+            foreach (var f in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(cli, Path.GetRelativePath(source, f));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(f, target);
+            }
+            var data = Path.Combine(root, "data");
+            var r = await FactumCli.Run(data, "append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", """{"a":1}""");
+            Assert.Equal(0, r.ExitCode);
+            foreach (var d in Directory.GetDirectories(root, "*", SearchOption.AllDirectories).Append(root)) File.SetUnixFileMode(d, (UnixFileMode)0b111_101_101);
+            foreach (var f in Directory.GetFiles(root, "*", SearchOption.AllDirectories)) File.SetUnixFileMode(f, (UnixFileMode)0b110_100_100);
+
+            async Task<CliResult> AsNobody(params string[] args)
+            {
+                var psi = new System.Diagnostics.ProcessStartInfo(asRoot ? "/usr/bin/setpriv" : "dotnet")
+                {
+                    RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+                };
+                var drop = asRoot ? new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "dotnet" } : [];
+                foreach (var a in drop.Concat([Path.Combine(cli, "Factum.Cli.dll"), "--data", data]).Concat(args)) psi.ArgumentList.Add(a);
+                psi.Environment["HOME"] = Path.GetTempPath();
+                psi.Environment["DOTNET_CLI_HOME"] = Path.GetTempPath();
+                psi.Environment["FACTUM_DATA"] = "";
+                using var p = System.Diagnostics.Process.Start(psi)!;
+                var stdout = p.StandardOutput.ReadToEndAsync();
+                var stderr = p.StandardError.ReadToEndAsync();
+                p.StandardInput.Close();
+                await p.WaitForExitAsync();
+                return new CliResult(p.ExitCode, await stdout, await stderr);
+            }
+
+            var read = await AsNobody("read-all", "--json");
+            Assert.True(read.ExitCode == 0, read.Stderr);
+            Assert.Contains("\"a\":1", read.Stdout, StringComparison.Ordinal);
+            var verify = await AsNobody("verify");
+            Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
+            var append = await AsNobody("append", "--stream", "Order-1", "--type", "OrderPaid", "--data", "{}");
+            Assert.Equal(1, append.ExitCode);
+            Assert.Contains("read-only", append.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", append.Stderr, StringComparison.Ordinal);
+            var after = await FactumCli.Run(data, "read-all", "--json");
+            Assert.Single(after.Lines);
+        }
+        finally
+        {
+            try { Directory.Delete(root, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 }

@@ -254,3 +254,36 @@ public sealed class CorruptRowTests : IDisposable
         Assert.Equal(2, ex.Position.Value);
     }
 }
+
+public sealed class ReadOnlyStoreTests : IDisposable
+{
+    private readonly string _dir = TempDir.Create();
+
+    public void Dispose() => TempDir.Delete(_dir);
+
+    [Fact]
+    public async Task A_store_opened_read_only_reads_everything_and_refuses_every_write()
+    {
+        var db = Path.Combine(_dir, "factum.db");
+        var s = StreamId.Parse("Order-1");
+        await using (var store = new SqliteEventStore(db))
+            await store.AppendAsync(s, ExpectedVersion.Any, [EventData.FromJson("OrderPlaced", "{}")]);
+        SqliteConnection.ClearAllPools();
+        var before = await File.ReadAllBytesAsync(db);
+        await using (var ro = new SqliteEventStore(new SqliteEventStoreOptions(db) { ReadOnly = true }))
+        {
+            Assert.True(ro.IsReadOnly);
+            var events = new List<RecordedEvent>();
+            await foreach (var e in ro.ReadAllAsync()) events.Add(e);
+            Assert.Single(events);
+            Assert.Equal(StreamState.Active, (await ro.GetStreamInfoAsync(s)).State);
+            await Assert.ThrowsAsync<StoreReadOnlyException>(() => ro.AppendAsync(s, ExpectedVersion.Any, [EventData.FromJson("OrderPaid", "{}")]));
+            await Assert.ThrowsAsync<StoreReadOnlyException>(() => ro.SetStreamMetadataAsync(s, new StreamMetadata { MaxCount = 1 }));
+            await Assert.ThrowsAsync<StoreReadOnlyException>(() => ro.DeleteStreamAsync(s, ExpectedVersion.Any, DeleteMode.Hard));
+        }
+        SqliteConnection.ClearAllPools();
+        Assert.Equal(before, await File.ReadAllBytesAsync(db));
+        Assert.Throws<StoreFormatException>(() => new SqliteEventStore(new SqliteEventStoreOptions(Path.Combine(_dir, "missing.db")) { ReadOnly = true }));
+        Assert.False(File.Exists(Path.Combine(_dir, "missing.db")));
+    }
+}

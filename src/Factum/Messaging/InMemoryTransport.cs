@@ -440,10 +440,11 @@ public sealed class InMemoryTransport : IMessageTransport
     }
 
     /// <inheritdoc />
-    public ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, CancellationToken cancellationToken = default)
+    public ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, TimeSpan liveFor, CancellationToken cancellationToken = default)
     {
         var q = Queue(queue.Value);
-        lock (q.Gate) q.Consumers[consumer] = Now;
+        var now = Now;
+        lock (q.Gate) q.Consumers[consumer] = (now, now + liveFor);
         return ValueTask.CompletedTask;
     }
 
@@ -463,7 +464,7 @@ public sealed class InMemoryTransport : IMessageTransport
     {
         if (!_queues.TryGetValue(queue.Value, out var q)) return ValueTask.FromResult(false);
         var since = Now - within;
-        lock (q.Gate) return ValueTask.FromResult(q.Consumers.Values.Any(seen => seen >= since));
+        lock (q.Gate) return ValueTask.FromResult(q.Consumers.Values.Any(c => c.Seen >= since));
     }
 
     /// <inheritdoc />
@@ -891,7 +892,7 @@ public sealed class InMemoryTransport : IMessageTransport
 
         public Dictionary<long, QueueEntry> InFlight { get; } = [];
 
-        public Dictionary<string, DateTimeOffset> Consumers { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, (DateTimeOffset Seen, DateTimeOffset Until)> Consumers { get; } = new(StringComparer.Ordinal);
 
         // Producers never take the queue's lock: they append to this buffer, and whoever holds the lock next moves the
         // entries into the queue in arrival order (that is when they get their sequence number).
@@ -1134,7 +1135,7 @@ public sealed class InMemoryTransport : IMessageTransport
             var ready = _ready.Count + InFlight.Count - inflight + _delayed.Count(e => e.VisibleAt <= now);
             var oldest = _ready.Count > 0 ? _ready.Items().Min(e => e.EnqueuedAt) : (DateTimeOffset?)null;
             return new QueueStatus(name, ready, inflight, _delayed.Count(e => e.VisibleAt > now),
-                Consumers.Where(c => c.Value >= now - TimeSpan.FromSeconds(30)).Select(c => c.Key).Order(StringComparer.Ordinal).ToList(), oldest);
+                Consumers.Where(c => c.Value.Until >= now).Select(c => c.Key).Order(StringComparer.Ordinal).ToList(), oldest);
         }
     }
 }

@@ -27,7 +27,7 @@ public sealed partial class MessageBus
                     await Transport.SubscribeAsync(new TopicName(e.Source.Name), new GroupName(e.Source.Group!), cancellationToken).ConfigureAwait(false);
                     break;
                 case MessageSourceKind.Queue:
-                    await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, cancellationToken).ConfigureAwait(false);
+                    await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, LivenessWindow, cancellationToken).ConfigureAwait(false);
                     break;
             }
         }
@@ -141,7 +141,7 @@ public sealed partial class MessageBus
             try
             {
                 foreach (var e in _endpoints.Where(e => e.Source.Kind == MessageSourceKind.Queue))
-                    await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, ct).ConfigureAwait(false);
+                    await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, LivenessWindow, ct).ConfigureAwait(false);
                 if (Now >= nextHousekeeping)
                 {
                     nextHousekeeping = Now + Options.MaintenanceInterval;

@@ -60,8 +60,12 @@ public interface IMessageTransport : IAsyncDisposable
     /// <summary>Deletes inbox records older than <paramref name="olderThan"/>; returns how many.</summary>
     ValueTask<long> PurgeInboxAsync(DateTimeOffset olderThan, CancellationToken cancellationToken = default);
 
-    /// <summary>Records that <paramref name="consumer"/> is alive on <paramref name="queue"/> (requests fail fast when a queue has no live consumer).</summary>
-    ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Records that <paramref name="consumer"/> is alive on <paramref name="queue"/> for the next <paramref name="liveFor"/>
+    /// (requests fail fast when a queue has no live consumer; status lists a consumer only while its last heartbeat
+    /// holds, so one killed without a goodbye drops out within <paramref name="liveFor"/>).
+    /// </summary>
+    ValueTask HeartbeatConsumerAsync(QueueName queue, string consumer, TimeSpan liveFor, CancellationToken cancellationToken = default);
 
     /// <summary>Removes a consumer's heartbeat (clean shutdown).</summary>
     ValueTask RemoveConsumerAsync(QueueName queue, string consumer, CancellationToken cancellationToken = default);

@@ -112,3 +112,11 @@ public sealed class EventCorruptedException : FactumException
     /// <summary>The global position of the damaged event.</summary>
     public GlobalPosition Position { get; }
 }
+
+/// <summary>The store was opened read-only; nothing was written.</summary>
+public sealed class StoreReadOnlyException : FactumException
+{
+    /// <summary>Creates the exception.</summary>
+    public StoreReadOnlyException(string path)
+        : base($"The store '{path}' was opened read-only; nothing was written. Open it with write access to change it.") { }
+}

@@ -509,11 +509,24 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     public async Task Consumer_heartbeats_say_whether_a_queue_has_a_live_consumer()
     {
         Assert.False(await Transport.HasLiveConsumerAsync("rq", TimeSpan.FromSeconds(5)));
-        await Transport.HeartbeatConsumerAsync("rq", "c1");
+        await Transport.HeartbeatConsumerAsync("rq", "c1", TimeSpan.FromSeconds(4));
         Assert.True(await Transport.HasLiveConsumerAsync("rq", TimeSpan.FromSeconds(5)));
         Assert.Contains("c1", (await Transport.GetStatusAsync()).Queues.Single(q => q.Name == "rq").Consumers);
         await Transport.RemoveConsumerAsync("rq", "c1");
         Assert.False(await Transport.HasLiveConsumerAsync("rq", TimeSpan.FromSeconds(5)));
+    }
+
+    // Issue 9: `factum queues` listed a consumer killed with SIGKILL as live for 30 s, long after the bus had stopped
+    // counting it. A consumer is listed only while its last heartbeat's promise holds.
+    [Fact]
+    public async Task A_consumer_whose_heartbeat_lapsed_is_no_longer_listed_as_live()
+    {
+        await Transport.HeartbeatConsumerAsync("lapse", "steady", TimeSpan.FromSeconds(5));
+        await Transport.HeartbeatConsumerAsync("lapse", "killed", TimeSpan.FromMilliseconds(50));
+        await Task.Delay(300);
+        var consumers = (await Transport.GetStatusAsync()).Queues.Single(q => q.Name == "lapse").Consumers;
+        Assert.Contains("steady", consumers);
+        Assert.DoesNotContain("killed", consumers);
     }
 
     [Fact]
