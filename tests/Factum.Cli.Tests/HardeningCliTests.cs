@@ -301,7 +301,10 @@ public sealed class ReadOnlyStoreCliTests
             {
                 var psi = new System.Diagnostics.ProcessStartInfo(asRoot ? "/usr/bin/setpriv" : "dotnet")
                 {
-                    RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                    RedirectStandardInput = true,
+                    UseShellExecute = false,
                 };
                 var drop = asRoot ? new[] { "--reuid=65534", "--regid=65534", "--clear-groups", "dotnet" } : [];
                 foreach (var a in drop.Concat([Path.Combine(cli, "Factum.Cli.dll"), "--data", data]).Concat(args)) psi.ArgumentList.Add(a);
