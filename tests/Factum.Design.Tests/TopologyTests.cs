@@ -45,7 +45,7 @@ public sealed class TopologyTests : IDisposable
         Assert.Equal("OrderPlaced.billing.dlq", billing["arguments"]!["x-dead-letter-exchange"]!.GetValue<string>());
         Assert.Contains(rabbit["bindings"]!.AsArray(), b => b!["source"]!.GetValue<string>() == "OrderPlaced" && b["destination"]!.GetValue<string>() == "OrderPlaced.shipping");
         var kafka = File.ReadAllText(Path.Combine(_out, "kafka", "create-topics.sh"));
-        Assert.Contains("--topic OrderPlaced --partitions 3 --replication-factor 3 --config retention.ms=2592000000", kafka);
+        Assert.Contains("--topic 'OrderPlaced' --partitions 3 --replication-factor 3 --config retention.ms=2592000000", kafka);
         Assert.Contains("kind: KafkaTopic", File.ReadAllText(Path.Combine(_out, "kafka", "strimzi-topics.yaml")));
         var nats = JsonNode.Parse(File.ReadAllText(Path.Combine(_out, "nats", "consumers.json")))!.AsArray();
         Assert.Contains(nats, c => c!["config"]!["durable_name"]!.GetValue<string>() == "billing" && c["config"]!["max_ack_pending"]!.GetValue<int>() == 1);
