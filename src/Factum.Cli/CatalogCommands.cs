@@ -175,6 +175,14 @@ internal static class CatalogCommands
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
+                // Names a broker would refuse (or a script would misread) stop the plan before anything is written.
+                var invalid = LintRules.Lint(model).Where(f => f.Rule == LintRules.BrokerNameRule && f.Severity == Severity.Error).ToList();
+                if (invalid.Count > 0)
+                {
+                    foreach (var f in invalid) Output.Error($"{(f.Source is { } src ? src + ": " : "")}{f.Entity}: {f.Message}");
+                    Output.Error($"refusing to generate the topology: {invalid.Count} name(s) the brokers do not accept (lint rule {LintRules.BrokerNameRule})");
+                    return ExitCodes.InvalidInput;
+                }
                 var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!);
                 foreach (var p in TopologyPlanner.Plan(model))
                     Console.WriteLine($"{p.Kind} {p.Name}: {(p.Kind == "topic" ? $"{p.Partitions} partition(s), " : "")}key {p.PartitionKey ?? "-"}, groups {string.Join(", ", p.Groups.Select(g => g.Group))}");

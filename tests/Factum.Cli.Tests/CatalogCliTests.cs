@@ -116,4 +116,26 @@ public sealed class CatalogCliTests : IDisposable
         Assert.Equal(0, (await F("catalog", "export-eventcatalog", "--catalog", Sample(), "--out", ec)).ExitCode);
         Assert.True(File.Exists(Path.Combine(ec, "events", "OrderPlaced", "index.mdx")));
     }
+
+    [Fact]
+    public async Task Store_type_names_neither_write_outside_out_nor_reach_the_kafka_script()
+    {
+        // Anyone who can append to the store chooses these names; docs and plan read them through --data.
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "../../../x", "--data", "{}")).ExitCode);
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced;touch${IFS}pwned;#", "--data", "{}")).ExitCode);
+        var site = Path.Combine(_dir.Path, "a", "b", "site");
+        var docs = await F("catalog", "docs", "--catalog", Sample(), "--data", _dir.Path, "--out", site);
+        Assert.Equal(0, docs.ExitCode);
+        var inside = site + Path.DirectorySeparatorChar;
+        Assert.All(Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories).Where(f => !f.StartsWith(inside, StringComparison.Ordinal)),
+            f => Assert.StartsWith(Path.Combine(_dir.Path, "factum.db"), f, StringComparison.Ordinal));
+        Assert.Contains(Directory.EnumerateFiles(Path.Combine(site, "message")), f => Path.GetFileName(f).StartsWith("_.._.._x~", StringComparison.Ordinal));
+
+        var plan = await F("catalog", "plan", "--catalog", Sample(), "--data", _dir.Path, "--out", Path.Combine(_dir.Path, "plan"));
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("'OrderPlaced;touch${IFS}pwned;#' is not a valid Kafka topic name: it contains ';'", plan.Stderr);
+        Assert.Contains("refusing to generate the topology", plan.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(_dir.Path, "plan")));
+        Assert.False(File.Exists(Path.Combine(_dir.Path, "pwned")));
+    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Factum.Design;
 
 namespace Factum.Design.Tests;
@@ -15,11 +14,7 @@ public sealed class AlertsTests : IDisposable
     {
         var path = Environment.GetEnvironmentVariable("PATH")!.Split(':').Select(d => Path.Combine(d, "promtool")).FirstOrDefault(File.Exists);
         Assert.True(path is not null, "promtool is not installed: run ./test.sh (it installs Debian's prometheus package) or apt-get install prometheus.");
-        var psi = new ProcessStartInfo(path, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        using var p = Process.Start(psi)!;
-        var output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output);
+        return Repo.Run(path, workingDirectory, null, args);
     }
 
     [Fact]
