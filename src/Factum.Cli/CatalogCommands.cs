@@ -297,8 +297,7 @@ internal static class CatalogCommands
             cmd.SetAction(pr => Run(() =>
             {
                 var path = pr.GetValue(board)!;
-                if (!File.Exists(path)) throw new CatalogFormatException(path, 0, "no such file");
-                var model = StormingImport.Import(File.ReadAllText(path), path);
+                var model = StormingImport.Import(CatalogLoader.ReadBounded(path, CatalogLoader.MaxCatalogFileBytes, "board"), path);
                 var yaml = Discovery.ToYaml(model, $"Imported by `factum catalog import-storming` from {Path.GetFileName(path)}. Fill in owners, schemas, partition keys, rates.");
                 if (pr.GetValue(output) is { } file) { File.WriteAllText(file, yaml); Console.WriteLine($"wrote {file}: {model.Domains.Count} domain(s), {model.Services.Count} service(s), {model.Messages.Count} message(s)"); }
                 else Console.Write(yaml);

@@ -74,15 +74,7 @@ public static class StormingImport
     public static EventCatalogModel Import(string text, string file)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var yaml = new YamlStream();
-        try
-        {
-            yaml.Load(new StringReader(text));
-        }
-        catch (YamlDotNet.Core.YamlException ex)
-        {
-            throw new CatalogFormatException(file, (int)ex.Start.Line, $"not valid YAML or JSON: {ex.InnerException?.Message ?? ex.Message}");
-        }
+        var yaml = CatalogLoader.LoadYaml(text, file, "YAML or JSON");
         if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is not YamlMappingNode root) throw new CatalogFormatException(file, 1, "expected a mapping with 'contexts:'");
         var contexts = root.Children.FirstOrDefault(kv => (kv.Key as YamlScalarNode)?.Value == "contexts").Value as YamlSequenceNode
             ?? throw new CatalogFormatException(file, (int)root.Start.Line, "'contexts' (a list of bounded contexts) is required");

@@ -24,7 +24,7 @@ internal sealed class OutputFolder
     {
         Directory.CreateDirectory(root);
         _root = Path.GetFullPath(root);
-        _realRoot = RealPath(_root);
+        _realRoot = SafePaths.RealPath(_root);
     }
 
     public IReadOnlyList<string> Files => _files;
@@ -94,7 +94,7 @@ internal sealed class OutputFolder
         {
             current = Path.Combine(current, segments[i]);
             var info = new FileInfo(current);
-            if (info.LinkTarget is not null && !IsInside(RealPath(current)))
+            if (info.LinkTarget is not null && !IsInside(SafePaths.RealPath(current)))
                 throw new CatalogFormatException(current, 0, "is a symbolic link that leads outside the output folder; refusing to write through it (remove the link)");
             if (i < segments.Length - 1)
             {
@@ -107,14 +107,22 @@ internal sealed class OutputFolder
                 File.Delete(current); // a file, or a link inside the folder: removed, never written through
             }
         }
-        if (!IsInside(RealPath(Path.GetDirectoryName(current)!))) throw new CatalogFormatException(current, 0, "lies outside the output folder");
+        if (!IsInside(SafePaths.RealPath(Path.GetDirectoryName(current)!))) throw new CatalogFormatException(current, 0, "lies outside the output folder");
         return current;
     }
 
-    private bool IsInside(string real) => real == _realRoot || real.StartsWith(_realRoot.EndsWith(Path.DirectorySeparatorChar) ? _realRoot : _realRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+    private bool IsInside(string real) => SafePaths.IsInside(real, _realRoot);
+}
+
+/// <summary>Paths with their symbolic links resolved, to tell whether a file really lies inside a folder.</summary>
+internal static class SafePaths
+{
+    /// <summary>Whether <paramref name="real"/> is <paramref name="realRoot"/> or below it (both resolved by <see cref="RealPath(string)"/>).</summary>
+    public static bool IsInside(string real, string realRoot) =>
+        real == realRoot || real.StartsWith(realRoot.EndsWith(Path.DirectorySeparatorChar) ? realRoot : realRoot + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     /// <summary>The path with every symbolic link along it resolved (components that do not exist are kept as they are).</summary>
-    internal static string RealPath(string path) => RealPath(Path.GetFullPath(path), 0);
+    public static string RealPath(string path) => RealPath(Path.GetFullPath(path), 0);
 
     private static string RealPath(string full, int hops)
     {

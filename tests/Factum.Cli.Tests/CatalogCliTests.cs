@@ -138,4 +138,32 @@ public sealed class CatalogCliTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_dir.Path, "plan")));
         Assert.False(File.Exists(Path.Combine(_dir.Path, "pwned")));
     }
+
+    public static TheoryData<string, string, int, string> HostileCatalogs()
+    {
+        var bomb = new List<string> { "events:", "  - name: A", "    versions:", "      - version: 1", "        schema:", "          l0: &l0 [x, x, x, x, x, x, x, x, x, x]" };
+        for (var i = 1; i < 10; i++) bomb.Add($"          l{i}: &l{i} [{string.Join(", ", Enumerable.Repeat($"*l{i - 1}", 10))}]");
+        static string SchemaFile(string f) => $"events:\n  - name: A\n    versions:\n      - version: 1\n        schemaFile: {f}\n";
+        return new()
+        {
+            { "bomb", string.Join("\n", bomb) + "\n", 0, "values once its aliases (*name) are expanded" },
+            { "deep", "events:\n  - name: A\n    versions: " + new string('[', 50_000) + "\n", 3, "deeper than 64 levels" },
+            { "zero", SchemaFile("/dev/zero"), 5, "schema file '/dev/zero' lies outside the catalog folder" },
+            { "passwd", SchemaFile("../../../../../../../../etc/passwd"), 5, "lies outside the catalog folder" },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(HostileCatalogs))]
+    public async Task Hostile_catalogs_exit_2_with_file_and_line(string name, string yaml, int line, string problem)
+    {
+        var file = Path.Combine(_dir.Path, name + ".yaml");
+        await File.WriteAllTextAsync(file, yaml);
+        var r = await F("catalog", "lint", "--catalog", file);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(problem, r.Stderr);
+        Assert.Matches(line > 0 ? $"{name}\\.yaml:{line}: " : $"{name}\\.yaml:[0-9]+: ", r.Stderr);
+        Assert.DoesNotContain("root:", r.Stderr);
+        Assert.DoesNotContain("Unhandled exception", r.Stderr);
+    }
 }
