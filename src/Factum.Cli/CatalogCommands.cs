@@ -12,7 +12,7 @@ internal static class CatalogCommands
     {
         var catalog = new Command("catalog", "The event catalog: lint it, check schema compatibility, get pattern and broker advice.");
         var paths = new Option<string[]>("--catalog", "-c") { Description = "A catalog YAML file or folder (repeatable; default ./catalog).", AllowMultipleArgumentsPerToken = false };
-        var assemblies = new Option<string[]>("--assembly") { Description = "A built .NET assembly whose [EventType] registrations join the catalog (repeatable)." };
+        var assemblies = new Option<string[]>("--assembly") { Description = "A built .NET assembly whose [EventType] registrations, handlers and [assembly: FactumService] join the catalog (repeatable). It is loaded into a collectible context that is unloaded afterwards, but this loads and runs the assembly's code (module initialisers, static constructors): only use assemblies you trust." };
         var format = new Option<string>("--format", "-f") { Description = "text (default), json or sarif.", DefaultValueFactory = _ => "text" };
         format.AcceptOnlyFromAmong("text", "json", "sarif");
         var store = new Option<string?>("--data") { Description = "A data directory holding factum.db: event types the store holds but the catalog does not list join it (with their inferred schemas)." };

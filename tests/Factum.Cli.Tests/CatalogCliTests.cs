@@ -166,4 +166,13 @@ public sealed class CatalogCliTests : IDisposable
         Assert.DoesNotContain("root:", r.Stderr);
         Assert.DoesNotContain("Unhandled exception", r.Stderr);
     }
+
+    [Fact]
+    public async Task The_assembly_option_says_it_runs_the_assembly_code()
+    {
+        var help = await F("catalog", "lint", "--help");
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("loads and runs the assembly's code (module initialisers, static constructors): only use assemblies you trust",
+            System.Text.RegularExpressions.Regex.Replace(help.Stdout, "\\s+", " "));
+    }
 }
