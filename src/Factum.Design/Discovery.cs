@@ -180,7 +180,7 @@ public static class Discovery
     public static string ToYaml(EventCatalogModel catalog, string header)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        static string Q(string s) => "'" + s.Replace("'", "''", StringComparison.Ordinal) + "'";
+        static string Q(string s) => Escape.Yaml(s); // double-quoted: every character, line breaks and control characters included, reads back as it was
         static string L(IEnumerable<string> items) => "[" + string.Join(", ", items.Select(Q)) + "]";
         var sb = new StringBuilder();
         foreach (var line in header.Split('\n')) sb.Append("# ").AppendLine(Escape.CommentLine(line));

@@ -78,7 +78,7 @@ public sealed class CatalogCliTests : IDisposable
         Assert.Equal(0, discover.ExitCode);
         var yaml = await File.ReadAllTextAsync(file);
         Assert.Contains("OrderPlaced -> PaymentRequested (3)", yaml);
-        Assert.Contains("name: 'OrderPlaced'", yaml);
+        Assert.Contains("name: \"OrderPlaced\"", yaml);
         var diff = await F("catalog", "diff", "--catalog", Sample(), "--data", _dir.Path);
         Assert.Equal(1, diff.ExitCode);
         Assert.Contains("CapturePayment: presence: yaml defined | store missing", diff.Stdout);   // commands are not stored events

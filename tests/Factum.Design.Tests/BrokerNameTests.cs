@@ -106,4 +106,16 @@ public sealed class BrokerNameTests : IDisposable
         if (problem is null) Assert.Empty(findings);
         else Assert.Contains(findings, f => f.Entity == $"service {group}" && f.Message.Contains(problem, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Discovered_yaml_reads_back_every_name_as_it_was()
+    {
+        string[] names = [.. Hostile, "quote\"d", "new\u2028line", "tab\tand\u0001control", "# not a comment", "- not a list"];
+        var catalog = Catalog(names) with { Domains = [new CatalogDomain("d\r\nx: injected", "n'ame", "line one\nline two", null)] };
+        var back = CatalogLoader.Parse(Discovery.ToYaml(catalog, "header with a\rcarriage return and\u0085next line"));
+        Assert.Equal(names.Order(StringComparer.Ordinal), back.Messages.Select(m => m.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["orders", "billing;touch pwned"], back.Services.Select(s => s.Id));
+        var domain = Assert.Single(back.Domains);
+        Assert.Equal(("d\r\nx: injected", "n'ame", "line one\nline two"), (domain.Id, domain.Name, domain.Description));
+    }
 }
