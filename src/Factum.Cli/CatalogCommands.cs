@@ -12,7 +12,7 @@ internal static class CatalogCommands
     {
         var catalog = new Command("catalog", "The event catalog: lint it, check schema compatibility, get pattern and broker advice.");
         var paths = new Option<string[]>("--catalog", "-c") { Description = "A catalog YAML file or folder (repeatable; default ./catalog).", AllowMultipleArgumentsPerToken = false };
-        var assemblies = new Option<string[]>("--assembly") { Description = "A built .NET assembly whose [EventType] registrations join the catalog (repeatable)." };
+        var assemblies = new Option<string[]>("--assembly") { Description = "A built .NET assembly whose [EventType] registrations, handlers and [assembly: FactumService] join the catalog (repeatable). It is loaded into a collectible context that is unloaded afterwards, but this loads and runs the assembly's code (module initialisers, static constructors): only use assemblies you trust." };
         var format = new Option<string>("--format", "-f") { Description = "text (default), json or sarif.", DefaultValueFactory = _ => "text" };
         format.AcceptOnlyFromAmong("text", "json", "sarif");
         var store = new Option<string?>("--data") { Description = "A data directory holding factum.db: event types the store holds but the catalog does not list join it (with their inferred schemas)." };
@@ -175,6 +175,14 @@ internal static class CatalogCommands
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
+                // Names a broker would refuse (or a script would misread) stop the plan before anything is written.
+                var invalid = LintRules.Lint(model).Where(f => f.Rule == LintRules.BrokerNameRule && f.Severity == Severity.Error).ToList();
+                if (invalid.Count > 0)
+                {
+                    foreach (var f in invalid) Output.Error($"{(f.Source is { } src ? src + ": " : "")}{f.Entity}: {f.Message}");
+                    Output.Error($"refusing to generate the topology: {invalid.Count} name(s) the brokers do not accept (lint rule {LintRules.BrokerNameRule})");
+                    return ExitCodes.InvalidInput;
+                }
                 var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!);
                 foreach (var p in TopologyPlanner.Plan(model))
                     Console.WriteLine($"{p.Kind} {p.Name}: {(p.Kind == "topic" ? $"{p.Partitions} partition(s), " : "")}key {p.PartitionKey ?? "-"}, groups {string.Join(", ", p.Groups.Select(g => g.Group))}");
@@ -289,8 +297,7 @@ internal static class CatalogCommands
             cmd.SetAction(pr => Run(() =>
             {
                 var path = pr.GetValue(board)!;
-                if (!File.Exists(path)) throw new CatalogFormatException(path, 0, "no such file");
-                var model = StormingImport.Import(File.ReadAllText(path), path);
+                var model = StormingImport.Import(CatalogLoader.ReadBounded(path, CatalogLoader.MaxCatalogFileBytes, "board"), path);
                 var yaml = Discovery.ToYaml(model, $"Imported by `factum catalog import-storming` from {Path.GetFileName(path)}. Fill in owners, schemas, partition keys, rates.");
                 if (pr.GetValue(output) is { } file) { File.WriteAllText(file, yaml); Console.WriteLine($"wrote {file}: {model.Domains.Count} domain(s), {model.Services.Count} service(s), {model.Messages.Count} message(s)"); }
                 else Console.Write(yaml);

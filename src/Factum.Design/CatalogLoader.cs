@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace Factum.Design;
@@ -47,6 +48,18 @@ public sealed class CatalogFormatException : Exception
 /// </summary>
 public static class CatalogLoader
 {
+    /// <summary>The largest catalog YAML file read (16 MiB).</summary>
+    public const long MaxCatalogFileBytes = 16L << 20;
+
+    /// <summary>The largest schema file read (4 MiB).</summary>
+    public const long MaxSchemaFileBytes = 4L << 20;
+
+    /// <summary>The deepest nesting of YAML mappings and sequences accepted.</summary>
+    public const int MaxNesting = 64;
+
+    /// <summary>The most YAML nodes a file may hold once its aliases are expanded.</summary>
+    public const long MaxNodes = 100_000;
+
     private static readonly string[] TopLevel = ["domains", "teams", "services", "messages", "events", "commands", "queries", "channels", "lint", "system"];
 
     /// <summary>Loads and merges <paramref name="paths"/> (files or folders).</summary>
@@ -63,32 +76,111 @@ public static class CatalogLoader
                     .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
                     .Order(StringComparer.Ordinal).ToList();
                 if (files.Count == 0) throw new CatalogFormatException(path, 0, "the folder holds no .yaml or .yml catalog file");
-                parts.AddRange(files.Select(LoadFile));
+                var root = Path.GetFullPath(path);
+                parts.AddRange(files.Select(f => LoadFile(f, root)));
             }
-            else if (File.Exists(path)) parts.Add(LoadFile(path));
+            else if (File.Exists(path)) parts.Add(LoadFile(path, Path.GetDirectoryName(Path.GetFullPath(path))!));
             else throw new CatalogFormatException(path, 0, "no such file or folder");
         }
         return Merge(parts);
     }
 
-    /// <summary>Loads one YAML text (for tests and tools); <paramref name="file"/> names it in errors.</summary>
-    public static EventCatalogModel Parse(string yaml, string file = "catalog.yaml", string? baseDirectory = null)
+    /// <summary>
+    /// Loads one YAML text (for tests and tools); <paramref name="file"/> names it in errors. Schema files are read
+    /// relative to <paramref name="baseDirectory"/> and only from below it.
+    /// </summary>
+    public static EventCatalogModel Parse(string yaml, string file = "catalog.yaml", string? baseDirectory = null) => Parse(yaml, file, baseDirectory ?? ".", baseDirectory ?? ".");
+
+    private static EventCatalogModel Parse(string yaml, string file, string baseDirectory, string root)
     {
         ArgumentNullException.ThrowIfNull(yaml);
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlException ex)
-        {
-            throw new CatalogFormatException(file, (int)ex.Start.Line, $"not valid YAML: {ex.InnerException?.Message ?? ex.Message}");
-        }
-        var parts = stream.Documents.Select(d => d.RootNode is YamlMappingNode root ? Read(root, file, baseDirectory ?? ".") : throw Error(file, d.RootNode, "the top level must be a mapping (domains:, services:, messages:, …)")).ToList();
+        var stream = LoadYaml(yaml, file, "YAML");
+        var parts = stream.Documents.Select(d => d.RootNode is YamlMappingNode top ? Read(top, file, baseDirectory, root) : throw Error(file, d.RootNode, "the top level must be a mapping (domains:, services:, messages:, …)")).ToList();
         return Merge(parts);
     }
 
-    private static EventCatalogModel LoadFile(string path) => Parse(File.ReadAllText(path), path, Path.GetDirectoryName(Path.GetFullPath(path)));
+    private static EventCatalogModel LoadFile(string path, string root) =>
+        Parse(ReadBounded(path, MaxCatalogFileBytes, "catalog file"), path, Path.GetDirectoryName(Path.GetFullPath(path))!, root);
+
+    /// <summary>
+    /// Parses YAML after checking, on the parser's events, that it nests at most <see cref="MaxNesting"/> levels and
+    /// expands (aliases included) to at most <see cref="MaxNodes"/> nodes: neither the parser's nor the converters'
+    /// recursion can overflow the stack, and no alias bomb is expanded.
+    /// </summary>
+    /// <exception cref="CatalogFormatException">The text is not valid YAML or breaks a limit (file and line named).</exception>
+    internal static YamlStream LoadYaml(string text, string file, string what)
+    {
+        try
+        {
+            CheckShape(text, file);
+            var stream = new YamlStream();
+            stream.Load(new StringReader(text));
+            return stream;
+        }
+        catch (YamlException ex)
+        {
+            throw new CatalogFormatException(file, (int)ex.Start.Line, $"not valid {what}: {ex.InnerException?.Message ?? ex.Message}");
+        }
+    }
+
+    private static void CheckShape(string text, string file)
+    {
+        var parser = new Parser(new StringReader(text));
+        var open = new List<(long Nodes, AnchorName Anchor)>();
+        var anchors = new Dictionary<string, long>(StringComparer.Ordinal);
+        long total = 0;
+        while (parser.MoveNext())
+        {
+            var e = parser.Current!;
+            switch (e)
+            {
+                case Scalar scalar:
+                    Add(1, scalar.Anchor, e);
+                    break;
+                case AnchorAlias alias:
+                    Add(anchors.GetValueOrDefault(alias.Value.Value, 1), AnchorName.Empty, e);
+                    break;
+                case NodeEvent start and (SequenceStart or MappingStart):
+                    if (open.Count == MaxNesting) throw new CatalogFormatException(file, (int)e.Start.Line, $"nests mappings and lists deeper than {MaxNesting} levels");
+                    open.Add((1, start.Anchor));
+                    break;
+                case SequenceEnd or MappingEnd:
+                    var (nodes, anchor) = open[^1];
+                    open.RemoveAt(open.Count - 1);
+                    Add(nodes, anchor, e);
+                    break;
+            }
+        }
+
+        void Add(long nodes, AnchorName anchor, ParsingEvent at)
+        {
+            if (!anchor.IsEmpty) anchors[anchor.Value] = nodes;
+            var sum = open.Count > 0 ? open[^1].Nodes + nodes : total + nodes;
+            if (sum > MaxNodes) throw new CatalogFormatException(file, (int)at.Start.Line, $"holds more than {MaxNodes} values once its aliases (*name) are expanded");
+            if (open.Count > 0) open[^1] = (sum, open[^1].Anchor);
+            else total = sum;
+        }
+    }
+
+    /// <summary>
+    /// Reads a text file of at most <paramref name="limit"/> bytes through a bounded stream. A file that reports no
+    /// length (empty, or a device, a pipe or a /proc file) is not opened and reads as empty.
+    /// </summary>
+    /// <exception cref="CatalogFormatException">The file does not exist or is larger than the limit.</exception>
+    public static string ReadBounded(string path, long limit, string what)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists) throw new CatalogFormatException(path, 0, "no such file");
+        if (info.Length > limit) throw new CatalogFormatException(path, 0, $"the {what} is {info.Length} bytes; the limit is {limit >> 20} MiB");
+        if (info.Length == 0) return "";
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        var buffer = new byte[(int)Math.Min(limit + 1, info.Length + 1)];
+        var read = 0;
+        int n;
+        while (read < buffer.Length && (n = stream.Read(buffer, read, buffer.Length - read)) > 0) read += n;
+        if (read > info.Length || read > limit) throw new CatalogFormatException(path, 0, $"the {what} grew while it was read, past its size or the {limit >> 20} MiB limit");
+        return new System.Text.UTF8Encoding(false, false).GetString(buffer, 0, read).TrimStart('\uFEFF');
+    }
 
     /// <summary>Merges catalogs: entities with the same id are combined (later lists extend earlier ones).</summary>
     public static EventCatalogModel Merge(IEnumerable<EventCatalogModel> parts)
@@ -155,7 +247,7 @@ public static class CatalogLoader
         };
     }
 
-    private static EventCatalogModel Read(YamlMappingNode root, string file, string baseDir)
+    private static EventCatalogModel Read(YamlMappingNode root, string file, string baseDir, string catalogRoot)
     {
         foreach (var key in root.Children.Keys)
         {
@@ -165,7 +257,7 @@ public static class CatalogLoader
         var messages = new List<CatalogMessage>();
         foreach (var (section, kind) in new[] { ("messages", (CatalogMessageKind?)null), ("events", CatalogMessageKind.Event), ("commands", CatalogMessageKind.Command), ("queries", CatalogMessageKind.Query) })
         {
-            foreach (var m in Items(root, section, file)) messages.Add(ReadMessage(m, file, baseDir, kind));
+            foreach (var m in Items(root, section, file)) messages.Add(ReadMessage(m, file, baseDir, catalogRoot, kind));
         }
         var system = Get(root, "system") as YamlMappingNode;
         return new EventCatalogModel
@@ -199,7 +291,7 @@ public static class CatalogLoader
         };
     }
 
-    private static CatalogMessage ReadMessage(YamlMappingNode m, string file, string baseDir, CatalogMessageKind? sectionKind)
+    private static CatalogMessage ReadMessage(YamlMappingNode m, string file, string baseDir, string catalogRoot, CatalogMessageKind? sectionKind)
     {
         var kindText = OneOf(m, "kind", file, ["event", "command", "query"]);
         var kind = kindText is null ? sectionKind ?? CatalogMessageKind.Event : Enum.Parse<CatalogMessageKind>(kindText, ignoreCase: true);
@@ -209,19 +301,7 @@ public static class CatalogLoader
             var number = Int(v, "version", file) ?? throw Error(file, v, "a version needs 'version: N'");
             JsonObject? schema = null;
             if (Get(v, "schema") is { } inline) schema = ToJson(inline, file) as JsonObject ?? throw Error(file, inline, "'schema' must be a JSON Schema object");
-            else if (Str(v, "schemaFile", file) is { } schemaFile)
-            {
-                var full = Path.Combine(baseDir, schemaFile);
-                if (!File.Exists(full)) throw Error(file, Get(v, "schemaFile")!, $"schema file '{schemaFile}' not found (looked in {baseDir})");
-                try
-                {
-                    schema = JsonNode.Parse(File.ReadAllText(full)) as JsonObject ?? throw Error(file, Get(v, "schemaFile")!, $"'{schemaFile}' is not a JSON object");
-                }
-                catch (JsonException ex)
-                {
-                    throw new CatalogFormatException(full, (int)(ex.LineNumber ?? -1) + 1, $"not valid JSON: {ex.Message}");
-                }
-            }
+            else if (Str(v, "schemaFile", file) is { } schemaFile) schema = ReadSchemaFile(schemaFile, Get(v, "schemaFile")!, file, baseDir, catalogRoot);
             versions.Add(new MessageVersion(number, schema, Str(v, "changelog", file)));
         }
         if (versions.Select(v => v.Version).Distinct().Count() != versions.Count) throw Error(file, m, $"message '{Req(m, "name", file)}' lists a version twice");
@@ -250,6 +330,32 @@ public static class CatalogLoader
             Versions = versions.OrderBy(v => v.Version).ToList(),
             Source = Loc(file, m),
         };
+    }
+
+    /// <summary>
+    /// Reads a schema file: a regular file below the catalog's root folder (after resolving links), at most
+    /// <see cref="MaxSchemaFileBytes"/>, holding a JSON object. Errors never quote the file's content.
+    /// </summary>
+    private static JsonObject ReadSchemaFile(string schemaFile, YamlNode node, string file, string baseDir, string catalogRoot)
+    {
+        var full = Path.GetFullPath(Path.Combine(baseDir, schemaFile));
+        var real = SafePaths.RealPath(full);
+        if (!SafePaths.IsInside(real, SafePaths.RealPath(catalogRoot)))
+            throw Error(file, node, $"schema file '{schemaFile}' lies outside the catalog folder {Path.GetFullPath(catalogRoot)}; schema files are read only from below it");
+        var info = new FileInfo(real);
+        if (!info.Exists) throw Error(file, node, $"schema file '{schemaFile}' not found (looked in {baseDir})");
+        if (info.Length == 0) throw Error(file, node, $"schema file '{schemaFile}' is empty or not a regular file");
+        if (info.Length > MaxSchemaFileBytes) throw Error(file, node, $"schema file '{schemaFile}' is {info.Length} bytes; the limit is {MaxSchemaFileBytes >> 20} MiB");
+        var text = ReadBounded(real, MaxSchemaFileBytes, "schema file");
+        try
+        {
+            return JsonNode.Parse(text) as JsonObject ?? throw Error(file, node, $"'{schemaFile}' is not a JSON object");
+        }
+        catch (JsonException ex)
+        {
+            // The parser's message can quote the content (its first character); say only where it failed.
+            throw new CatalogFormatException(full, (int)(ex.LineNumber ?? -1) + 1, $"not valid JSON (at byte {(ex.BytePositionInLine ?? 0) + 1} of the line, or nested deeper than 64 levels)");
+        }
     }
 
     private static LintSettings ReadLint(YamlMappingNode lint, string file)

@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.Loader;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Schema;
@@ -9,10 +10,12 @@ namespace Factum.Design;
 public static class CodeCatalog
 {
     /// <summary>The registry's types as catalog messages (one version each: the registered one).</summary>
-    public static EventCatalogModel FromRegistry(EventTypeRegistry registry, string source = "code")
+    public static EventCatalogModel FromRegistry(EventTypeRegistry registry, string source = "code") => FromRegistry(registry, source, null);
+
+    private static EventCatalogModel FromRegistry(EventTypeRegistry registry, string source, JsonSerializerOptions? schemaOptions)
     {
         ArgumentNullException.ThrowIfNull(registry);
-        var options = (registry.Serializer as SystemTextJsonEventSerializer)?.Options ?? SystemTextJsonEventSerializer.Default.Options;
+        var options = schemaOptions ?? (registry.Serializer as SystemTextJsonEventSerializer)?.Options ?? SystemTextJsonEventSerializer.Default.Options;
         var messages = registry.Types.Select(t => new CatalogMessage
         {
             Name = t.Name,
@@ -26,14 +29,38 @@ public static class CodeCatalog
         return new EventCatalogModel { Messages = messages };
     }
 
-    /// <summary>Loads an assembly and registers every type marked with <see cref="EventTypeAttribute"/>.</summary>
+    /// <summary>
+    /// Loads an assembly into its own collectible <see cref="AssemblyLoadContext"/>, registers every type marked with
+    /// <see cref="EventTypeAttribute"/>, reads its handlers and <c>[assembly: FactumService]</c>, and unloads the context.
+    /// This loads and runs the assembly's code (module initialisers, static constructors, attribute constructors) as
+    /// reflection and JSON Schema generation touch its types: only use assemblies you trust.
+    /// </summary>
     /// <exception cref="CatalogFormatException">The file is not a loadable .NET assembly.</exception>
     public static EventCatalogModel FromAssembly(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var context = new CatalogLoadContext(Path.GetFullPath(path));
+        try
+        {
+            return ReadAssembly(context, path);
+        }
+        finally
+        {
+            context.Unload();
+        }
+    }
+
+    /// <summary>The name every context <see cref="FromAssembly"/> creates starts with (to find one that was not unloaded).</summary>
+    public const string LoadContextPrefix = "factum-catalog:";
+
+    /// <summary>Reads the assembly; nothing from the context escapes this method (so the context can be collected).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static EventCatalogModel ReadAssembly(CatalogLoadContext context, string path)
     {
         Assembly assembly;
         try
         {
-            assembly = Assembly.LoadFrom(Path.GetFullPath(path));
+            assembly = context.LoadFromAssemblyPath(context.MainPath);
         }
         catch (Exception ex) when (ex is BadImageFormatException or FileNotFoundException or FileLoadException)
         {
@@ -58,8 +85,33 @@ public static class CodeCatalog
         {
             throw new CatalogFormatException(path, 0, ex.Message);
         }
-        var catalog = FromRegistry(registry, Path.GetFileName(path));
+        // A private copy of the serializer options: their cache of type metadata goes with the context.
+        var options = new JsonSerializerOptions(SystemTextJsonEventSerializer.Default.Options);
+        var catalog = FromRegistry(registry, Path.GetFileName(path), options);
         return catalog with { Services = ServicesOf(assembly, registry) };
+    }
+
+    /// <summary>
+    /// A collectible context for one assembly: what the CLI itself has (Factum, the framework) is shared, so attribute
+    /// and interface types match; anything else is loaded from the assembly's folder.
+    /// </summary>
+    private sealed class CatalogLoadContext(string mainPath) : AssemblyLoadContext(LoadContextPrefix + Path.GetFileName(mainPath), isCollectible: true)
+    {
+        public string MainPath { get; } = mainPath;
+
+        protected override Assembly? Load(AssemblyName assemblyName)
+        {
+            try
+            {
+                Default.LoadFromAssemblyName(assemblyName);
+                return null; // shared with the CLI
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
+            {
+                var local = Path.Combine(Path.GetDirectoryName(MainPath)!, assemblyName.Name + ".dll");
+                return File.Exists(local) ? LoadFromAssemblyPath(local) : null;
+            }
+        }
     }
 
     /// <summary>

@@ -180,10 +180,10 @@ public static class Discovery
     public static string ToYaml(EventCatalogModel catalog, string header)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        static string Q(string s) => "'" + s.Replace("'", "''", StringComparison.Ordinal) + "'";
+        static string Q(string s) => Escape.Yaml(s); // double-quoted: every character, line breaks and control characters included, reads back as it was
         static string L(IEnumerable<string> items) => "[" + string.Join(", ", items.Select(Q)) + "]";
         var sb = new StringBuilder();
-        foreach (var line in header.Split('\n')) sb.Append("# ").AppendLine(line);
+        foreach (var line in header.Split('\n')) sb.Append("# ").AppendLine(Escape.CommentLine(line));
         if (catalog.Domains.Count > 0)
         {
             sb.AppendLine("domains:");
@@ -216,7 +216,7 @@ public static class Discovery
             {
                 sb.AppendLine(CultureInfo.InvariantCulture, $"  - name: {Q(m.Name)}");
                 sb.AppendLine(CultureInfo.InvariantCulture, $"    kind: {m.Kind.ToString().ToLowerInvariant()}");
-                if (m.Classification is not null) sb.AppendLine(CultureInfo.InvariantCulture, $"    classification: {m.Classification}");
+                if (m.Classification is not null) sb.AppendLine(CultureInfo.InvariantCulture, $"    classification: {Q(m.Classification)}");
                 if (m.Owners.Count == 1) sb.AppendLine(CultureInfo.InvariantCulture, $"    owner: {Q(m.Owners[0])}");
                 if (m.Description is not null) sb.AppendLine(CultureInfo.InvariantCulture, $"    description: {Q(m.Description)}");
                 if (m.Rate is { } r) sb.AppendLine(CultureInfo.InvariantCulture, $"    rate: {r.ToString("0.###", CultureInfo.InvariantCulture)}/s");

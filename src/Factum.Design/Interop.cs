@@ -74,15 +74,7 @@ public static class StormingImport
     public static EventCatalogModel Import(string text, string file)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var yaml = new YamlStream();
-        try
-        {
-            yaml.Load(new StringReader(text));
-        }
-        catch (YamlDotNet.Core.YamlException ex)
-        {
-            throw new CatalogFormatException(file, (int)ex.Start.Line, $"not valid YAML or JSON: {ex.InnerException?.Message ?? ex.Message}");
-        }
+        var yaml = CatalogLoader.LoadYaml(text, file, "YAML or JSON");
         if (yaml.Documents.Count == 0 || yaml.Documents[0].RootNode is not YamlMappingNode root) throw new CatalogFormatException(file, 1, "expected a mapping with 'contexts:'");
         var contexts = root.Children.FirstOrDefault(kv => (kv.Key as YamlScalarNode)?.Value == "contexts").Value as YamlSequenceNode
             ?? throw new CatalogFormatException(file, (int)root.Start.Line, "'contexts' (a list of bounded contexts) is required");
@@ -179,18 +171,22 @@ public static class EventCatalogExport
         ArgumentNullException.ThrowIfNull(catalog);
         var output = new OutputFolder(outDir);
         var save = output.Save;
-        static string Q(string? s) => JsonSerializer.Serialize(s ?? "");
+        // Frontmatter values are YAML double-quoted strings; body text is escaped for MDX (no markup, no {expressions});
+        // folder names come from OutputFolder.FileName.
+        static string Q(string? s) => Escape.Yaml(s);
+        static string Body(string? s) => Escape.Markdown(s);
+        static string F(string name) => OutputFolder.FileName(name);
         string Version(CatalogMessage m) => $"{m.Latest?.Version ?? 1}.0.0";
-        string Refs(IEnumerable<string> names) => string.Concat(names.Select(n => catalog.Message(n) is { } m ? $"\n  - id: {m.Name}\n    version: {Version(m)}" : ""));
-        foreach (var t in catalog.Teams) save($"teams/{t.Id}.mdx", $"---\nid: {t.Id}\nname: {Q(t.Name ?? t.Id)}\n---\n");
+        string Refs(IEnumerable<string> names) => string.Concat(names.Select(n => catalog.Message(n) is { } m ? $"\n  - id: {Q(m.Name)}\n    version: {Version(m)}" : ""));
+        foreach (var t in catalog.Teams) save($"teams/{F(t.Id)}.mdx", $"---\nid: {Q(t.Id)}\nname: {Q(t.Name ?? t.Id)}\n---\n");
         foreach (var d in catalog.Domains)
         {
             var services = catalog.Services.Where(s => s.Domain == d.Id).ToList();
-            save($"domains/{d.Id}/index.mdx", $"---\nid: {d.Id}\nname: {Q(d.Name ?? d.Id)}\nversion: 1.0.0\nsummary: {Q(d.Description)}\nservices:{string.Concat(services.Select(s => $"\n  - id: {s.Id}"))}\n---\n\n{d.Description}\n\n<NodeGraph />\n");
+            save($"domains/{F(d.Id)}/index.mdx", $"---\nid: {Q(d.Id)}\nname: {Q(d.Name ?? d.Id)}\nversion: 1.0.0\nsummary: {Q(d.Description)}\nservices:{string.Concat(services.Select(s => $"\n  - id: {Q(s.Id)}"))}\n---\n\n{Body(d.Description)}\n\n<NodeGraph />\n");
         }
         foreach (var s in catalog.Services)
         {
-            save($"services/{s.Id}/index.mdx", $"---\nid: {s.Id}\nname: {Q(s.Id)}\nversion: 1.0.0\nsummary: {Q(s.Description)}\nowners:{(s.Owner is null ? " []" : $"\n  - {s.Owner}")}\nsends:{Refs(s.Publishes.Concat(s.Sends).Concat(s.Requests))}\nreceives:{Refs(s.Consumes)}\n---\n\n{s.Description}\n\n<NodeGraph />\n");
+            save($"services/{F(s.Id)}/index.mdx", $"---\nid: {Q(s.Id)}\nname: {Q(s.Id)}\nversion: 1.0.0\nsummary: {Q(s.Description)}\nowners:{(s.Owner is null ? " []" : $"\n  - {Q(s.Owner)}")}\nsends:{Refs(s.Publishes.Concat(s.Sends).Concat(s.Requests))}\nreceives:{Refs(s.Consumes)}\n---\n\n{Body(s.Description)}\n\n<NodeGraph />\n");
         }
         foreach (var m in catalog.Messages)
         {
@@ -199,9 +195,9 @@ public static class EventCatalogExport
             {
                 var v = m.Versions[i];
                 var latest = i == m.Versions.Count - 1;
-                var dir = latest ? $"{folder}/{m.Name}" : $"{folder}/{m.Name}/versioned/{v.Version}.0.0";
-                var badges = m.Classification is null ? "" : $"\nbadges:\n  - content: {m.Classification}\n    backgroundColor: blue\n    textColor: white";
-                save($"{dir}/index.mdx", $"---\nid: {m.Name}\nname: {Q(m.Name)}\nversion: {v.Version}.0.0\nsummary: {Q(m.Description)}\nowners:{(m.Owners.Count == 0 ? " []" : string.Concat(m.Owners.Select(o => $"\n  - {o}")))}{badges}\nschemaPath: schema.json\n---\n\n{m.Description}\n\n{(v.Changelog is null ? "" : "## Changes\n\n" + v.Changelog + "\n\n")}<Schema file=\"schema.json\" />\n\n<NodeGraph />\n");
+                var dir = latest ? $"{folder}/{F(m.Name)}" : $"{folder}/{F(m.Name)}/versioned/{v.Version}.0.0";
+                var badges = m.Classification is null ? "" : $"\nbadges:\n  - content: {Q(m.Classification)}\n    backgroundColor: blue\n    textColor: white";
+                save($"{dir}/index.mdx", $"---\nid: {Q(m.Name)}\nname: {Q(m.Name)}\nversion: {v.Version}.0.0\nsummary: {Q(m.Description)}\nowners:{(m.Owners.Count == 0 ? " []" : string.Concat(m.Owners.Select(o => $"\n  - {Q(o)}")))}{badges}\nschemaPath: schema.json\n---\n\n{Body(m.Description)}\n\n{(v.Changelog is null ? "" : "## Changes\n\n" + Body(v.Changelog) + "\n\n")}<Schema file=\"schema.json\" />\n\n<NodeGraph />\n");
                 save($"{dir}/schema.json", (v.Schema ?? new JsonObject()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             }
         }

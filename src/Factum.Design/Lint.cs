@@ -100,7 +100,19 @@ public static partial class LintRules
         new("ordering/competing-consumers", Severity.Error, "Ordered messages do not go to competing consumers",
             "Competing consumers on a plain queue handle a key's messages in parallel, so the order is lost.",
             "Use a partitioned stream (one consumer per partition) or a queue with per-key ordering (message groups)."),
+        new(BrokerNameRule, Severity.Error, "Names are valid for every broker the topology targets",
+            "Message names become Kafka topics, RabbitMQ exchanges and queues and NATS subjects, and consuming services become consumer groups and durable names; a name a broker refuses breaks the generated topology, and characters such as ';', '$' or spaces in scripts are how injection starts.",
+            "Rename it to letters, digits, '.', '_' and '-' (Kafka: at most 249 characters; RabbitMQ: at most 255 UTF-8 bytes; NATS: no spaces, '*', '>' or empty tokens; a consumer group no '.' either)."),
     ];
+
+    /// <summary>The id of the rule that checks names against the brokers' rules.</summary>
+    public const string BrokerNameRule = "naming/broker-name";
+
+    /// <summary>Longest Kafka topic name.</summary>
+    public const int KafkaMaxName = 249;
+
+    /// <summary>Longest RabbitMQ exchange or queue name, in UTF-8 bytes.</summary>
+    public const int RabbitMaxBytes = 255;
 
     /// <summary>Every rule id.</summary>
     public static IReadOnlySet<string> Ids { get; } = All.Select(r => r.Id).ToHashSet(StringComparer.Ordinal);
@@ -142,6 +154,10 @@ public static partial class LintRules
                 var m = catalog.Message(name)!;
                 if (catalog.ProducersOf(m).Count == 0) Add("mapping/consumer-without-producer", entity, $"consumes '{name}', which no service produces", s.Source);
             }
+        }
+        foreach (var s in catalog.Services.Where(s => catalog.Messages.Any(m => catalog.ConsumersOf(m).Contains(s.Id))))
+        {
+            foreach (var problem in GroupNameProblems(s.Id)) Add(BrokerNameRule, $"service {s.Id}", problem, s.Source);
         }
         foreach (var c in catalog.Channels)
         {
@@ -185,6 +201,9 @@ public static partial class LintRules
                     if (words.Count == 0 || !QueryVerbs.Contains(words[0])) Add("naming/query-asks", entity, $"'{m.Name}' does not start with a question verb ({string.Join(", ", QueryVerbs.Take(7))})", m.Source);
                     break;
             }
+
+            // Names the brokers accept: the message's own channels, and those derived from each consuming group.
+            foreach (var problem in ChannelNameProblems(m.Name, consumers)) Add(BrokerNameRule, entity, problem, m.Source);
 
             // Ownership and mapping.
             if (m.Owners.Count != 1) Add("ownership/single-owner", entity, m.Owners.Count == 0 ? "has no owner" : $"has {m.Owners.Count} owners ({string.Join(", ", m.Owners)})", m.Source);
@@ -320,6 +339,58 @@ public static partial class LintRules
         var wa = SplitWords(a);
         var wb = SplitWords(b);
         return wa.Count > 1 && wb.Count > 1 && wa[0] == wb[0];
+    }
+
+    /// <summary>Why a message name cannot name its channels: Kafka topic (and its groups' dead-letter topics), RabbitMQ exchange and queues, NATS subject.</summary>
+    internal static IEnumerable<string> ChannelNameProblems(string name, IReadOnlyList<string> groups)
+    {
+        if (KafkaProblem(name) is { } kafka) yield return $"'{Show(name)}' is not a valid Kafka topic name: {kafka}";
+        foreach (var dlq in groups.Select(g => $"{name}.{g}.dlq").Where(d => d.Length > KafkaMaxName && KafkaProblem(name) is null))
+            yield return $"the dead-letter topic '{Show(dlq)}' is {dlq.Length} characters long; Kafka allows at most {KafkaMaxName}";
+        foreach (var queue in new[] { name, $"{name}.dlq" }.Concat(groups.SelectMany(g => new[] { $"{name}.{g}", $"{name}.{g}.dlq" })))
+        {
+            var bytes = System.Text.Encoding.UTF8.GetByteCount(queue);
+            if (bytes > RabbitMaxBytes)
+            {
+                yield return $"the RabbitMQ name '{Show(queue)}' is {bytes} UTF-8 bytes long; RabbitMQ allows at most {RabbitMaxBytes}";
+                break;
+            }
+        }
+        if (NatsProblem(name, allowDots: true) is { } nats) yield return $"'{Show(name)}' is not a valid NATS subject prefix: {nats}";
+    }
+
+    /// <summary>Why a consuming service's id cannot name its consumer group: Kafka (inside the dead-letter topic's name) and a NATS durable consumer.</summary>
+    internal static IEnumerable<string> GroupNameProblems(string group)
+    {
+        if (KafkaProblem(group) is { } kafka) yield return $"'{Show(group)}' cannot be part of its Kafka dead-letter topics' names: {kafka}";
+        if (NatsProblem(group, allowDots: false) is { } nats) yield return $"'{Show(group)}' is not a valid NATS durable consumer name: {nats}";
+    }
+
+    private static string? KafkaProblem(string name)
+    {
+        if (name.Length == 0) return "it is empty";
+        if (name is "." or "..") return "'.' and '..' are reserved";
+        if (name.Length > KafkaMaxName) return $"it is {name.Length} characters long (at most {KafkaMaxName})";
+        var bad = name.Where(c => !(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')).Distinct().ToList();
+        return bad.Count == 0 ? null : $"it contains {string.Join(", ", bad.Select(ShowChar))} (allowed: letters a-z and A-Z, digits, '.', '_', '-')";
+    }
+
+    private static string? NatsProblem(string name, bool allowDots)
+    {
+        if (name.Length == 0) return "it is empty";
+        var bad = name.Where(c => char.IsWhiteSpace(c) || char.IsControl(c) || c is '*' or '>' || (!allowDots && c is '.' or '/' or '\\')).Distinct().ToList();
+        if (bad.Count > 0) return $"it contains {string.Join(", ", bad.Select(ShowChar))} (NATS forbids whitespace, '*' and '>'{(allowDots ? "" : ", and in names '.', '/' and '\\'")})";
+        if (allowDots && name.Split('.').Any(t => t.Length == 0)) return "it has an empty token (a leading, trailing or doubled '.')";
+        return null;
+    }
+
+    private static string ShowChar(char c) => char.IsControl(c) || char.IsWhiteSpace(c) ? $"U+{(int)c:X4}" : $"'{c}'";
+
+    /// <summary>A name for a message: control characters shown as U+XXXX, long names shortened.</summary>
+    private static string Show(string name)
+    {
+        var shown = string.Concat(name.Select(c => char.IsControl(c) ? $"U+{(int)c:X4}" : c.ToString()));
+        return shown.Length > 80 ? shown[..60] + "…" + shown[^10..] : shown;
     }
 
     internal static List<string> SplitWords(string name) => WordRegex().Matches(name).Select(x => x.Value).ToList();

@@ -43,16 +43,16 @@ public static class SiteGenerator
         index.H2("Flow");
         index.Mermaid(Flow(catalog, catalog.Messages));
         index.H2("Domains");
-        index.Table(["Domain", "Services", "Description"], catalog.Domains.Select(d => new[] { Link($"domain/{d.Id}", d.Name ?? d.Id), string.Join(", ", catalog.Services.Where(s => s.Domain == d.Id).Select(s => Link($"service/{s.Id}", s.Id))), Enc(d.Description) }), raw: true);
+        index.Table(["Domain", "Services", "Description"], catalog.Domains.Select(d => new[] { Link("domain", d.Id, d.Name ?? d.Id), string.Join(", ", catalog.Services.Where(s => s.Domain == d.Id).Select(s => Link("service", s.Id, s.Id))), Enc(d.Description) }), raw: true);
         index.H2("Services");
         index.Table(["Service", "Domain", "Owner", "Publishes / sends", "Consumes"], catalog.Services.OrderBy(s => s.Id, StringComparer.Ordinal).Select(s => new[]
         {
-            Link($"service/{s.Id}", s.Id), Enc(s.Domain), Enc(s.Owner), string.Join(", ", s.Publishes.Concat(s.Sends).Concat(s.Requests).Select(m => Link($"message/{m}", m))), string.Join(", ", s.Consumes.Select(m => Link($"message/{m}", m))),
+            Link("service", s.Id, s.Id), Enc(s.Domain), Enc(s.Owner), string.Join(", ", s.Publishes.Concat(s.Sends).Concat(s.Requests).Select(m => Link("message", m, m))), string.Join(", ", s.Consumes.Select(m => Link("message", m, m))),
         }), raw: true);
         index.H2("Messages");
         index.Table(["Message", "Kind", "Owner", "Latest version", "Pattern", "Channel"], catalog.Messages.OrderBy(m => m.Name, StringComparer.Ordinal).Select(m => new[]
         {
-            Link($"message/{m.Name}", m.Name), m.Kind.ToString().ToLowerInvariant(), Enc(string.Join(", ", m.Owners)), m.Latest is { } v ? $"v{v.Version}" : "-",
+            Link("message", m.Name, m.Name), m.Kind.ToString().ToLowerInvariant(), Enc(string.Join(", ", m.Owners)), m.Latest is { } v ? $"v{v.Version}" : "-",
             advice.TryGetValue(m.Name, out var a) ? a.Pattern.ToString() : "-", plan.TryGetValue(m.Name, out var p) ? Enc($"{p.Kind} {p.Name}") : "-",
         }), raw: true);
         index.H2("Lint findings");
@@ -70,9 +70,9 @@ public static class SiteGenerator
             page.H2("Flow");
             page.Mermaid(Flow(catalog, messages));
             page.H2("Services");
-            page.Table(["Service", "Owner", "Description"], services.Select(s => new[] { Link($"../service/{s.Id}", s.Id), Enc(s.Owner), Enc(s.Description) }), raw: true);
-            save($"domain/{d.Id}.html", page.Html("../"));
-            save($"markdown/domain/{d.Id}.md", page.Markdown());
+            page.Table(["Service", "Owner", "Description"], services.Select(s => new[] { Link("../service", s.Id, s.Id), Enc(s.Owner), Enc(s.Description) }), raw: true);
+            save($"domain/{OutputFolder.FileName(d.Id)}.html", page.Html("../"));
+            save($"markdown/domain/{OutputFolder.FileName(d.Id)}.md", page.Markdown());
         }
 
         foreach (var s in catalog.Services)
@@ -83,13 +83,13 @@ public static class SiteGenerator
             page.H2("Flow");
             page.Mermaid(Flow(catalog, related));
             page.Table(["Role", "Messages"], [
-                ["publishes", string.Join(", ", s.Publishes.Select(m => Link($"../message/{m}", m)))],
-                ["sends", string.Join(", ", s.Sends.Select(m => Link($"../message/{m}", m)))],
-                ["requests", string.Join(", ", s.Requests.Select(m => Link($"../message/{m}", m)))],
-                ["consumes", string.Join(", ", s.Consumes.Select(m => Link($"../message/{m}", m)))],
+                ["publishes", string.Join(", ", s.Publishes.Select(m => Link("../message", m, m)))],
+                ["sends", string.Join(", ", s.Sends.Select(m => Link("../message", m, m)))],
+                ["requests", string.Join(", ", s.Requests.Select(m => Link("../message", m, m)))],
+                ["consumes", string.Join(", ", s.Consumes.Select(m => Link("../message", m, m)))],
             ], raw: true);
-            save($"service/{s.Id}.html", page.Html("../"));
-            save($"markdown/service/{s.Id}.md", page.Markdown());
+            save($"service/{OutputFolder.FileName(s.Id)}.html", page.Html("../"));
+            save($"markdown/service/{OutputFolder.FileName(s.Id)}.md", page.Markdown());
         }
 
         foreach (var m in catalog.Messages)
@@ -127,8 +127,8 @@ public static class SiteGenerator
                 page.H2("Lint findings");
                 page.Table(["Severity", "Rule", "Finding", "Fix"], own.Select(f => new[] { f.Severity.ToString().ToLowerInvariant(), f.Rule, f.Message, f.Fix }));
             }
-            save($"message/{m.Name}.html", page.Html("../"));
-            save($"markdown/message/{m.Name}.md", page.Markdown());
+            save($"message/{OutputFolder.FileName(m.Name)}.html", page.Html("../"));
+            save($"markdown/message/{OutputFolder.FileName(m.Name)}.md", page.Markdown());
         }
         return output.Files;
     }
@@ -144,18 +144,19 @@ public static class SiteGenerator
             var id = "m_" + Node(m.Name);
             sb.Append(m.Kind switch
             {
-                CatalogMessageKind.Event => $"  {id}([\"{m.Name}\"])\n",
-                CatalogMessageKind.Command => $"  {id}[\"{m.Name}\"]\n",
-                _ => $"  {id}{{{{\"{m.Name}\"}}}}\n",
+                CatalogMessageKind.Event => $"  {id}([\"{Escape.Mermaid(m.Name)}\"])\n",
+                CatalogMessageKind.Command => $"  {id}[\"{Escape.Mermaid(m.Name)}\"]\n",
+                _ => $"  {id}{{{{\"{Escape.Mermaid(m.Name)}\"}}}}\n",
             });
             foreach (var p in catalog.ProducersOf(m)) { services.Add(p); sb.Append(CultureInfo.InvariantCulture, $"  s_{Node(p)} --> {id}\n"); }
             foreach (var c in catalog.ConsumersOf(m)) { services.Add(c); sb.Append(CultureInfo.InvariantCulture, $"  {id} --> s_{Node(c)}\n"); }
         }
-        foreach (var s in services) sb.Append(CultureInfo.InvariantCulture, $"  s_{Node(s)}[[\"{s}\"]]\n");
+        foreach (var s in services) sb.Append(CultureInfo.InvariantCulture, $"  s_{Node(s)}[[\"{Escape.Mermaid(s)}\"]]\n");
         return sb.ToString();
     }
 
-    private static string Node(string s) => new(s.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray());
+    /// <summary>A Mermaid node id: the name when it is letters and digits only, else a cleaned name with a hash (so distinct names stay distinct nodes).</summary>
+    private static string Node(string s) => s.Length > 0 && s.All(char.IsAsciiLetterOrDigit) ? s : new string(s.Take(40).Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_').ToArray()) + "_" + OutputFolder.Hash(s);
 
     /// <summary>What changed between two schema versions: properties added, removed, retyped, newly required.</summary>
     public static IReadOnlyList<string> Changes(JsonObject previous, JsonObject next)
@@ -180,28 +181,35 @@ public static class SiteGenerator
 
     private static string Enc(string? s) => WebUtility.HtmlEncode(s ?? "");
 
-    /// <summary>A link to a page; each path segment is escaped, so catalog names cannot break out of the attribute.</summary>
-    private static string Link(string target, string text) =>
-        $"<a href=\"{Enc(string.Join("/", target.Split('/').Select(seg => seg == ".." ? seg : Uri.EscapeDataString(seg))))}.html\">{Enc(text)}</a>";
+    private static readonly System.Text.RegularExpressions.Regex LinkPattern = new("<a href=\"([^\"]*)\\.html\">([^<]*)</a>", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>A link to the page of <paramref name="name"/> in <paramref name="folder"/>: the same file name the page was written under (<see cref="OutputFolder.FileName"/>), escaped for the attribute.</summary>
+    private static string Link(string folder, string name, string text) =>
+        $"<a href=\"{Enc(folder + "/" + Uri.EscapeDataString(OutputFolder.FileName(name)))}.html\">{Enc(text)}</a>";
 
     /// <summary>One page, rendered as HTML and as Markdown from the same blocks.</summary>
     private sealed class Page(string title, string mermaidScript)
     {
         private readonly List<(string Html, string Markdown)> _blocks = [];
 
-        public void P(string text) => _blocks.Add(($"<p>{Enc(text)}</p>", text));
+        public void P(string text) => _blocks.Add(($"<p>{Enc(text)}</p>", Escape.Markdown(text)));
 
-        public void H2(string text) => _blocks.Add(($"<h2>{Enc(text)}</h2>", "## " + text));
+        public void H2(string text) => _blocks.Add(($"<h2>{Enc(text)}</h2>", "## " + Escape.Markdown(text)));
 
-        public void H3(string text) => _blocks.Add(($"<h3>{Enc(text)}</h3>", "### " + text));
+        public void H3(string text) => _blocks.Add(($"<h3>{Enc(text)}</h3>", "### " + Escape.Markdown(text)));
 
         public void List(IEnumerable<string> items)
         {
             var list = items.ToList();
-            _blocks.Add(("<ul>" + string.Concat(list.Select(i => $"<li>{Enc(i)}</li>")) + "</ul>", string.Join("\n", list.Select(i => "- " + i))));
+            _blocks.Add(("<ul>" + string.Concat(list.Select(i => $"<li>{Enc(i)}</li>")) + "</ul>", string.Join("\n", list.Select(i => "- " + Escape.Markdown(i)))));
         }
 
-        public void Code(string code) => _blocks.Add(($"<pre><code>{Enc(code)}</code></pre>", "```json\n" + code + "\n```"));
+        public void Code(string code)
+        {
+            // A fence longer than any run of backticks in the code, so the code cannot close it.
+            var fence = new string('`', Math.Max(3, System.Text.RegularExpressions.Regex.Matches(code, "`+").Select(m => m.Length + 1).DefaultIfEmpty(0).Max()));
+            _blocks.Add(($"<pre><code>{Enc(code)}</code></pre>", fence + "json\n" + code + "\n" + fence));
+        }
 
         public void Mermaid(string graph) => _blocks.Add(($"<pre class=\"mermaid\">{Enc(graph)}</pre>", "```mermaid\n" + graph + "```"));
 
@@ -218,9 +226,21 @@ public static class SiteGenerator
                 html.Append("</tr>");
             }
             html.Append("</tbody></table>");
-            static string Md(string cell) => System.Text.RegularExpressions.Regex.Replace(cell, "<a href=\"([^\"]*)\\.html\">([^<]*)</a>", "[$2]($1.md)").Replace("|", "\\|", StringComparison.Ordinal).ReplaceLineEndings(" ");
-            var md = new StringBuilder("| " + string.Join(" | ", headers) + " |\n|" + string.Concat(headers.Select(_ => "---|")) + "\n");
-            foreach (var r in list) md.Append("| ").Append(string.Join(" | ", r.Select(c => WebUtility.HtmlDecode(Md(c))))).Append(" |\n");
+            // Raw cells are HTML (text and links to pages): links become Markdown links to the .md page, text is decoded and escaped.
+            static string Md(string cell)
+            {
+                var sb = new StringBuilder();
+                var at = 0;
+                foreach (System.Text.RegularExpressions.Match m in LinkPattern.Matches(cell))
+                {
+                    sb.Append(Escape.Markdown(WebUtility.HtmlDecode(cell[at..m.Index])));
+                    sb.Append('[').Append(Escape.Markdown(WebUtility.HtmlDecode(m.Groups[2].Value))).Append("](").Append(WebUtility.HtmlDecode(m.Groups[1].Value)).Append(".md)");
+                    at = m.Index + m.Length;
+                }
+                return sb.Append(Escape.Markdown(WebUtility.HtmlDecode(cell[at..]))).ToString();
+            }
+            var md = new StringBuilder("| " + string.Join(" | ", headers.Select(Escape.Markdown)) + " |\n|" + string.Concat(headers.Select(_ => "---|")) + "\n");
+            foreach (var r in list) md.Append("| ").Append(string.Join(" | ", r.Select(c => raw ? Md(c) : Escape.Markdown(c)))).Append(" |\n");
             _blocks.Add((html.ToString(), md.ToString().TrimEnd()));
         }
 
@@ -251,6 +271,6 @@ public static class SiteGenerator
                 """;
         }
 
-        public string Markdown() => $"# {title}\n\n" + string.Join("\n\n", _blocks.Select(b => b.Markdown)) + "\n";
+        public string Markdown() => $"# {Escape.Markdown(title)}\n\n" + string.Join("\n\n", _blocks.Select(b => b.Markdown)) + "\n";
     }
 }

@@ -78,7 +78,7 @@ public sealed class CatalogCliTests : IDisposable
         Assert.Equal(0, discover.ExitCode);
         var yaml = await File.ReadAllTextAsync(file);
         Assert.Contains("OrderPlaced -> PaymentRequested (3)", yaml);
-        Assert.Contains("name: 'OrderPlaced'", yaml);
+        Assert.Contains("name: \"OrderPlaced\"", yaml);
         var diff = await F("catalog", "diff", "--catalog", Sample(), "--data", _dir.Path);
         Assert.Equal(1, diff.ExitCode);
         Assert.Contains("CapturePayment: presence: yaml defined | store missing", diff.Stdout);   // commands are not stored events
@@ -115,5 +115,64 @@ public sealed class CatalogCliTests : IDisposable
         var ec = Path.Combine(_dir.Path, "ec");
         Assert.Equal(0, (await F("catalog", "export-eventcatalog", "--catalog", Sample(), "--out", ec)).ExitCode);
         Assert.True(File.Exists(Path.Combine(ec, "events", "OrderPlaced", "index.mdx")));
+    }
+
+    [Fact]
+    public async Task Store_type_names_neither_write_outside_out_nor_reach_the_kafka_script()
+    {
+        // Anyone who can append to the store chooses these names; docs and plan read them through --data.
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "../../../x", "--data", "{}")).ExitCode);
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced;touch${IFS}pwned;#", "--data", "{}")).ExitCode);
+        var site = Path.Combine(_dir.Path, "a", "b", "site");
+        var docs = await F("catalog", "docs", "--catalog", Sample(), "--data", _dir.Path, "--out", site);
+        Assert.Equal(0, docs.ExitCode);
+        var inside = site + Path.DirectorySeparatorChar;
+        Assert.All(Directory.EnumerateFiles(_dir.Path, "*", SearchOption.AllDirectories).Where(f => !f.StartsWith(inside, StringComparison.Ordinal)),
+            f => Assert.StartsWith(Path.Combine(_dir.Path, "factum.db"), f, StringComparison.Ordinal));
+        Assert.Contains(Directory.EnumerateFiles(Path.Combine(site, "message")), f => Path.GetFileName(f).StartsWith("_.._.._x~", StringComparison.Ordinal));
+
+        var plan = await F("catalog", "plan", "--catalog", Sample(), "--data", _dir.Path, "--out", Path.Combine(_dir.Path, "plan"));
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("'OrderPlaced;touch${IFS}pwned;#' is not a valid Kafka topic name: it contains ';'", plan.Stderr);
+        Assert.Contains("refusing to generate the topology", plan.Stderr);
+        Assert.False(Directory.Exists(Path.Combine(_dir.Path, "plan")));
+        Assert.False(File.Exists(Path.Combine(_dir.Path, "pwned")));
+    }
+
+    public static TheoryData<string, string, int, string> HostileCatalogs()
+    {
+        var bomb = new List<string> { "events:", "  - name: A", "    versions:", "      - version: 1", "        schema:", "          l0: &l0 [x, x, x, x, x, x, x, x, x, x]" };
+        for (var i = 1; i < 10; i++) bomb.Add($"          l{i}: &l{i} [{string.Join(", ", Enumerable.Repeat($"*l{i - 1}", 10))}]");
+        static string SchemaFile(string f) => $"events:\n  - name: A\n    versions:\n      - version: 1\n        schemaFile: {f}\n";
+        return new()
+        {
+            { "bomb", string.Join("\n", bomb) + "\n", 0, "values once its aliases (*name) are expanded" },
+            { "deep", "events:\n  - name: A\n    versions: " + new string('[', 50_000) + "\n", 3, "deeper than 64 levels" },
+            { "zero", SchemaFile("/dev/zero"), 5, "schema file '/dev/zero' lies outside the catalog folder" },
+            { "passwd", SchemaFile("../../../../../../../../etc/passwd"), 5, "lies outside the catalog folder" },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(HostileCatalogs))]
+    public async Task Hostile_catalogs_exit_2_with_file_and_line(string name, string yaml, int line, string problem)
+    {
+        var file = Path.Combine(_dir.Path, name + ".yaml");
+        await File.WriteAllTextAsync(file, yaml);
+        var r = await F("catalog", "lint", "--catalog", file);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(problem, r.Stderr);
+        Assert.Matches(line > 0 ? $"{name}\\.yaml:{line}: " : $"{name}\\.yaml:[0-9]+: ", r.Stderr);
+        Assert.DoesNotContain("root:", r.Stderr);
+        Assert.DoesNotContain("Unhandled exception", r.Stderr);
+    }
+
+    [Fact]
+    public async Task The_assembly_option_says_it_runs_the_assembly_code()
+    {
+        var help = await F("catalog", "lint", "--help");
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("loads and runs the assembly's code (module initialisers, static constructors): only use assemblies you trust",
+            System.Text.RegularExpressions.Regex.Replace(help.Stdout, "\\s+", " "));
     }
 }

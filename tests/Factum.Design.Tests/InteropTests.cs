@@ -116,15 +116,15 @@ public sealed class InteropTests : IDisposable
         var catalog = CatalogLoader.Load([Repo.SampleCatalog]);
         var files = EventCatalogExport.Write(catalog, _out);
         var placed = File.ReadAllText(Path.Combine(_out, "events", "OrderPlaced", "index.mdx"));
-        Assert.StartsWith("---\nid: OrderPlaced\nname: \"OrderPlaced\"\nversion: 2.0.0\n", placed);
+        Assert.StartsWith("---\nid: \"OrderPlaced\"\nname: \"OrderPlaced\"\nversion: 2.0.0\n", placed);
         Assert.Contains("schemaPath: schema.json", placed);
         Assert.True(File.Exists(Path.Combine(_out, "events", "OrderPlaced", "versioned", "1.0.0", "index.mdx")));
         Assert.True(File.Exists(Path.Combine(_out, "commands", "CapturePayment", "index.mdx")));
         Assert.True(File.Exists(Path.Combine(_out, "queries", "CheckStock", "index.mdx")));
         var billing = File.ReadAllText(Path.Combine(_out, "services", "billing", "index.mdx"));
-        Assert.Contains("sends:\n  - id: CapturePayment\n    version: 1.0.0", billing);
-        Assert.Contains("receives:\n  - id: OrderPlaced\n    version: 2.0.0", billing);
-        Assert.Contains("services:\n  - id: billing", File.ReadAllText(Path.Combine(_out, "domains", "billing", "index.mdx")));
+        Assert.Contains("sends:\n  - id: \"CapturePayment\"\n    version: 1.0.0", billing);
+        Assert.Contains("receives:\n  - id: \"OrderPlaced\"\n    version: 2.0.0", billing);
+        Assert.Contains("services:\n  - id: \"billing\"", File.ReadAllText(Path.Combine(_out, "domains", "billing", "index.mdx")));
         Assert.True(files.Count > 20);
     }
 }

@@ -8,7 +8,7 @@ public sealed class LintTests
     private static string SampleDir() => Repo.SampleCatalog;
 
     /// <summary>A small valid catalog; each test breaks one thing.</summary>
-    private const string Base = """
+    internal const string Base = """
         domains: [{id: sales}, {id: billing}]
         teams: [{id: checkout}, {id: payments}]
         services:

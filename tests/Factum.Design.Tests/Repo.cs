@@ -9,6 +9,19 @@ internal static class Repo
 
     public static string NodeTools => Path.Combine(Root, "tools", "node");
 
+    /// <summary>Runs a program to its end; returns its exit code and its standard output followed by its standard error.</summary>
+    public static (int Exit, string Output) Run(string file, string workingDirectory, string? prependPath, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (prependPath is not null) psi.Environment["PATH"] = prependPath + ":" + Environment.GetEnvironmentVariable("PATH");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var output = p.StandardOutput.ReadToEnd() + stderr.GetAwaiter().GetResult();
+        p.WaitForExit();
+        return (p.ExitCode, output);
+    }
+
     private static string Find()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Factum.Design;
 
@@ -45,7 +44,7 @@ public sealed class TopologyTests : IDisposable
         Assert.Equal("OrderPlaced.billing.dlq", billing["arguments"]!["x-dead-letter-exchange"]!.GetValue<string>());
         Assert.Contains(rabbit["bindings"]!.AsArray(), b => b!["source"]!.GetValue<string>() == "OrderPlaced" && b["destination"]!.GetValue<string>() == "OrderPlaced.shipping");
         var kafka = File.ReadAllText(Path.Combine(_out, "kafka", "create-topics.sh"));
-        Assert.Contains("--topic OrderPlaced --partitions 3 --replication-factor 3 --config retention.ms=2592000000", kafka);
+        Assert.Contains("--topic 'OrderPlaced' --partitions 3 --replication-factor 3 --config retention.ms=2592000000", kafka);
         Assert.Contains("kind: KafkaTopic", File.ReadAllText(Path.Combine(_out, "kafka", "strimzi-topics.yaml")));
         var nats = JsonNode.Parse(File.ReadAllText(Path.Combine(_out, "nats", "consumers.json")))!.AsArray();
         Assert.Contains(nats, c => c!["config"]!["durable_name"]!.GetValue<string>() == "billing" && c["config"]!["max_ack_pending"]!.GetValue<int>() == 1);
@@ -64,33 +63,39 @@ public sealed class TopologyTests : IDisposable
         Assert.Equal("$message.header#/correlationId", doc["components"]!["messages"]!["OrderPlaced"]!["correlationId"]!["location"]!.GetValue<string>());
         Assert.Equal(3, doc["channels"]!["OrderPlaced"]!["bindings"]!["kafka"]!["partitions"]!.GetValue<int>());
 
-        var tool = Repo.NodeTools;
-        Assert.True(Directory.Exists(Path.Combine(tool, "node_modules", "@asyncapi", "parser")),
-            "The AsyncAPI parser is not installed: run ./test.sh (it installs it) or `npm install` in tools/node.");
-        var psi = new ProcessStartInfo("node", [Path.Combine(tool, "validate.mjs"), Path.Combine(_out, "asyncapi.json")]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = tool };
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEnd();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"the parser rejected the document:\n{stdout}\n{stderr}");
-        var summary = JsonNode.Parse(stdout.Trim().Split('\n')[^1])!;
+        var (exit, output) = Validate(Path.Combine(_out, "asyncapi.json"));
+        Assert.True(exit == 0, $"the parser rejected the document:\n{output}");
+        var summary = JsonNode.Parse(output.Split('\n').Last(l => l.StartsWith("{\"valid\"", StringComparison.Ordinal)))!;
         Assert.True(summary["valid"]!.GetValue<bool>());
         Assert.Equal(8, summary["messages"]!.GetValue<int>());
         Assert.Equal(18, summary["channels"]!.GetValue<int>());
     }
 
+    private static (int Exit, string Output) Validate(string document)
+    {
+        var tool = Repo.NodeTools;
+        Assert.True(Directory.Exists(Path.Combine(tool, "node_modules", "@asyncapi", "parser")),
+            "The AsyncAPI parser is not installed: run ./test.sh (it installs it) or `npm install` in tools/node.");
+        return Repo.Run("node", tool, null, Path.Combine(tool, "validate.mjs"), document);
+    }
+
     [Fact]
     public void A_broken_document_is_rejected_by_the_parser_too()
     {
-        // Proves the check can fail: an operation whose channel does not exist.
-        var path = Path.Combine(_out, "broken.json");
-        File.WriteAllText(path, """{"asyncapi":"3.0.0","info":{"title":"x","version":"1"},"operations":{"op":{"action":"send","channel":{"$ref":"#/channels/missing"}}}}""");
-        var tool = Repo.NodeTools;
-        var psi = new ProcessStartInfo("node", [Path.Combine(tool, "validate.mjs"), path]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = tool };
-        using var p = Process.Start(psi)!;
-        p.StandardOutput.ReadToEnd();
-        p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.Equal(1, p.ExitCode);
+        // Proves the check can fail, and that it is the parser that decides: a minimal valid document is accepted with
+        // the parser's summary, and an operation whose channel does not exist is rejected with the parser's diagnostic.
+        var valid = Path.Combine(_out, "valid.json");
+        File.WriteAllText(valid, """{"asyncapi":"3.0.0","info":{"title":"x","version":"1"}}""");
+        var (ok, okOutput) = Validate(valid);
+        Assert.True(ok == 0, okOutput);
+        Assert.Contains("{\"valid\":true,\"version\":\"3.0.0\"", okOutput);
+
+        var broken = Path.Combine(_out, "broken.json");
+        File.WriteAllText(broken, """{"asyncapi":"3.0.0","info":{"title":"x","version":"1"},"operations":{"op":{"action":"send","channel":{"$ref":"#/channels/missing"}}}}""");
+        var (exit, output) = Validate(broken);
+        Assert.Equal(1, exit);
+        Assert.Contains("\"code\":\"invalid-ref\"", output);
+        Assert.Contains("'#/channels/missing' does not exist", output);
+        Assert.Contains("{\"valid\":false}", output);
     }
 }

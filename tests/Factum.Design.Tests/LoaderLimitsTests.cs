@@ -1,0 +1,104 @@
+using Factum.Design;
+
+namespace Factum.Design.Tests;
+
+/// <summary>Catalog files that would exhaust the machine or read files outside the catalog are refused with file:line errors.</summary>
+public sealed class LoaderLimitsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("factum-limits-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    /// <summary>Ten levels of ten aliases each: 10^9 values once expanded, a few hundred bytes of text.</summary>
+    public static string AliasBomb()
+    {
+        var lines = new List<string> { "events:", "  - name: A", "    versions:", "      - version: 1", "        schema:", "          l0: &l0 [x, x, x, x, x, x, x, x, x, x]" };
+        for (var i = 1; i < 10; i++) lines.Add($"          l{i}: &l{i} [{string.Join(", ", Enumerable.Repeat($"*l{i - 1}", 10))}]");
+        return string.Join("\n", lines) + "\n";
+    }
+
+    public static string DeepNesting() => "events:\n  - name: A\n    versions: " + new string('[', 50_000) + "\n";
+
+    public static string SchemaFileCatalog(string schemaFile) => $"events:\n  - name: A\n    versions:\n      - version: 1\n        schemaFile: {schemaFile}\n";
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static CatalogFormatException Refused(string path) => Assert.Throws<CatalogFormatException>(() => CatalogLoader.Load([path]));
+
+    [Fact]
+    public void An_alias_bomb_is_refused_before_it_expands()
+    {
+        var ex = Refused(Write("bomb.yaml", AliasBomb()));
+        Assert.Contains("bomb.yaml:", ex.Message);
+        Assert.True(ex.Line is > 5 and <= 15, ex.Message);
+        Assert.Contains($"more than {CatalogLoader.MaxNodes} values once its aliases", ex.Message);
+        // Aliases within the bound still work.
+        var small = CatalogLoader.Parse("events:\n  - name: A\n    versions:\n      - version: 1\n        schema: {type: object, properties: {a: &s {type: string}, b: *s}}\n");
+        Assert.Equal("string", small.Message("A")!.Latest!.Schema!["properties"]!["b"]!["type"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Deep_nesting_is_refused_without_overflowing_the_stack()
+    {
+        var ex = Refused(Write("deep.yaml", DeepNesting()));
+        Assert.Equal(3, ex.Line);
+        Assert.Contains($"deeper than {CatalogLoader.MaxNesting} levels", ex.Message);
+        // Up to the limit is fine: mapping, list, message, versions, version, schema and 58 nested lists make 64 levels.
+        var schema = "{type: object, examples: " + new string('[', 58) + new string(']', 58) + "}";
+        Assert.NotNull(CatalogLoader.Parse($"events:\n  - name: A\n    versions:\n      - {{version: 1, schema: {schema}}}\n").Message("A"));
+    }
+
+    [Fact]
+    public void A_device_as_schema_file_is_refused_without_reading_it()
+    {
+        var ex = Refused(Write("zero.yaml", SchemaFileCatalog("/dev/zero")));
+        Assert.Equal(5, ex.Line);
+        Assert.Contains("lies outside the catalog folder", ex.Message);
+        // The same device reached through a link inside the catalog folder.
+        File.CreateSymbolicLink(Path.Combine(_dir, "zero.json"), "/dev/zero");
+        ex = Refused(Write("zero.yaml", SchemaFileCatalog("zero.json")));
+        Assert.Contains("zero.yaml:5: schema file 'zero.json' lies outside the catalog folder", ex.Message);
+    }
+
+    [Fact]
+    public void A_pipe_inside_the_catalog_folder_is_refused_without_opening_it()
+    {
+        Assert.Equal(0, Repo.Run("mkfifo", _dir, null, Path.Combine(_dir, "pipe.json")).Exit);
+        var ex = Refused(Write("pipe.yaml", SchemaFileCatalog("pipe.json")));
+        Assert.Contains("pipe.yaml:5: schema file 'pipe.json' is empty or not a regular file", ex.Message);
+    }
+
+    [Fact]
+    public void A_schema_file_outside_the_catalog_folder_is_refused_and_never_quoted()
+    {
+        var ex = Refused(Write("passwd.yaml", SchemaFileCatalog("../../../../../../../../etc/passwd")));
+        Assert.Contains("passwd.yaml:5: schema file '../../../../../../../../etc/passwd' lies outside the catalog folder", ex.Message);
+        Assert.DoesNotContain("root", ex.Message.Replace(Path.GetTempPath(), "", StringComparison.Ordinal));
+        Assert.DoesNotContain("'r'", ex.Message);
+        // Inside the folder, a file that is not JSON is reported by position, not by what it holds.
+        Write("secret.json", "root:x:0:0:root:/root:/bin/bash\n");
+        ex = Refused(Write("secret.yaml", SchemaFileCatalog("secret.json")));
+        Assert.Contains("secret.json:1: not valid JSON", ex.Message);
+        Assert.DoesNotContain("'r'", ex.Message);
+        Assert.DoesNotContain("root", ex.Message.Replace(Path.GetTempPath(), "", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Files_past_the_size_limits_are_refused()
+    {
+        var big = Path.Combine(_dir, "big.json");
+        using (var f = File.Create(big)) f.SetLength(CatalogLoader.MaxSchemaFileBytes + 1);
+        var ex = Refused(Write("big.yaml", SchemaFileCatalog("big.json")));
+        Assert.Contains("big.yaml:5: schema file 'big.json' is 4194305 bytes; the limit is 4 MiB", ex.Message);
+
+        var catalog = Path.Combine(_dir, "huge.yaml");
+        using (var f = File.Create(catalog)) f.SetLength(CatalogLoader.MaxCatalogFileBytes + 1);
+        ex = Refused(catalog);
+        Assert.Contains("huge.yaml: the catalog file is 16777217 bytes; the limit is 16 MiB", ex.Message);
+    }
+}
