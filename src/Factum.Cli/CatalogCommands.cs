@@ -46,11 +46,20 @@ internal static class CatalogCommands
             {
                 return body();
             }
-            catch (CatalogFormatException ex)
+            catch (Exception ex) when (IsReported(ex))
             {
-                Output.Error(ex.Message);
-                return ExitCodes.InvalidInput;
+                return Report(ex);
             }
+        }
+
+        // Bad catalogs are exit 2 with file:line; a file the generators cannot write (permissions, a full disk, a file
+        // where a folder should be) is exit 1 with the path — never a stack trace.
+        static bool IsReported(Exception ex) => ex is CatalogFormatException or IOException or UnauthorizedAccessException;
+
+        static int Report(Exception ex)
+        {
+            Output.Error(ex is CatalogFormatException ? ex.Message : $"cannot read or write a file: {ex.Message}");
+            return ex is CatalogFormatException ? ExitCodes.InvalidInput : ExitCodes.Failure;
         }
 
         // lint
@@ -239,10 +248,9 @@ internal static class CatalogCommands
                     else Console.Write(yaml);
                     return ExitCodes.Success;
                 }
-                catch (CatalogFormatException ex)
+                catch (Exception ex) when (IsReported(ex))
                 {
-                    Output.Error(ex.Message);
-                    return ExitCodes.InvalidInput;
+                    return Report(ex);
                 }
             });
             catalog.Subcommands.Add(cmd);
@@ -280,10 +288,9 @@ internal static class CatalogCommands
                     }
                     return all.Count == 0 ? ExitCodes.Success : ExitCodes.Failure;
                 }
-                catch (CatalogFormatException ex)
+                catch (Exception ex) when (IsReported(ex))
                 {
-                    Output.Error(ex.Message);
-                    return ExitCodes.InvalidInput;
+                    return Report(ex);
                 }
             });
             catalog.Subcommands.Add(cmd);

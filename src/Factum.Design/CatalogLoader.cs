@@ -121,6 +121,11 @@ public static class CatalogLoader
         {
             throw new CatalogFormatException(file, (int)ex.Start.Line, $"not valid {what}: {ex.InnerException?.Message ?? ex.Message}");
         }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's parser gives up on some malformed input with these instead of a YamlException (found by fuzzing).
+            throw new CatalogFormatException(file, 0, $"not valid {what}: the YAML parser could not read it ({ex.Message})");
+        }
     }
 
     private static void CheckShape(string text, string file)
@@ -347,9 +352,16 @@ public static class CatalogLoader
         if (info.Length == 0) throw Error(file, node, $"schema file '{schemaFile}' is empty or not a regular file");
         if (info.Length > MaxSchemaFileBytes) throw Error(file, node, $"schema file '{schemaFile}' is {info.Length} bytes; the limit is {MaxSchemaFileBytes >> 20} MiB");
         var text = ReadBounded(real, MaxSchemaFileBytes, "schema file");
+        // Strictly checked as the store checks payloads: invalid UTF-8 was replaced when read (U+FFFD is visible in the
+        // schema), but an escaped lone surrogate would parse now and crash the compatibility check later.
         try
         {
-            return JsonNode.Parse(text) as JsonObject ?? throw Error(file, node, $"'{schemaFile}' is not a JSON object");
+            var schema = JsonNode.Parse(text) as JsonObject ?? throw Error(file, node, $"'{schemaFile}' is not a JSON object");
+            // JsonNode decodes strings lazily: an escaped lone surrogate would parse here and crash the compatibility
+            // check later. Checked strictly, as the store checks payloads; the message is not echoed (it can quote content).
+            if (JsonText.Check(System.Text.Encoding.UTF8.GetBytes(text)) is not null)
+                throw Error(file, node, $"schema file '{schemaFile}' holds an escape that is not valid Unicode (such as a lone surrogate)");
+            return schema;
         }
         catch (JsonException ex)
         {
@@ -467,6 +479,9 @@ public static class CatalogLoader
             : throw Error(file, Get(map, key)!, $"'{key}' must be a whole number, not '{value}'");
     }
 
+    /// <summary>The highest rate accepted, per second: far beyond any broker, and finite for every computation with it.</summary>
+    public const double MaxRatePerSecond = 1e9;
+
     /// <summary>A rate: a number (per second) or N/s, N/min, N/h, N/day.</summary>
     private static double? Rate(YamlMappingNode map, string file)
     {
@@ -474,8 +489,11 @@ public static class CatalogLoader
         if (value is null) return null;
         var parts = value.Replace(" ", "", StringComparison.Ordinal).Split('/');
         var per = parts.Length == 1 ? 1.0 : parts[1].ToLowerInvariant() switch { "s" or "sec" or "second" => 1, "min" or "m" or "minute" => 60, "h" or "hour" => 3600, "d" or "day" => 86400, _ => double.NaN };
-        if (parts.Length > 2 || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || n < 0 || double.IsNaN(per))
+        if (parts.Length > 2 || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var n) || !double.IsFinite(n) || n < 0 || double.IsNaN(per))
             throw Error(file, Get(map, "rate")!, $"'rate' is '{value}'; write a number per second or N/s, N/min, N/h, N/day");
+        // 1e400 parses as infinity and 1e300/s overflows every threshold computed from it: refuse both here.
+        if (n / per > MaxRatePerSecond)
+            throw Error(file, Get(map, "rate")!, $"'rate' is '{value}', more than {MaxRatePerSecond:0e0} messages per second");
         return n / per;
     }
 

@@ -101,4 +101,28 @@ public sealed class LoaderLimitsTests : IDisposable
         ex = Refused(catalog);
         Assert.Contains("huge.yaml: the catalog file is 16777217 bytes; the limit is 16 MiB", ex.Message);
     }
+
+    // Issue 9: `rate: 1e400/s` parsed as infinity and overflowed later computations.
+    [Theory]
+    [InlineData("1e400/s")]
+    [InlineData("1e300")]
+    [InlineData("Infinity")]
+    [InlineData("NaN/s")]
+    public void Rates_that_no_computation_can_use_are_refused(string rate)
+    {
+        var ex = Refused(Write("rate.yaml", $"events:\n  - name: OrderPlaced\n    rate: {rate}\n    versions: [{{ version: 1 }}]\n"));
+        Assert.Contains("rate.yaml:3: 'rate' is", ex.Message);
+        var ok = CatalogLoader.Load([Write("ok.yaml", "events:\n  - name: OrderPlaced\n    rate: 1e6/min\n    versions: [{ version: 1 }]\n")]);
+        Assert.Equal(1e6 / 60, ok.Messages[0].Rate!.Value, 6);
+    }
+
+    // Found while fuzzing the compatibility checker: JsonNode decodes strings lazily, so an escaped lone surrogate in a
+    // schema file parsed and then crashed `catalog compat`.
+    [Fact]
+    public void A_schema_file_with_a_lone_surrogate_escape_is_refused_at_load()
+    {
+        Write("s.json", """{"type":"object","properties":{"\ud800":{"type":"string"}}}""");
+        var ex = Refused(Write("s.yaml", SchemaFileCatalog("s.json")));
+        Assert.Contains("s.yaml:5: schema file 's.json' holds an escape that is not valid Unicode", ex.Message);
+    }
 }

@@ -155,3 +155,35 @@ public sealed class Targets(ITestOutputHelper output)
         }, iterations: 3000).ToString());
     }
 }
+
+/// <summary>The catalog loader and what runs on a loaded catalog, over mutated catalog YAML.</summary>
+[Trait("Category", "Fuzz")]
+public sealed class CatalogTargets(ITestOutputHelper output)
+{
+    // Anything but a file:line CatalogFormatException is a defect; so is a crash (a stack overflow or out-of-memory would
+    // end the test host, which is why nesting and alias expansion are bounded before the YAML is built).
+    [Fact]
+    public void Fuzz_catalog_yaml()
+    {
+        var dir = Directory.CreateTempSubdirectory("factum-fuzz-catalog-").FullName;
+        try
+        {
+            output.WriteLine(Fuzzer.Run("catalog-yaml", input =>
+            {
+                EventCatalogModel model;
+                try { model = CatalogLoader.Parse(Encoding.UTF8.GetString(input), "fuzz.yaml", dir); }
+                catch (CatalogFormatException ex) { return Fuzzer.Rejected(ex); }
+                var findings = LintRules.Lint(model);
+                foreach (var m in model.Messages.Where(m => m.Versions.Count > 1 && m.Versions.All(v => v.Schema is not null)))
+                    SchemaCompatibility.Check(m.Versions.Select(v => (v.Version, v.Schema!)).ToList(), m.Compatibility);
+                Advisor.Advise(model);
+                TopologyPlanner.Plan(model);
+                return $"loaded:{model.Messages.Count > 0}:{findings.Count > 0}";
+            }, iterations: 1500).ToString());
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
