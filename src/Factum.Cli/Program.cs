@@ -241,6 +241,12 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     {
         var output = new Output(Console.Out, pr.GetValue(json));
         var path = Cli.DbPath(data.Resolve(pr));
+        try { Cli.CheckStorePath(path, create: false); }
+        catch (StoreMissingException ex)
+        {
+            Output.Error(ex.Message);
+            return Task.FromResult(ExitCodes.StreamNotFound);
+        }
         var report = SqliteStoreVerifier.Verify(path);
         if (output.Json)
         {
@@ -250,6 +256,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
                 w.WriteBoolean("healthy", report.IsHealthy);
                 w.WriteNumber("streams", report.Streams);
                 w.WriteNumber("events", report.Events);
+                w.WriteNumber("eventsWithoutChecksum", report.EventsWithoutChecksum);
                 w.WriteStartArray("problems");
                 foreach (var p in report.Problems) w.WriteStringValue(p);
                 w.WriteEndArray();
@@ -259,6 +266,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         {
             output.Writer.WriteLine(report.IsHealthy
                 ? $"ok: {path} — {report.Streams} streams, {report.Events} events, no problems"
+                  + (report.EventsWithoutChecksum > 0 ? $" ({report.EventsWithoutChecksum} events written before checksums existed could not be checked byte for byte)" : "")
                 : $"PROBLEMS in {path}:");
             foreach (var p in report.Problems) output.Writer.WriteLine($"  - {p}");
         }

@@ -17,7 +17,6 @@ internal sealed class EventInsertStatement : IDisposable
 
     // Type names repeat endlessly: keep their UTF-8 bytes instead of encoding them for every event.
     private readonly Dictionary<string, byte[]> _typeNames = new(StringComparer.Ordinal);
-    private readonly EventChecksum _checksum = new();
 
     public EventInsertStatement(SqliteConnection connection)
     {
@@ -26,7 +25,7 @@ internal sealed class EventInsertStatement : IDisposable
         if (rc != raw.SQLITE_OK) throw Error(rc);
     }
 
-    public void Execute(long position, long streamKey, long version, PreparedEvent e, long ticks)
+    public void Execute(long position, long streamKey, StreamId streamId, long version, PreparedEvent e, long ticks)
     {
         Span<byte> id = stackalloc byte[16];
         e.EventId.Value.TryWriteBytes(id, bigEndian: true, out _);
@@ -57,8 +56,11 @@ internal sealed class EventInsertStatement : IDisposable
         if (e.MetadataJson is null) raw.sqlite3_bind_null(_stmt, 10); else raw.sqlite3_bind_blob(_stmt, 10, e.MetadataJson);
         // A zero-length blob must still be a blob, not NULL: the column is NOT NULL.
         if (e.Payload.IsEmpty) raw.sqlite3_bind_zeroblob(_stmt, 11, 0); else raw.sqlite3_bind_blob(_stmt, 11, e.Payload.Span);
-        raw.sqlite3_bind_int64(_stmt, 12, _checksum.Compute(
-            position, streamKey, version, id, type, e.SchemaVersion, ticks, correlation, causation, e.CausationId is not null,
+        // Stream ids are at most StreamId.MaxLength characters: encoded on the stack.
+        Span<byte> stream = stackalloc byte[System.Text.Encoding.UTF8.GetMaxByteCount(streamId.Value.Length)];
+        stream = stream[..System.Text.Encoding.UTF8.GetBytes(streamId.Value, stream)];
+        raw.sqlite3_bind_int64(_stmt, 12, EventChecksum.Compute(
+            position, stream, version, id, type, e.SchemaVersion, ticks, correlation, causation, e.CausationId is not null,
             e.MetadataJson, e.MetadataJson is not null, e.Payload.Span));
         var rc = raw.sqlite3_step(_stmt);
         raw.sqlite3_reset(_stmt);

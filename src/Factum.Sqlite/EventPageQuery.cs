@@ -10,7 +10,8 @@ namespace Factum.Sqlite;
 /// repeat from row to row (type names, stream ids, the correlation id of a multi-event append).
 /// </summary>
 /// <remarks>Columns, in order: position, stream_version, event_id, type, schema_version, created_at, correlation_id,
-/// causation_id, metadata, payload, stream_key, checksum and, for global reads, stream_id. Every row's checksum is checked
+/// causation_id, metadata, payload and, for global reads, stream_id — with the checksum packed into the schema version's
+/// column (<c>(checksum &lt;&lt; 32) | schema_version</c>; 0 for rows written before v7). Every row's checksum is checked
 /// before it is decoded (see <see cref="EventChecksum"/>): a mismatch throws <see cref="EventCorruptedException"/>.</remarks>
 internal sealed class EventPageQuery : IDisposable
 {
@@ -19,10 +20,18 @@ internal sealed class EventPageQuery : IDisposable
     private readonly Utf8Interner _interner = new();
     private byte[] _lastCorrelationBytes = [];
     private string _lastCorrelation = "";
-    private readonly EventChecksum _checksum = new();
 
-    public EventPageQuery(SqliteConnection connection, string sql)
+    private readonly long _checksumsFrom;
+
+    private readonly bool _checkChecksums;
+
+    /// <param name="connection">The connection to read on.</param>
+    /// <param name="checksumsFrom">The first position written with a checksum, or <see cref="long.MaxValue"/> to check none.</param>
+    /// <param name="sql">The query, selecting the columns listed in the remarks.</param>
+    public EventPageQuery(SqliteConnection connection, long checksumsFrom, string sql)
     {
+        _checksumsFrom = checksumsFrom;
+        _checkChecksums = checksumsFrom != long.MaxValue;
         _db = connection.Handle ?? throw new InvalidOperationException("The reader connection is not open.");
         var rc = raw.sqlite3_prepare_v2(_db, sql, out _stmt);
         if (rc != raw.SQLITE_OK) throw Error(rc);
@@ -36,6 +45,8 @@ internal sealed class EventPageQuery : IDisposable
     public List<RecordedEvent> ReadPage(StreamId? stream, int capacity)
     {
         var page = new List<RecordedEvent>(capacity);
+        // A stream read knows its stream id: encoded once per page for the checksum.
+        var knownStream = stream is { } known ? Encoding.UTF8.GetBytes(known.Value) : null;
         try
         {
             int rc;
@@ -46,21 +57,33 @@ internal sealed class EventPageQuery : IDisposable
                 var version = raw.sqlite3_column_int64(s, 1);
                 var id = raw.sqlite3_column_blob(s, 2);
                 var type = raw.sqlite3_column_blob(s, 3);
-                var storedSchemaVersion = raw.sqlite3_column_int64(s, 4);
+                var packed = raw.sqlite3_column_int64(s, 4);
+                var checksum = packed >> 32;
+                var storedSchemaVersion = (long)(uint)packed;
                 var schemaVersion = unchecked((int)storedSchemaVersion);
                 var ticks = raw.sqlite3_column_int64(s, 5);
                 var correlation = raw.sqlite3_column_blob(s, 6);
+                // Each column call is a P/Invoke: NULL-able columns are asked for their type first (NULL is the common case).
                 var hasCausation = raw.sqlite3_column_type(s, 7) != raw.SQLITE_NULL;
-                var causation = raw.sqlite3_column_blob(s, 7);
+                var causation = hasCausation ? raw.sqlite3_column_blob(s, 7) : default;
                 var hasMetadata = raw.sqlite3_column_type(s, 8) != raw.SQLITE_NULL;
-                var metadata = raw.sqlite3_column_blob(s, 8);
+                var metadata = hasMetadata ? raw.sqlite3_column_blob(s, 8) : default;
                 var payload = raw.sqlite3_column_blob(s, 9);
-                if (raw.sqlite3_column_type(s, 11) != raw.SQLITE_NULL)
+                var streamId = knownStream ?? raw.sqlite3_column_blob(s, 10);
+                if (!_checkChecksums)
                 {
-                    var expected = raw.sqlite3_column_int64(s, 11);
-                    var actual = _checksum.Compute(position, raw.sqlite3_column_int64(s, 10), version, id, type, schemaVersion, ticks,
+                    // Not checked on read (SqliteEventStoreOptions.VerifyChecksumsOnRead = false).
+                }
+                else if (checksum != 0)
+                {
+                    var actual = EventChecksum.Compute(position, streamId, version, id, type, schemaVersion, ticks,
                         correlation, causation, hasCausation, metadata, hasMetadata, payload);
-                    if (actual != expected) throw new EventCorruptedException(position, "its stored bytes do not match the checksum written with it");
+                    if (actual != checksum) throw new EventCorruptedException(position, "its stored bytes do not match the checksum written with it");
+                }
+                else if (position >= _checksumsFrom)
+                {
+                    // Every event from there on was written with one: a missing checksum is damage, not an old row.
+                    throw new EventCorruptedException(position, $"its checksum is missing (every event from position {_checksumsFrom} on has one)");
                 }
                 if (id.Length != 16) throw new EventCorruptedException(position, $"its event id is {id.Length} bytes, not 16");
                 if (storedSchemaVersion is < 1 or > int.MaxValue) throw new EventCorruptedException(position, $"its schema version {storedSchemaVersion} is out of range");
@@ -83,7 +106,7 @@ internal sealed class EventPageQuery : IDisposable
                     CausationId = hasCausation ? Encoding.UTF8.GetString(causation) : null,
                     Metadata = decodedMetadata,
                     Payload = payload.ToArray(),
-                    StreamId = stream ?? StreamId.FromTrusted(_interner.Get(raw.sqlite3_column_blob(s, 12))),
+                    StreamId = stream ?? StreamId.FromTrusted(_interner.Get(streamId)),
                 });
             }
             if (rc != raw.SQLITE_DONE) throw Error(rc);

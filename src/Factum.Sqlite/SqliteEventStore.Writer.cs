@@ -213,8 +213,11 @@ public sealed partial class SqliteEventStore
 
         public SqliteConnection Connection => _c;
 
-        public Writer(SqliteConnection connection, SqliteEventStoreOptions options, Factum.Subscriptions.AppendSignal signal)
+        private readonly long _checksumsFrom;
+
+        public Writer(SqliteConnection connection, SqliteEventStoreOptions options, Factum.Subscriptions.AppendSignal signal, long checksumsFrom)
         {
+            _checksumsFrom = checksumsFrom;
             _signal = signal;
             _c = connection;
             _inline = [.. options.InlineProjections];
@@ -388,7 +391,7 @@ public sealed partial class SqliteEventStore
             List<RecordedEvent>? recorded = _inline.Length > 0 ? new(events.Length) : null;
             foreach (var e in events)
             {
-                _insertEvent.Execute(_nextPosition, key, version, e, _nowTicks);
+                _insertEvent.Execute(_nextPosition, key, streamId, version, e, _nowTicks);
                 recorded?.Add(new RecordedEvent
                 {
                     EventId = e.EventId,
@@ -470,7 +473,7 @@ public sealed partial class SqliteEventStore
                 if (_inlinePositions[i] < 0 || dataVersionChanged)
                     _inlinePositions[i] = Bind(_loadInlinePosition, _inline[i].Name, _inline[i].Version).ExecuteScalar() as long? ?? 0;
                 if (_inlinePositions[i] >= head) continue;
-                using var query = new EventPageQuery(_c, $"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE e.position > ?1 ORDER BY e.position LIMIT 1000");
+                using var query = new EventPageQuery(_c, _checksumsFrom, $"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE e.position > ?1 ORDER BY e.position LIMIT 1000");
                 while (_inlinePositions[i] < head)
                 {
                     query.Bind(1, _inlinePositions[i]);

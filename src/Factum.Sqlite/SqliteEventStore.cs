@@ -34,6 +34,7 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
         if (options.ReadOnly)
         {
             _readConnectionString = ReadOnlyConnectionString(fullPath, requireCurrentSchema: true);
+            using (var c = OpenReadConnection()) ChecksumsFrom = SqliteSchema.ChecksumsFrom(c);
             FilePath = fullPath;
             _writerTask = Task.CompletedTask;
             _queue.Writer.TryComplete();
@@ -61,7 +62,8 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
             Pragma(_writeConnection, options.Durability == SqliteDurability.Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
             Pragma(_writeConnection, "PRAGMA foreign_keys = OFF");
             SqliteSchema.EnsureCreated(_writeConnection, fullPath);
-            _writer = new Writer(_writeConnection, options, _signal);
+            ChecksumsFrom = SqliteSchema.ChecksumsFrom(_writeConnection);
+            _writer = new Writer(_writeConnection, options, _signal, ChecksumsFrom);
         }
         catch (SqliteException ex) when (ex.SqliteErrorCode is 11 or 26)
         {
@@ -79,6 +81,12 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
 
     /// <summary>The absolute path of the database file.</summary>
     public string FilePath { get; }
+
+    /// <summary>The first global position written with a checksum; events below it (written before schema v7) have none.</summary>
+    private long ChecksumsFrom { get; }
+
+    /// <summary>What readers check: <see cref="ChecksumsFrom"/>, or nothing when checks on read are turned off.</summary>
+    private long ReadChecksumsFrom => _options.VerifyChecksumsOnRead ? ChecksumsFrom : long.MaxValue;
 
     /// <summary>True when the store was opened with <see cref="SqliteEventStoreOptions.ReadOnly"/>: every write throws.</summary>
     public bool IsReadOnly => _options.ReadOnly;

@@ -227,6 +227,8 @@ internal static class SqliteSchema
         // file holds today.
         """
         ALTER TABLE events ADD COLUMN checksum INTEGER;
+        -- From this position on every event has a checksum: a missing one there is damage, not an old row.
+        INSERT OR REPLACE INTO factum_meta(key, value) SELECT 'checksums_from', CAST(COALESCE(MAX(position), 0) + 1 AS TEXT) FROM events;
         ALTER TABLE msg_consumers ADD COLUMN live_until INTEGER; -- a consumer is listed as live until its last heartbeat lapses
         """,
     ];
@@ -285,6 +287,14 @@ internal static class SqliteSchema
         cmd.CommandText = "SELECT value FROM factum_meta WHERE key = 'schema_version'";
         var version = cmd.ExecuteScalar() as string;
         throw new StoreFormatException($"'{path}' has schema v{version}; this build reads v{LatestVersion}. A read-only store cannot be migrated: open it once with write access (or with the Factum that wrote it).");
+    }
+
+    /// <summary>The first position written with a checksum (see migration v7); 1 for a store created at v7 or later.</summary>
+    public static long ChecksumsFrom(SqliteConnection connection)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT value FROM factum_meta WHERE key = 'checksums_from'";
+        return long.TryParse(cmd.ExecuteScalar() as string, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p) && p >= 1 ? p : 1;
     }
 
     /// <summary>Reads the schema list: fails now, not on the first query, when the file cannot be read this way.</summary>

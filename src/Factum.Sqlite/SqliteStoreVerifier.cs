@@ -87,15 +87,18 @@ public static class SqliteStoreVerifier
 
             // Every row intact and decodable; positions strictly increasing in rowid order by construction, but check they are positive.
             long unchecked_ = 0;
+            var checksumsFrom = version == SqliteSchema.LatestVersion.ToString(System.Globalization.CultureInfo.InvariantCulture) ? SqliteSchema.ChecksumsFrom(c) : long.MaxValue;
             using (var cmd = c.CreateCommand())
             {
-                cmd.CommandText = """
-                    SELECT position, event_id, type, schema_version, created_at, correlation_id, metadata, stream_key, stream_version,
-                           CAST(type AS BLOB), CAST(correlation_id AS BLOB), CAST(causation_id AS BLOB), payload, checksum
+                // A store not yet migrated to v7 has no checksum column (its version is reported above).
+                var checksumColumn = checksumsFrom == long.MaxValue ? "NULL" : "checksum";
+                cmd.CommandText = $"""
+                    SELECT position, event_id, type, schema_version, created_at, correlation_id, metadata,
+                           (SELECT CAST(s.stream_id AS BLOB) FROM streams s WHERE s.stream_key = events.stream_key), stream_version,
+                           CAST(type AS BLOB), CAST(correlation_id AS BLOB), CAST(causation_id AS BLOB), payload, {checksumColumn}
                     FROM events ORDER BY position
                     """;
                 using var r = cmd.ExecuteReader();
-                var checksum = new EventChecksum();
                 long previous = 0;
                 while (r.Read() && problems.Count < maxProblems)
                 {
@@ -107,11 +110,19 @@ public static class SqliteStoreVerifier
                     {
                         var id = r.GetValue(1) as byte[];
                         if (id is not { Length: 16 }) problems.Add($"Event at position {pos} has a malformed event id.");
-                        if (r.IsDBNull(13)) unchecked_++;
+                        if (r.IsDBNull(13) || r.GetInt64(13) == 0)
+                        {
+                            if (pos >= checksumsFrom)
+                            {
+                                problems.Add($"Event at position {pos} is corrupted: its checksum is missing (every event from position {checksumsFrom} on has one).");
+                                continue;
+                            }
+                            unchecked_++;
+                        }
                         else
                         {
                             static byte[] Bytes(SqliteDataReader r, int i) => r.IsDBNull(i) ? [] : r.GetFieldValue<byte[]>(i);
-                            var actual = checksum.Compute(pos, r.GetInt64(7), r.GetInt64(8), id ?? [], Bytes(r, 9), SchemaVersion(r.GetInt64(3)), r.GetInt64(4),
+                            var actual = EventChecksum.Compute(pos, Bytes(r, 7), r.GetInt64(8), id ?? [], Bytes(r, 9), SchemaVersion(r.GetInt64(3)), r.GetInt64(4),
                                 Bytes(r, 10), Bytes(r, 11), !r.IsDBNull(11), Bytes(r, 6), !r.IsDBNull(6), Bytes(r, 12));
                             if (actual != r.GetInt64(13))
                             {

@@ -229,6 +229,7 @@ public sealed class HardeningCliTests
     [InlineData("queues")]
     [InlineData("dlq", "list")]
     [InlineData("projections", "list")]
+    [InlineData("verify")]
     public async Task Reading_a_store_that_is_not_there_exits_4_and_creates_nothing(params string[] command)
     {
         var missing = Path.Combine(Path.GetTempPath(), "factum-cli-tests", "typo-" + Guid.NewGuid().ToString("N"));

@@ -103,21 +103,32 @@ public sealed class IntegrityTests : IDisposable
     }
 
     [Fact]
-    public async Task Events_written_before_checksums_are_read_and_counted_not_flagged()
+    public async Task Events_written_before_checksums_are_read_and_counted_and_a_missing_checksum_after_them_is_damage()
     {
         await using (var store = new SqliteEventStore(Db))
             await store.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Any, [EventData.FromJson("OrderPlaced", "{}"), EventData.FromJson("OrderPaid", "{}")]);
-        using (var c = Raw(Db))
+        void Sql(string sql)
         {
+            using var c = Raw(Db);
             using var cmd = c.CreateCommand();
-            cmd.CommandText = "UPDATE events SET checksum = NULL WHERE position = 1";
+            cmd.CommandText = sql;
             cmd.ExecuteNonQuery();
         }
+        // As the v7 migration leaves a store whose first event was written before it.
+        Sql("UPDATE events SET checksum = NULL WHERE position = 1; UPDATE factum_meta SET value = '2' WHERE key = 'checksums_from'");
         var report = SqliteStoreVerifier.Verify(Db);
-        Assert.True(report.IsHealthy);
+        Assert.True(report.IsHealthy, string.Join("; ", report.Problems));
         Assert.Equal(1, report.EventsWithoutChecksum);
-        await using var reopened = new SqliteEventStore(Db);
-        Assert.Equal(2, (await ReadAll(reopened)).Count);
+        await using (var reopened = new SqliteEventStore(Db))
+            Assert.Equal(2, (await ReadAll(reopened)).Count);
+
+        // Past that position every event has one: clearing it (to skip the check) is caught like any other change.
+        SqliteConnection.ClearAllPools();
+        Sql("UPDATE events SET checksum = NULL WHERE position = 2");
+        Assert.Contains(SqliteStoreVerifier.Verify(Db).Problems, p => p.Contains("position 2 is corrupted: its checksum is missing", StringComparison.Ordinal));
+        await using var again = new SqliteEventStore(Db);
+        var ex = await Assert.ThrowsAsync<EventCorruptedException>(() => ReadAll(again));
+        Assert.Equal(2, ex.Position.Value);
     }
 
     // Fails on the old code: the lone surrogate was accepted, and then every read of the log failed.
@@ -230,7 +241,7 @@ public sealed class CorruptRowTests : IDisposable
     public void Dispose() => TempDir.Delete(_dir);
 
     [Theory]
-    [InlineData("schema_version", "4294967297")]
+    [InlineData("schema_version", "4294967298")]
     [InlineData("created_at", "-5")]
     [InlineData("stream_version", "'text'")]
     [InlineData("checksum", "NULL")]
