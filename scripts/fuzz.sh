@@ -21,12 +21,13 @@ if [ "$target" = all ]; then names=("${!tests[@]}"); else
 fi
 dotnet build tests/Factum.Fuzz.Tests -c Release -nologo -clp:ErrorsOnly
 mkdir -p artifacts/fuzz
-start=$(wc -l < artifacts/fuzz/reports.jsonl 2>/dev/null || echo 0)
+start=0; [ -f artifacts/fuzz/reports.jsonl ] && start=$(wc -l < artifacts/fuzz/reports.jsonl)
 status=0
 for name in "${names[@]}"; do
   echo "== $name: ${seconds}s"
   FACTUM_FUZZ_SECONDS="$seconds" dotnet test tests/Factum.Fuzz.Tests -c Release --no-build --nologo \
-    --filter "FullyQualifiedName~${tests[$name]}" --logger "console;verbosity=normal" | grep -E "executions|Passed|Failed|FuzzFailure|error" || status=1
+    --filter "FullyQualifiedName~${tests[$name]}" --logger "console;verbosity=normal" > "artifacts/fuzz/$name.log" 2>&1 || status=1
+  grep -E "executions|Passed |Failed |FuzzFailure|Error Message" -A2 "artifacts/fuzz/$name.log" | head -20
 done
 echo "== reports (artifacts/fuzz/reports.jsonl)"
 tail -n +"$((start + 1))" artifacts/fuzz/reports.jsonl 2>/dev/null || true

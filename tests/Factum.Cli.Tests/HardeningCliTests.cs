@@ -338,3 +338,29 @@ public sealed class ReadOnlyStoreCliTests
         }
     }
 }
+
+/// <summary>
+/// Issue 9, mutation (b): a writer that ignored PRAGMA data_version kept a stale cached stream head. Here the other writer
+/// is another process (the CLI) while this process's store holds its cache.
+/// </summary>
+public sealed class CrossProcessExpectedVersionTests
+{
+    [Fact]
+    public async Task An_expected_version_append_is_judged_against_another_processes_newer_write()
+    {
+        using var d = new TempDataDir();
+        var s = StreamId.Parse("Order-1");
+        await using var store = new SqliteEventStore(d.Db);
+        await store.AppendAsync(s, ExpectedVersion.NoStream, [EventData.FromJson("OrderPlaced", "{}")]);
+        // This process's writer now caches the head at version 0; another process appends version 1.
+        var other = await FactumCli.Run(d.Path, "append", "--stream", "Order-1", "--type", "OrderPaid", "--data", "{}", "--expected", "0");
+        Assert.Equal(0, other.ExitCode);
+        var ex = await Assert.ThrowsAsync<WrongExpectedVersionException>(() => store.AppendAsync(s, ExpectedVersion.Exactly(0), [EventData.FromJson("OrderShipped", "{}")]));
+        Assert.Equal(1, ex.Actual!.Value.Value);
+        await store.AppendAsync(s, ExpectedVersion.Exactly(1), [EventData.FromJson("OrderShipped", "{}")]);
+        var stale = await FactumCli.Run(d.Path, "append", "--stream", "Order-1", "--type", "OrderPaid", "--data", "{}", "--expected", "1");
+        Assert.Equal(3, stale.ExitCode);
+        var read = await FactumCli.Run(d.Path, "read", "--stream", "Order-1", "--json");
+        Assert.Equal(3, read.Lines.Length);
+    }
+}

@@ -127,7 +127,8 @@ public sealed class StoredRows(ITestOutputHelper output) : IDisposable
         var n = 0;
         Gen.Select(Events.List[1, 5], Gen.Int[0, 9]).Sample((events, stream) =>
         {
-            var id = StreamId.Parse($"Order-{n++}-{stream}");
+            // CsCheck samples on several threads: each sample gets its own stream.
+            var id = StreamId.Parse($"Order-{Interlocked.Increment(ref n)}-{stream}");
             var r = store.AppendAsync(id, ExpectedVersion.NoStream, events).GetAwaiter().GetResult();
             var back = store.ReadStreamAsync(id).ToBlockingEnumerable().ToList();
             if (back.Count != events.Count) return false;
@@ -165,7 +166,7 @@ public sealed class StoredRows(ITestOutputHelper output) : IDisposable
         var run = 0;
         Ops.List[1, 40].Sample(ops =>
         {
-            var db = Path.Combine(_dir, $"ops-{run++}.db");
+            var db = Path.Combine(_dir, $"ops-{Interlocked.Increment(ref run)}.db");
             using (var store = new SqliteEventStore(db))
             {
                 foreach (var op in ops)
