@@ -130,3 +130,50 @@ public sealed class DoorCheckTests
         Assert.Equal("false", MetadataCodec.ParseUserJson("""{"k":false,"n":1.5}""")["k"]);
     }
 }
+
+/// <summary>Append-rule boundaries that mutation testing showed untested (Stryker survivors in AppendRules).</summary>
+public sealed class AppendRuleBoundaryTests
+{
+    private static EventData Ev(string type = "OrderPlaced") => EventData.FromJson(type, "{}");
+
+    [Fact]
+    public async Task Re_sending_the_only_event_of_a_stream_with_any_is_an_idempotent_retry()
+    {
+        var store = new Factum.InMemory.InMemoryEventStore();
+        var s = StreamId.Parse("Order-1");
+        var e = Ev();
+        Assert.True((await store.AppendAsync(s, ExpectedVersion.Any, [e])).Written);
+        Assert.False((await store.AppendAsync(s, ExpectedVersion.Any, [e])).Written);
+        Assert.Single(await store.ReadStreamAsync(s).ToListAsync());
+    }
+
+    [Fact]
+    public async Task The_event_limit_per_append_is_inclusive_and_counts_every_stream_of_a_multi_stream_append()
+    {
+        var store = new Factum.InMemory.InMemoryEventStore(new EventStoreOptions { MaxEventsPerAppend = 3 });
+        await store.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Any, [Ev(), Ev(), Ev()]);
+        await Assert.ThrowsAsync<ArgumentException>(() => store.AppendAsync(StreamId.Parse("Order-2"), ExpectedVersion.Any, [Ev(), Ev(), Ev(), Ev()]));
+        await store.AppendMultipleAsync([new(StreamId.Parse("Order-3"), ExpectedVersion.Any, [Ev(), Ev()]), new(StreamId.Parse("Order-4"), ExpectedVersion.Any, [Ev()])]);
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => store.AppendMultipleAsync(
+            [new(StreamId.Parse("Order-5"), ExpectedVersion.Any, [Ev(), Ev()]), new(StreamId.Parse("Order-6"), ExpectedVersion.Any, [Ev(), Ev()])]));
+        Assert.Contains("this one has 4", ex.Message);
+        Assert.Equal(StreamState.NotFound, (await store.GetStreamInfoAsync(StreamId.Parse("Order-5"))).State);
+    }
+
+    [Fact]
+    public async Task The_ambient_causation_applies_only_to_events_that_take_the_ambient_correlation()
+    {
+        var store = new Factum.InMemory.InMemoryEventStore();
+        var s = StreamId.Parse("Order-1");
+        using (EventContext.Begin("process-1", "cause-1"))
+            await store.AppendAsync(s, ExpectedVersion.Any, [Ev(), Ev() with { CorrelationId = "own-process" }, Ev() with { CausationId = "own-cause" }]);
+        var events = await store.ReadStreamAsync(s).ToListAsync();
+        Assert.Equal(("process-1", "cause-1"), (events[0].CorrelationId, events[0].CausationId));
+        Assert.Equal(("own-process", (string?)null), (events[1].CorrelationId, events[1].CausationId));
+        Assert.Equal(("process-1", "own-cause"), (events[2].CorrelationId, events[2].CausationId));
+        // An ambient id that could not be stored is refused at the append, with nothing written.
+        using (EventContext.Begin("ok", "bad\ud800"))
+            await Assert.ThrowsAsync<ArgumentException>(() => store.AppendAsync(StreamId.Parse("Order-2"), ExpectedVersion.Any, [Ev()]));
+        Assert.Equal(StreamState.NotFound, (await store.GetStreamInfoAsync(StreamId.Parse("Order-2"))).State);
+    }
+}
