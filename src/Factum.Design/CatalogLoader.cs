@@ -352,16 +352,20 @@ public static class CatalogLoader
         if (info.Length == 0) throw Error(file, node, $"schema file '{schemaFile}' is empty or not a regular file");
         if (info.Length > MaxSchemaFileBytes) throw Error(file, node, $"schema file '{schemaFile}' is {info.Length} bytes; the limit is {MaxSchemaFileBytes >> 20} MiB");
         var text = ReadBounded(real, MaxSchemaFileBytes, "schema file");
-        // Strictly checked as the store checks payloads: invalid UTF-8 was replaced when read (U+FFFD is visible in the
-        // schema), but an escaped lone surrogate would parse now and crash the compatibility check later.
+        // JsonNode decodes lazily: an escaped lone surrogate or a duplicate property name would parse here and crash the
+        // compatibility check later (both found by fuzzing). Checked strictly now, as the store checks payloads; no
+        // message quotes the file's content.
+        const string BadEscape = "holds an escape that is not valid Unicode (such as a lone surrogate)";
         try
         {
-            var schema = JsonNode.Parse(text) as JsonObject ?? throw Error(file, node, $"'{schemaFile}' is not a JSON object");
-            // JsonNode decodes strings lazily: an escaped lone surrogate would parse here and crash the compatibility
-            // check later. Checked strictly, as the store checks payloads; the message is not echoed (it can quote content).
-            if (JsonText.Check(System.Text.Encoding.UTF8.GetBytes(text)) is not null)
-                throw Error(file, node, $"schema file '{schemaFile}' holds an escape that is not valid Unicode (such as a lone surrogate)");
+            var schema = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                ?? throw Error(file, node, $"'{schemaFile}' is not a JSON object");
+            if (JsonText.Check(System.Text.Encoding.UTF8.GetBytes(text)) is not null) throw Error(file, node, $"schema file '{schemaFile}' {BadEscape}");
             return schema;
+        }
+        catch (InvalidOperationException)
+        {
+            throw Error(file, node, $"schema file '{schemaFile}' {BadEscape}");
         }
         catch (JsonException ex)
         {

@@ -125,4 +125,14 @@ public sealed class LoaderLimitsTests : IDisposable
         var ex = Refused(Write("s.yaml", SchemaFileCatalog("s.json")));
         Assert.Contains("s.yaml:5: schema file 's.json' holds an escape that is not valid Unicode", ex.Message);
     }
+
+    // Found by the schema-compat fuzz target: a duplicate key parsed, then crashed `catalog compat` mid-check.
+    [Fact]
+    public void A_schema_file_with_a_duplicate_property_name_is_refused_at_load()
+    {
+        Write("d.json", """{"type":"object","required":["a"],"required":["b"]}""");
+        var ex = Refused(Write("d.yaml", SchemaFileCatalog("d.json")));
+        Assert.Contains("d.json:", ex.Message);
+        Assert.Contains("not valid JSON", ex.Message);
+    }
 }

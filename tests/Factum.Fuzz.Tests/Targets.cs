@@ -142,7 +142,7 @@ public sealed class Targets(ITestOutputHelper output)
             JsonObject writer;
             // As the catalog loader reads a schema file: strictly checked text first (JsonNode decodes strings lazily).
             if (JsonText.Check(input) is not null) return "refused at the door";
-            try { writer = JsonNode.Parse(input) as JsonObject ?? throw new JsonException("not an object"); }
+            try { writer = JsonNode.Parse(input, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new JsonException("not an object"); }
             catch (Exception ex) when (ex is JsonException or InvalidOperationException or ArgumentException) { return "unparsable"; }
             var reader = parsed[pick++ % parsed.Length];
             var outcomes = new List<string>();
