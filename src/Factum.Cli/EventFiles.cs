@@ -73,7 +73,10 @@ internal static class EventFiles
         };
     }
 
-    /// <summary>One import line or array entry: {stream?, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?, schemaVersion?}.</summary>
+    /// <summary>
+    /// One import line or array entry: {stream?, type, data, eventId?, expectedVersion?, correlationId?, causationId?,
+    /// metadata?, schemaVersion?}. The element must come from a document that passed <see cref="JsonText.Check"/>.
+    /// </summary>
     public static (StreamId Stream, ExpectedVersion Expected, EventData Event) FromElement(JsonElement el, bool requireStream)
     {
         if (el.ValueKind != JsonValueKind.Object) throw new ArgumentException("each event must be a JSON object");
@@ -94,10 +97,8 @@ internal static class EventFiles
             if (sv.ValueKind != JsonValueKind.Number || !sv.TryGetInt32(out schemaVersion) || schemaVersion < 1)
                 throw new ArgumentException($"'schemaVersion' must be a whole number from 1 to {int.MaxValue}; got {sv.GetRawText()}");
         }
-        // The payload is re-checked on its own: an escape such as "\ud800" parses as JSON but is not storable text.
-        var payload = Encoding.UTF8.GetBytes(data.GetRawText());
-        JsonText.Validate(payload, "'data'");
-        var e = new EventData(type, payload)
+        // No second check of the payload: callers pass elements of a document JsonText has already checked whole.
+        var e = new EventData(type, Encoding.UTF8.GetBytes(data.GetRawText()))
         {
             EventId = Str("eventId") is { } id ? EventId.Parse(id) : EventId.New(),
             SchemaVersion = schemaVersion,
