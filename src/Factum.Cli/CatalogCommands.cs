@@ -8,7 +8,7 @@ namespace Factum.Cli;
 /// <summary>`factum catalog lint|compat|advise`: the design tooling over YAML catalogs and code-first registries.</summary>
 internal static class CatalogCommands
 {
-    public static void Add(RootCommand root)
+    public static void Add(Command root)
     {
         var catalog = new Command("catalog", "The event catalog: lint it, check schema compatibility, get pattern and broker advice.");
         var paths = new Option<string[]>("--catalog", "-c") { Description = "A catalog YAML file or folder (repeatable; default ./catalog).", AllowMultipleArgumentsPerToken = false };

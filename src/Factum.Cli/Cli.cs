@@ -1,11 +1,35 @@
 using System.CommandLine;
 using Factum.Sqlite;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 
 namespace Factum.Cli;
 
 internal static class Cli
 {
     public static string DbPath(string dataDir) => Path.Combine(dataDir, "factum.db");
+
+    /// <summary><c>-v/--verbose</c> on every command: log at debug level instead of warnings and errors only.</summary>
+    public static Option<bool> Verbose { get; } = new("--verbose", "-v")
+    {
+        Description = "Log what Factum does (retries, dead letters, parked events, slow commits) at debug level on stderr; without it only warnings and errors are logged.",
+        Recursive = true,
+    };
+
+    /// <summary>
+    /// The command's logging: one line per entry on stderr (stdout stays clean for tables and --json), warnings and up
+    /// unless --verbose. Disposing it flushes what is queued.
+    /// </summary>
+    public static ILoggerFactory CreateLogging(ParseResult pr) =>
+        LoggerFactory.Create(b => b
+            .SetMinimumLevel(pr.GetValue(Verbose) ? LogLevel.Debug : LogLevel.Warning)
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+                o.ColorBehavior = LoggerColorBehavior.Disabled;
+            }));
 
     /// <summary>
     /// Opens the store, runs the command, maps errors to exit codes with a clear message on stderr. Only commands that
@@ -15,11 +39,12 @@ internal static class Cli
     public static async Task<int> Run(ParseResult pr, DataDir data, Option<bool> json, Func<SqliteEventStore, Output, Task<int>> body, bool create = false)
     {
         var output = new Output(Console.Out, pr.GetValue(json));
+        using var logging = CreateLogging(pr);
         try
         {
             var db = DbPath(data.Resolve(pr));
             CheckStorePath(db, create);
-            await using var store = Open(db, create);
+            await using var store = Open(db, create, logging);
             return await body(store, output);
         }
         catch (Exception ex)
@@ -39,15 +64,15 @@ internal static class Cli
     /// Opens the store for writing; a command that only reads falls back to a read-only open when the file or its folder
     /// cannot be written (a backup on read-only media, another user's store), so reads and verify still work there.
     /// </summary>
-    private static SqliteEventStore Open(string db, bool create)
+    private static SqliteEventStore Open(string db, bool create, ILoggerFactory logging)
     {
         try
         {
-            return new SqliteEventStore(db);
+            return new SqliteEventStore(new SqliteEventStoreOptions(db) { LoggerFactory = logging });
         }
         catch (Exception ex) when (!create && ex is UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 8 or 14 })
         {
-            return new SqliteEventStore(new SqliteEventStoreOptions(db) { ReadOnly = true });
+            return new SqliteEventStore(new SqliteEventStoreOptions(db) { ReadOnly = true, LoggerFactory = logging });
         }
     }
 

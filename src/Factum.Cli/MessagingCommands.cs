@@ -10,7 +10,7 @@ namespace Factum.Cli;
 /// <summary>`factum topics|queues|groups|dlq|publish|send|relay`: the embedded transport from the command line.</summary>
 internal static class MessagingCommands
 {
-    public static void Add(RootCommand root, DataDir data, Option<bool> json)
+    public static void Add(Command root, DataDir data, Option<bool> json)
     {
         Task<int> Run(ParseResult pr, Func<SqliteMessageTransport, Output, Task<int>> body, bool create = false) =>
             Cli.Run(pr, data, json, (store, output) => body(new SqliteMessageTransport(store), output), create);
@@ -361,21 +361,33 @@ internal static class MessagingCommands
         // relay
         {
             var once = new Option<bool>("--once") { Description = "Publish what is there and exit (default: keep relaying until stopped)." };
-            var name = new Option<string>("--name") { Description = "The relay's name (its checkpoint; default outbox).", DefaultValueFactory = _ => "outbox" };
+            var name = new Option<string>("--name") { Description = "The relay's name, which is the name of its checkpoint (default outbox, the same as OutboxRelayOptions.Name; the demo's relay, which publishes only the demo's events, is demo-outbox).", DefaultValueFactory = _ => "outbox" };
             var cmd = new Command("relay", "The outbox relay: publish every event appended to the store to the topic named after its type (at least once; resumes from its checkpoint).") { once, name };
             data.AddTo(cmd);
             cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
             {
                 var transport = new SqliteMessageTransport(store);
-                var relay = new OutboxRelay(store, transport, new SqliteSubscriptionStore(store), new OutboxRelayOptions { Name = pr.GetValue(name)! });
+                var relayName = pr.GetValue(name)!;
+                var checkpoints = new SqliteSubscriptionStore(store);
+                // Say which checkpoint is used and where it starts: a relay under a new name publishes the whole log again.
+                var from = await checkpoints.LoadAsync(relayName, ct);
+                var start = from is { } f0
+                    ? $"relay '{relayName}' resumes after position {f0} (its checkpoint)"
+                    : $"relay '{relayName}' has no checkpoint yet: it publishes the whole log from position 1 (consumers' inboxes drop events another relay already published)";
+                var relay = new OutboxRelay(store, transport, checkpoints, new OutboxRelayOptions { Name = relayName, LoggerFactory = store.Options.LoggerFactory });
                 if (pr.GetValue(once))
                 {
                     var n = await relay.CatchUpAsync(ct);
-                    if (output.Json) output.JsonLine(w => { w.WriteNumber("published", n); w.WriteNumber("position", relay.Position); });
-                    else output.Writer.WriteLine($"relayed {n} event(s); checkpoint at position {relay.Position}");
+                    if (output.Json) output.JsonLine(w => { w.WriteString("relay", relayName); if (from is { } f1) w.WriteNumber("from", f1); else w.WriteNull("from"); w.WriteNumber("published", n); w.WriteNumber("position", relay.Position); });
+                    else
+                    {
+                        output.Writer.WriteLine(start);
+                        output.Writer.WriteLine($"relayed {n} event(s); checkpoint '{relayName}' at position {relay.Position}");
+                    }
                     return ExitCodes.Success;
                 }
                 await relay.StartAsync(ct);
+                output.Writer.WriteLine(start);
                 output.Writer.WriteLine($"relaying from position {relay.Position}; Ctrl+C to stop");
                 await output.Writer.FlushAsync(ct);
                 try

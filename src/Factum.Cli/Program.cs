@@ -12,9 +12,15 @@ var rootData = new Option<string?>("--data", "--data-dir") { Description = "The 
 var data = new DataDir(rootData);
 var json = new Option<bool>("--json") { Description = "Print one JSON object per line instead of tables.", Recursive = true };
 
-var root = new RootCommand("factum — the Factum event store from the command line.");
+// Named "factum" whatever the executable is called (dotnet run, the .NET tool, Factum.Cli.dll), so help says "Usage: factum".
+var root = new Command("factum", "factum — the Factum event store from the command line.")
+{
+    new System.CommandLine.Help.HelpOption(),
+    new VersionOption(),
+};
 root.Options.Add(rootData);
 root.Options.Add(json);
+root.Options.Add(Cli.Verbose);
 
 Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Description = "The stream id, e.g. Order-42.", Required = required };
 
@@ -299,7 +305,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 
 // projections
 {
-    var projections = new Command("projections", "Read models: list, status, query, reset, rebuild.");
+    var projections = new Command("projections", "Read models: list, status, query, reset, rebuild, run, skip, parked.");
     var listCmd = new Command("list", "Every projection version: active, state, checkpoint, lag, documents, last error.");
     data.AddTo(listCmd);
     listCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
@@ -354,12 +360,46 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         output.Writer.WriteLine($"reset {pr.GetValue(name)}: documents emptied, checkpoint at 0");
         return ExitCodes.Success;
     }));
-    var rebuildCmd = new Command("rebuild", "Rebuild a projection this program knows (the demo's) from the first event, showing progress.") { name };
+    Option<string> OnFailure() => new("--on-failure")
+    {
+        Description = "stop (default): stop on an event the projection cannot apply and say which; park: park it with its error and go on.",
+        DefaultValueFactory = _ => "stop",
+    };
+    static Factum.Subscriptions.FailureAction ParseOnFailure(string value) => value switch
+    {
+        "stop" => Factum.Subscriptions.FailureAction.Stop,
+        "park" => Factum.Subscriptions.FailureAction.Park,
+        _ => throw new ArgumentException($"--on-failure takes stop or park; got '{value}'."),
+    };
+    var rebuildFailure = OnFailure();
+    var rebuildCmd = new Command("rebuild", "Rebuild a projection this program knows (the demo's) from the first event, showing progress.") { name, rebuildFailure };
     data.AddTo(rebuildCmd);
-    rebuildCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: true, ct)));
-    var runCmd = new Command("run", "Bring a projection this program knows (the demo's) up to date from its checkpoint, showing progress.") { name };
+    rebuildCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: true, ParseOnFailure(pr.GetValue(rebuildFailure)!), ct)));
+    var runFailure = OnFailure();
+    var runCmd = new Command("run", "Bring a projection this program knows (the demo's) up to date from its checkpoint, showing progress.") { name, runFailure };
     data.AddTo(runCmd);
-    runCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: false, ct)));
+    runCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: false, ParseOnFailure(pr.GetValue(runFailure)!), ct)));
+    var skipCmd = new Command("skip", "For a projection stopped on an event it cannot apply: park that event with its error and move the checkpoint past it, so its next run goes on. The event stays in the log.") { name };
+    data.AddTo(skipCmd);
+    skipCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        var n = pr.GetValue(name)!;
+        foreach (var p in await new SqliteReadModels(store).SkipFailingEventAsync(n, ct))
+        {
+            if (output.Json) output.JsonLine(w => ProjectionOutput.WriteParked(w, p));
+            else output.Writer.WriteLine($"{n}: parked {p.Type} at position {p.Position} ({p.StreamId} version {p.StreamVersion}); its next run starts after it. 'factum projections parked {n}' lists what it skipped.");
+        }
+        return ExitCodes.Success;
+    }));
+    var parkedCmd = new Command("parked", "The events a projection parked (its park policy, or a skip) with their errors: what its read model does not reflect.") { name };
+    data.AddTo(parkedCmd);
+    parkedCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    {
+        ProjectionOutput.PrintParked(output, await new SqliteReadModels(store).ListParkedAsync(pr.GetValue(name)!, ct));
+        return ExitCodes.Success;
+    }));
+    projections.Subcommands.Add(skipCmd);
+    projections.Subcommands.Add(parkedCmd);
     projections.Subcommands.Add(runCmd);
     projections.Subcommands.Add(listCmd);
     projections.Subcommands.Add(statusCmd);

@@ -33,5 +33,42 @@ internal static class ProjectionOutput
                 p.Name, "v" + Output.Inv(p.Version), p.Active ? "yes" : "no", p.State, Output.Inv(p.Position), Output.Inv(p.Lag), Output.Inv(p.Documents),
                 p.FailingPosition is { } f ? Output.Inv(f) : "-", p.LastError ?? "-",
             }));
+        // What to do next, for the states that need someone.
+        foreach (var p in rows)
+        {
+            if (p.State == "Faulted")
+                output.Writer.WriteLine($"{p.Name} v{p.Version} stopped at position {p.FailingPosition}: fix the projection and run it again, or park that event and go on with 'factum projections skip {p.Name}'.");
+            else if (p.State == "Pending")
+                output.Writer.WriteLine($"{p.Name} v{p.Version} is pending: reset or skipped, it waits for its application (or 'factum projections run {p.Name}' for the demo's) to run it.");
+        }
+    }
+
+    public static void WriteParked(System.Text.Json.Utf8JsonWriter w, Factum.Subscriptions.ParkedEvent p)
+    {
+        w.WriteString("projection", p.SubscriptionId);
+        w.WriteNumber("position", p.Position.Value);
+        w.WriteString("eventId", p.EventId.ToString());
+        w.WriteString("streamId", p.StreamId.Value);
+        w.WriteNumber("streamVersion", p.StreamVersion.Value);
+        w.WriteString("type", p.Type);
+        w.WriteString("errorType", p.ErrorType);
+        w.WriteString("error", p.ErrorMessage);
+        w.WriteNumber("attempts", p.Attempts);
+        w.WriteString("parkedAt", Output.Iso(p.LastFailureAt));
+    }
+
+    public static void PrintParked(Output output, IReadOnlyList<Factum.Subscriptions.ParkedEvent> parked)
+    {
+        if (output.Json)
+        {
+            foreach (var p in parked) output.JsonLine(w => WriteParked(w, p));
+            return;
+        }
+        output.Table(["POSITION", "STREAM", "VERSION", "TYPE", "VERSION OF PROJECTION", "PARKED AT", "ERROR"],
+            parked.Select(p => new[]
+            {
+                Output.Inv(p.Position.Value), p.StreamId.Value, Output.Inv(p.StreamVersion.Value), p.Type, p.SubscriptionId[(p.SubscriptionId.LastIndexOf(':') + 1)..],
+                Output.Iso(p.LastFailureAt), p.ErrorMessage,
+            }));
     }
 }

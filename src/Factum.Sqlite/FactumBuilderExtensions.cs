@@ -12,7 +12,7 @@ public static class SqliteFactumBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         var options = new SqliteEventStoreOptions(path);
         if (configure is not null) options = configure(options);
-        return builder.UseEventStore(_ => new SqliteEventStore(options));
+        return builder.UseEventStore(sp => new SqliteEventStore(FactumBuilder.WithLogging(options, sp)));
     }
 }
 

@@ -37,7 +37,7 @@ public sealed partial class SqliteEventStore
             var limit = (int)Math.Min(remaining, _options.ReadPageSize);
             query.Bind(2, next);
             query.Bind(4, limit);
-            var page = query.ReadPage(streamId, limit);
+            var page = ReadLogged(query, streamId, limit);
             if (page.Count == 0) yield break;
             foreach (var e in page) yield return e;
             remaining -= page.Count;
@@ -83,7 +83,7 @@ public sealed partial class SqliteEventStore
             var limit = (int)Math.Min(remaining, _options.ReadPageSize);
             query.Bind(1, next);
             query.Bind(2, limit);
-            var page = query.ReadPage(null, limit);
+            var page = ReadLogged(query, null, limit);
             if (page.Count == 0) yield break;
             foreach (var e in page) yield return e;
             remaining -= page.Count;
@@ -107,7 +107,7 @@ public sealed partial class SqliteEventStore
             cancellationToken.ThrowIfCancellationRequested();
             query.Bind(2, next);
             query.Bind(3, _options.ReadPageSize);
-            var page = query.ReadPage(null, _options.ReadPageSize);
+            var page = ReadLogged(query, null, _options.ReadPageSize);
             foreach (var e in page) yield return e;
             if (page.Count < _options.ReadPageSize) yield break;
             next = page[^1].Position.Value + 1;
@@ -151,6 +151,20 @@ public sealed partial class SqliteEventStore
         cmd.CommandText = StreamRowSql;
         cmd.Parameters.AddWithValue("$id", streamId.Value);
         return ReadStreamRow(cmd);
+    }
+
+    /// <summary>A page of events; a corrupted event is logged for the operator before the reader hears of it.</summary>
+    private List<RecordedEvent> ReadLogged(EventPageQuery query, StreamId? stream, int capacity)
+    {
+        try
+        {
+            return query.ReadPage(stream, capacity);
+        }
+        catch (EventCorruptedException ex)
+        {
+            FactumLog.EventCorrupted(_log, FilePath, ex.Position.Value, ex.Message);
+            throw;
+        }
     }
 
     /// <inheritdoc />

@@ -80,13 +80,20 @@ public sealed partial class SqliteEventStore
                     batch.Add(request);
                     events += Math.Max(1, request.EventCount);
                 }
-                if (batch.Count > 0) _writer!.Commit(batch);
+                if (batch.Count > 0)
+                {
+                    var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                    _writer!.Commit(batch);
+                    var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started);
+                    if (elapsed >= _options.SlowCommitThreshold) FactumLog.SlowCommit(_log, FilePath, batch.Count, events, (long)elapsed.TotalMilliseconds);
+                }
                 previousBatch = batch.Count;
             }
             catch (Exception ex)
             {
                 // Never let the writer die silently: every caller of this group hears about the failure, and the loop goes on.
                 foreach (var r in batch) r.Fail(ex);
+                if (batch.Count > 0) FactumLog.CommitFailed(_log, ex, FilePath, batch.Count);
                 previousBatch = 0;
             }
         }

@@ -14,6 +14,7 @@ namespace Factum.Sqlite;
 public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions.IAppendNotifier, Factum.Tracing.ICorrelationIndex, IAsyncDisposable, IDisposable
 {
     private readonly SqliteEventStoreOptions _options;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private readonly string _readConnectionString;
     private readonly Channel<WriteRequest> _queue = Channel.CreateUnbounded<WriteRequest>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writerTask;
@@ -30,6 +31,7 @@ public sealed partial class SqliteEventStore : IEventStore, Factum.Subscriptions
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
+        _log = options.LoggerFactory.CreateLogger(FactumLog.StoreCategory);
         var fullPath = System.IO.Path.GetFullPath(options.Path);
         if (options.ReadOnly)
         {

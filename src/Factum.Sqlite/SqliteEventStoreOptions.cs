@@ -43,6 +43,12 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
     /// </summary>
     public bool VerifyChecksumsOnRead { get; init; } = true;
 
+    /// <summary>
+    /// A group commit slower than this (default 1 s) is logged as a warning (event id 1001): a slow or failing disk, or
+    /// another process holding the file's write lock, stalls every writer.
+    /// </summary>
+    public TimeSpan SlowCommitThreshold { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Durability of commits; default <see cref="SqliteDurability.Full"/>.</summary>
     public SqliteDurability Durability { get; init; } = SqliteDurability.Full;
 

@@ -19,6 +19,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
     private readonly string _table;
     private readonly CancellationTokenSource _stop = new();
     private readonly Random _random = new();
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private Task _loop = Task.CompletedTask;
 
     /// <summary>Creates a runner; <see cref="StartAsync"/> runs it.</summary>
@@ -29,7 +30,11 @@ public sealed class SqliteProjectionRunner : IProjectionRun
         ProjectionName.Validate(projection.Name);
         _options = options ?? new ProjectionOptions();
         _table = TableName(projection.Name, projection.Version);
+        _log = (_options.LoggerFactory ?? store.Options.LoggerFactory).CreateLogger(FactumLog.ProjectionsCategory);
     }
+
+    /// <summary>The key of a projection version's parked events.</summary>
+    internal static string ParkedId(string name, int version) => $"projection:{name}:v{version}";
 
     /// <summary>Completes when the runner stops or faults.</summary>
     public Task Completion => _loop;
@@ -47,7 +52,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             cmd.CommandText = """
                 INSERT INTO projections(name, version, active, position, state, updated_at)
                 VALUES ($n, $v, NOT EXISTS (SELECT 1 FROM projections WHERE name = $n AND active = 1), 0, 'Building', $now)
-                ON CONFLICT(name, version) DO UPDATE SET state = CASE WHEN state = 'Faulted' THEN 'Building' ELSE state END, last_error = NULL, failing_position = NULL
+                ON CONFLICT(name, version) DO UPDATE SET state = CASE WHEN state IN ('Faulted', 'Pending') THEN (CASE WHEN active = 1 THEN 'Live' ELSE 'Building' END) ELSE state END, last_error = NULL, failing_position = NULL
                 """;
             cmd.Parameters.AddWithValue("$n", _projection.Name);
             cmd.Parameters.AddWithValue("$v", _projection.Version);
@@ -105,7 +110,11 @@ public sealed class SqliteProjectionRunner : IProjectionRun
                 }
                 if (caughtUp)
                 {
-                    if (!active) active = await PromoteIfBehindAsync(ct).ConfigureAwait(false) is true;
+                    if (!active)
+                    {
+                        active = await PromoteIfBehindAsync(ct).ConfigureAwait(false) is true;
+                        if (active && _promoted) FactumLog.ProjectionPromoted(_log, _projection.Name, _projection.Version, through);
+                    }
                     await _store.WaitForAppendAsync(head, _options.LiveWaitTimeout, ct).ConfigureAwait(false);
                 }
             }
@@ -135,8 +144,9 @@ public sealed class SqliteProjectionRunner : IProjectionRun
                 await ApplyAsync(batch, through, ct).ConfigureAwait(false);
                 return true;
             }
-            catch (ProjectionFailedException) when (attempt < _options.Retry.MaxAttempts)
+            catch (ProjectionFailedException ex) when (attempt < _options.Retry.MaxAttempts)
             {
+                FactumLog.ProjectionRetry(_log, _projection.Name, _projection.Version, attempt, _options.Retry.MaxAttempts, ex.Message);
                 await Task.Delay(_options.Retry.DelayBefore(attempt, _random), ct).ConfigureAwait(false);
             }
             catch (ProjectionFailedException)
@@ -153,13 +163,16 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             }
             catch (ProjectionFailedException ex)
             {
+                var cause = ex.InnerException!;
                 if (_options.OnFailure == FailureAction.Park)
                 {
-                    await new SqliteSubscriptionStore(_store).ParkAsync(new ParkedEvent($"projection:{_projection.Name}:v{_projection.Version}", e.Position, e.EventId, e.StreamId, e.StreamVersion, e.Type,
+                    FactumLog.ProjectionEventParked(_log, _projection.Name, _projection.Version, e.Type, e.EventId.ToString(), e.Position.Value, e.StreamId.Value, $"{cause.GetType().Name}: {cause.Message}");
+                    await new SqliteSubscriptionStore(_store).ParkAsync(new ParkedEvent(ParkedId(_projection.Name, _projection.Version), e.Position, e.EventId, e.StreamId, e.StreamVersion, e.Type,
                         ex.InnerException!.GetType().FullName!, ex.InnerException.Message, ex.InnerException.StackTrace, _options.Retry.MaxAttempts, _store.Options.TimeProvider.GetUtcNow(), _store.Options.TimeProvider.GetUtcNow()), ct).ConfigureAwait(false);
                     await ApplyAsync([], e.Position.Value, ct).ConfigureAwait(false);
                     continue;
                 }
+                FactumLog.ProjectionFaulted(_log, cause, _projection.Name, _projection.Version, e.Type, e.EventId.ToString(), e.Position.Value, e.StreamId.Value);
                 await RecordFaultAsync(e, ex, ct).ConfigureAwait(false);
                 return false;
             }
@@ -230,6 +243,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             check.Parameters.AddWithValue("$n", _projection.Name);
             check.Parameters.AddWithValue("$v", _projection.Version);
             if (check.ExecuteScalar() is 1L) return true;
+            _promoted = true;
             var old = new List<long>();
             using (var list = c.CreateCommand())
             {
@@ -249,6 +263,8 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             foreach (var v in old) Exec(c, $"DROP TABLE IF EXISTS {TableName(_projection.Name, (int)v)}");
             return true;
         }, ct);
+
+    private bool _promoted;
 
     private static void Exec(SqliteConnection c, string sql)
     {
@@ -345,10 +361,57 @@ public sealed class SqliteReadModels(SqliteEventStore store) : IProjectionEngine
         {
             var table = ActiveTable(c, projection);
             using var cmd = c.CreateCommand();
-            cmd.CommandText = $"DELETE FROM {table}; UPDATE projections SET position = 0, state = 'Building', last_error = NULL, failing_position = NULL WHERE name = $n AND active = 1";
+            cmd.CommandText = $"DELETE FROM {table}; UPDATE projections SET position = 0, state = 'Pending', last_error = NULL, failing_position = NULL WHERE name = $n AND active = 1";
             cmd.Parameters.AddWithValue("$n", projection);
             return cmd.ExecuteNonQuery();
         }, cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<ParkedEvent>> SkipFailingEventAsync(string projection, CancellationToken cancellationToken = default)
+    {
+        var versions = (await ListAsync(cancellationToken).ConfigureAwait(false)).Where(p => p.Name == projection).ToList();
+        if (versions.Count == 0) throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
+        var faulted = versions.Where(p => p.State == "Faulted" && p.FailingPosition is not null).ToList();
+        if (faulted.Count == 0)
+            throw new InvalidOperationException($"Projection '{projection}' has not stopped on an event ({string.Join(", ", versions.Select(v => $"v{v.Version} is {v.State}"))}); there is nothing to skip.");
+        var parked = new List<ParkedEvent>();
+        var log = store.Options.LoggerFactory.CreateLogger(FactumLog.ProjectionsCategory);
+        foreach (var f in faulted)
+        {
+            var position = f.FailingPosition!.Value;
+            RecordedEvent? e = null;
+            await foreach (var r in store.ReadAllAsync(new ReadAllOptions { From = new GlobalPosition(position), MaxCount = 1 }, cancellationToken).ConfigureAwait(false)) e = r;
+            if (e is null || e.Position.Value != position) throw new InvalidOperationException($"Projection '{projection}' v{f.Version} stopped on position {position}, which the log does not hold.");
+            var now = store.Options.TimeProvider.GetUtcNow();
+            var record = new ParkedEvent(SqliteProjectionRunner.ParkedId(projection, f.Version), e.Position, e.EventId, e.StreamId, e.StreamVersion, e.Type,
+                "ProjectionFailed", f.LastError ?? "the projection failed on it", null, 1, now, now);
+            // Parked first, then skipped: a crash between the two leaves it parked and still faulted, and a second skip completes it.
+            await new SqliteSubscriptionStore(store).ParkAsync(record, cancellationToken).ConfigureAwait(false);
+            await store.ExecuteInWriterAsync(c =>
+            {
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = "UPDATE projections SET position = max(position, $p), state = 'Pending', last_error = NULL, failing_position = NULL WHERE name = $n AND version = $v AND state = 'Faulted' AND failing_position = $p";
+                cmd.Parameters.AddWithValue("$p", position);
+                cmd.Parameters.AddWithValue("$n", projection);
+                cmd.Parameters.AddWithValue("$v", f.Version);
+                return cmd.ExecuteNonQuery();
+            }, cancellationToken).ConfigureAwait(false);
+            FactumLog.ProjectionEventSkipped(log, projection, f.Version, position);
+            parked.Add(record);
+        }
+        return parked;
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<ParkedEvent>> ListParkedAsync(string projection, CancellationToken cancellationToken = default)
+    {
+        var versions = (await ListAsync(cancellationToken).ConfigureAwait(false)).Where(p => p.Name == projection).ToList();
+        if (versions.Count == 0) throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
+        var parkedStore = new SqliteSubscriptionStore(store);
+        var all = new List<ParkedEvent>();
+        foreach (var v in versions) all.AddRange(await parkedStore.ListAsync(SqliteProjectionRunner.ParkedId(projection, v.Version), cancellationToken).ConfigureAwait(false));
+        return all.OrderBy(p => p.Position.Value).ToList();
+    }
 
     private static string ActiveTable(SqliteConnection c, string projection)
     {

@@ -28,7 +28,18 @@ public sealed class FactumBuilder
 
     /// <summary>Uses the in-memory store (for tests).</summary>
     public FactumBuilder UseInMemory(EventStoreOptions? options = null) =>
-        UseEventStore(_ => new InMemoryEventStore(options));
+        UseEventStore(sp => new InMemoryEventStore(WithLogging(options ?? new EventStoreOptions(), sp)));
+
+    /// <summary>The options with the application's logger factory, unless they name one already.</summary>
+    public static T WithLogging<T>(T options, IServiceProvider services) where T : EventStoreOptions
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(services);
+        return options.LoggerFactory is Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory
+            && services.GetService(typeof(Microsoft.Extensions.Logging.ILoggerFactory)) is Microsoft.Extensions.Logging.ILoggerFactory factory
+            ? options with { LoggerFactory = factory }
+            : options;
+    }
 
     /// <summary>Uses the given store factory; the store is a singleton exposed through every store interface.</summary>
     public FactumBuilder UseEventStore(Func<IServiceProvider, IEventStore> factory)

@@ -41,6 +41,59 @@ public sealed class ProjectionCliTests : IDisposable
     }
 
     [Fact]
+    public async Task The_readme_quick_start_after_the_demo_never_breaks_the_store()
+    {
+        // The README's sequence: demo, the quick start's append (an OrderPlaced the demo's projection cannot read), demo again.
+        Assert.Equal(0, (await F("demo")).ExitCode);
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", """{"total":5}""", "--expected", "no-stream")).ExitCode);
+        // Someone else's event in a stream the demo writes to.
+        Assert.Equal(0, (await F("append", "--stream", "Order-1003", "--type", "OrderAudited", "--data", "{}", "--expected", "any")).ExitCode);
+        var again = await F("demo");
+        Assert.Equal(0, again.ExitCode);
+        Assert.Contains("What the demo did not do, and why", again.Stdout);
+        Assert.Contains("projection orders-by-customer left out 1 event(s) it cannot apply, e.g. OrderPlaced at position", again.Stdout);
+        Assert.Contains("did not publish 2 event(s) the demo did not write", again.Stdout);
+        // The parked event is logged as a warning naming the projection, the event and its position.
+        Assert.Contains("warn: Factum.Projections[3002] Projection orders-by-customer v1 parked OrderPlaced", again.Stderr);
+        var parked = Json(Assert.Single((await F("projections", "parked", "orders-by-customer", "--json")).Lines));
+        Assert.Equal(("Order-1", "OrderPlaced"), (parked.GetProperty("streamId").GetString(), parked.GetProperty("type").GetString()));
+        Assert.Contains("got no key for OrderPlaced", parked.GetProperty("error").GetString());
+
+        // A rebuild that stops on it names the projection, the position, the type and the error, and the command that parks it.
+        var rebuild = await F("projections", "rebuild", "orders-by-customer");
+        Assert.Equal(1, rebuild.ExitCode);
+        var position = parked.GetProperty("position").GetInt64();
+        Assert.Contains($"orders-by-customer v1 stopped at position {position}", rebuild.Stdout);
+        Assert.Contains("factum projections skip orders-by-customer", rebuild.Stdout);
+        Assert.Contains("failed on OrderPlaced at position " + position, rebuild.Stdout);
+        Assert.Contains("fail: Factum.Projections[3003]", rebuild.Stderr);
+        Assert.Equal(1, (await F("projections", "status", "orders-by-customer")).ExitCode);
+
+        // Skipping parks it; the next run goes on and the store is whole again, without deleting anything.
+        var skip = await F("projections", "skip", "orders-by-customer");
+        Assert.Equal(0, skip.ExitCode);
+        Assert.Contains($"parked OrderPlaced at position {position}", skip.Stdout);
+        Assert.Equal(1, (await F("projections", "skip", "orders-by-customer")).ExitCode); // nothing left to skip: said, exit 1
+        Assert.Equal(0, (await F("projections", "run", "orders-by-customer")).ExitCode);
+        var list = (await F("projections", "list", "--json")).Lines.Select(Json).ToList();
+        Assert.All(list, p => Assert.Equal(("Live", 0L), (p.GetProperty("state").GetString(), p.GetProperty("lag").GetInt64())));
+        Assert.Equal(0, (await F("projections", "rebuild", "orders-by-customer", "--on-failure", "park")).ExitCode);
+        Assert.Equal(0, (await F("verify")).ExitCode);
+        Assert.Equal(0, (await F("demo")).ExitCode);
+    }
+
+    [Fact]
+    public async Task A_reset_projection_says_it_is_pending_and_who_runs_it()
+    {
+        Assert.Equal(0, (await F("demo")).ExitCode);
+        Assert.Equal(0, (await F("projections", "reset", "revenue-per-day")).ExitCode);
+        var status = await F("projections", "status", "revenue-per-day");
+        Assert.Contains("Pending", status.Stdout);
+        Assert.DoesNotContain("Building", status.Stdout);
+        Assert.Contains("revenue-per-day v1 is pending", status.Stdout);
+    }
+
+    [Fact]
     public async Task A_projection_killed_mid_rebuild_resumes_and_counts_every_event_exactly_once()
     {
         const int payments = 60_000;

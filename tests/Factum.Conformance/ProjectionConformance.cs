@@ -212,6 +212,58 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
     }
 
     [Fact]
+    public async Task A_stopped_projection_is_logged_once_and_skip_parks_the_event_so_the_next_run_goes_on()
+    {
+        await Place("1", "ann", 1m);
+        await Place("2", "ann", 1m);
+        await Place("3", "ann", 1m);
+        var logs = new CapturingLoggerProvider();
+        var runner = await Run(Customers(failOn: e => e.OrderId == "2"), new ProjectionOptions
+        {
+            Retry = new RetryPolicy { MaxAttempts = 2, InitialDelay = TimeSpan.FromMilliseconds(1) },
+            LiveWaitTimeout = TimeSpan.FromMilliseconds(100),
+            LoggerFactory = logs,
+        });
+        await runner.Completion.WaitAsync(Patience);
+        var error = Assert.Single(logs.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning);
+        Assert.Equal((FactumLogEvents.ProjectionFaulted, Microsoft.Extensions.Logging.LogLevel.Error), (error.EventId.Id, error.Level));
+        Assert.Equal(2L, error.Fields["Position"]);
+        Assert.Equal("ShopOrderPlaced", error.Fields["EventType"]);
+        Assert.Equal("Order-2", error.Fields["Stream"]);
+        Assert.Contains("factum projections skip customers", error.Message);
+        Assert.Contains("cannot project 2", error.Exception!.Message);
+
+        // Nothing to skip on a projection that has not stopped, and no such projection: both say so.
+        await Assert.ThrowsAsync<ArgumentException>(() => _models.SkipFailingEventAsync("nope"));
+        var skipped = Assert.Single(await _models.SkipFailingEventAsync("customers"));
+        Assert.Equal((2L, "ShopOrderPlaced", "Order-2"), (skipped.Position.Value, skipped.Type, skipped.StreamId.Value));
+        Assert.Contains("cannot project 2", skipped.ErrorMessage);
+        var info = await Info("customers");
+        Assert.Equal(("Pending", 2L, null), (info.State, info.Position, info.FailingPosition));
+        await Assert.ThrowsAsync<InvalidOperationException>(() => _models.SkipFailingEventAsync("customers"));
+
+        // Its next run goes on after the skipped event; the parked list says what the read model leaves out.
+        await Run(Customers(failOn: e => e.OrderId == "2"));
+        await UntilCaughtUp("customers");
+        Assert.Equal(new CustomerView("ann", 2, 2m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
+        Assert.Equal([2L], (await _models.ListParkedAsync("customers")).Select(p => p.Position.Value));
+    }
+
+    [Fact]
+    public async Task A_reset_projection_is_pending_until_a_runner_takes_it()
+    {
+        await Place("1", "ann", 1m);
+        var runner = await Run(Customers());
+        await UntilCaughtUp("customers");
+        await runner.StopAsync();
+        await _models.ResetAsync("customers");
+        Assert.Equal(("Pending", 0L), ((await Info("customers")).State, (await Info("customers")).Position));
+        await Run(Customers());
+        await UntilCaughtUp("customers");
+        Assert.Equal("Live", (await Info("customers")).State);
+    }
+
+    [Fact]
     public async Task With_the_park_policy_a_failing_event_is_parked_and_the_projection_goes_on()
     {
         await Place("1", "ann", 1m);

@@ -42,6 +42,7 @@ public sealed partial class MessageBus
             }
             _running.Add(Task.Run(() => MaintenanceLoopAsync(stop), CancellationToken.None));
         }
+        FactumLog.BusStarted(_log, InstanceId, _endpoints.Count, Transport.GetType().Name);
     }
 
     /// <summary>Stops the consumers: in-flight messages finish or their leases are released, stream groups are left so partitions move at once.</summary>
@@ -92,6 +93,7 @@ public sealed partial class MessageBus
         stopping.Dispose();
         Interlocked.Exchange(ref _started, 0);
         _endpoints.Clear();
+        FactumLog.BusStopped(_log, InstanceId);
     }
 
     private List<Endpoint> BuildEndpoints()
@@ -157,6 +159,7 @@ public sealed partial class MessageBus
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 // Housekeeping retries on the next tick; consumers report their own errors.
+                FactumLog.MaintenanceFailed(_log, ex);
             }
             await DelayQuietly(Options.HeartbeatInterval, ct).ConfigureAwait(false);
         }
@@ -222,6 +225,7 @@ public sealed partial class MessageBus
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 e.LastError = $"{ex.GetType().Name}: {ex.Message}";
+                FactumLog.ConsumerError(_log, ex, e.Source.ToString());
                 await DelayQuietly(Options.PollInterval * 5, ct).ConfigureAwait(false);
             }
         }
@@ -278,6 +282,8 @@ public sealed partial class MessageBus
             var o = outcomes[i];
             if (!results[i]) continue;
             var kind = settlements[i].Kind;
+            // Logged once the settlement has committed, so each retry and each dead letter is one log entry.
+            if (kind is SettlementKind.Retry or SettlementKind.DeadLetter) LogSettlement(e, settlements[i]);
             if (kind == SettlementKind.Ack && !o.Skipped) Interlocked.Increment(ref e.Handled);
             else if (kind == SettlementKind.DeadLetter) Interlocked.Increment(ref e.DeadLettered);
             if (!measure) continue;
@@ -306,6 +312,17 @@ public sealed partial class MessageBus
             if (Options.InProcessReplies && LocalReplyQueues.TryGetValue(error.Queue!.Value.Value, out var bus)) bus.CompleteReply(error.Message);
             else await Transport.SendAsync(error.Queue!.Value, [error.Message], null, ct).ConfigureAwait(false);
         }
+    }
+
+    private void LogSettlement(Endpoint e, Settlement s)
+    {
+        var m = s.Delivery?.Message ?? s.Record?.Message;
+        if (m is null || s.Failure is not { } f) return;
+        var attempt = s.Delivery?.Attempt ?? f.Attempts;
+        if (s.Kind == SettlementKind.DeadLetter)
+            FactumLog.MessageDeadLettered(_log, m.Type, m.Id.ToString(), e.Source.ToString(), attempt, f.ExceptionType, f.Message, m.CorrelationId);
+        else if (s.RetryAt is { } at)
+            FactumLog.MessageRetryScheduled(_log, m.Type, m.Id.ToString(), e.Source.ToString(), attempt, $"{f.ExceptionType}: {f.Message}", at, m.CorrelationId);
     }
 
     private async ValueTask<Outcome> HandleQueueDeliveryAsync(Endpoint e, QueueDelivery d, CancellationToken ct)
@@ -378,6 +395,7 @@ public sealed partial class MessageBus
                 Interlocked.Increment(ref e.Failed);
                 e.LastError = $"{m.Type} {m.Id}: {ex.GetType().Name}: {ex.Message}";
                 FactumDiagnostics.Failed.Add(1, new("type", m.Type), new("source", e.Source.Name), new("group", e.Source.Group));
+                FactumLog.HandlerFailed(_log, ex, m.Type, m.Id.ToString(), e.Source.ToString(), attempt, run + 1, m.CorrelationId);
                 activity?.AddEvent(new ActivityEvent("exception", tags: new ActivityTagsCollection { ["exception.type"] = ex.GetType().FullName, ["exception.message"] = ex.Message }));
                 if (policy.IsNonTransient(ex)) return Outcome.Dead(FailureInfo.From(ex, attempt, first.Value, Now), e, m, this);
             }

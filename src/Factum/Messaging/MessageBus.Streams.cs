@@ -53,6 +53,7 @@ public sealed partial class MessageBus
                 catch (Exception ex) when (ex is not OutOfMemoryException)
                 {
                     e.LastError = $"group {group} on {topic}: {ex.GetType().Name}: {ex.Message}";
+                    FactumLog.ConsumerError(_log, ex, e.Source.ToString());
                 }
                 // A partition just given up: heartbeat again at once so that the new owner can take it; while others are
                 // still finishing, look again soon.
@@ -125,6 +126,7 @@ public sealed partial class MessageBus
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
                 e.LastError = $"{topic}[{start.Partition}] group {group}: {ex.GetType().Name}: {ex.Message}";
+                FactumLog.ConsumerError(_log, ex, $"{topic}[{start.Partition}] group {group}");
                 await DelayQuietly(Options.PollInterval * 5, idle.Token).ConfigureAwait(false);
             }
         }

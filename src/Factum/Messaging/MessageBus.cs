@@ -51,6 +51,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
     private CancellationTokenSource? _stopping;
     private Task? _replyListener;
     private int _started;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
 
     /// <summary>Creates a bus.</summary>
     /// <param name="transport">The transport.</param>
@@ -66,6 +67,8 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         Options = options ?? new MessagingOptions();
         _services = services ?? EmptyServices.Instance;
         _scopes = _services.GetService(typeof(Microsoft.Extensions.DependencyInjection.IServiceScopeFactory)) as Microsoft.Extensions.DependencyInjection.IServiceScopeFactory;
+        _log = (Options.LoggerFactory ?? _services.GetService(typeof(Microsoft.Extensions.Logging.ILoggerFactory)) as Microsoft.Extensions.Logging.ILoggerFactory
+            ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance).CreateLogger(FactumLog.MessagingCategory);
         InstanceId = $"{Options.ServiceName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
         _replyQueue = QueueName.ForReplies(InstanceId);
         LocalReplyQueues[_replyQueue.Value] = this;
@@ -290,6 +293,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
+                FactumLog.ConsumerError(_log, ex, _replyQueue.Value);
                 await DelayQuietly(Options.PollInterval, ct).ConfigureAwait(false);
             }
         }

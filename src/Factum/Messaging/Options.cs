@@ -36,6 +36,12 @@ public sealed record MessagingOptions
     /// <summary>The time source (tests use a manual clock).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Where handler failures, retries, dead letters and consumer errors are logged (category <c>Factum.Messaging</c>);
+    /// default: the application's <c>ILoggerFactory</c> when the bus comes from dependency injection, else none.
+    /// </summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
+
     internal static string SanitizeServiceName(string? name)
     {
         if (string.IsNullOrEmpty(name)) return "app";

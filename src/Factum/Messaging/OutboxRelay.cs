@@ -24,6 +24,19 @@ public sealed record OutboxRelayOptions
 
     /// <summary>How long to wait for new appends before looking again (default 1 s; appends through the same store wake it at once).</summary>
     public TimeSpan LiveWaitTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Log a warning (at most once a minute) while the relay is more than this many events behind the store's head
+    /// (default 10,000): integration events are reaching other services late.
+    /// </summary>
+    public long LagWarningThreshold
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "LagWarningThreshold is at least 1.");
+    } = 10_000;
+
+    /// <summary>Where failures and lag are logged (category <c>Factum.Outbox</c>); default none.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
 }
 
 /// <summary>
@@ -44,6 +57,8 @@ public sealed class OutboxRelay : IAsyncDisposable
     private long _position;
     private long _published;
     private volatile string? _lastError;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
+    private long _lagWarnedAt;
 
     /// <summary>Creates a relay; call <see cref="StartAsync"/> to run it, or <see cref="CatchUpAsync"/> to publish what is there.</summary>
     public OutboxRelay(IEventReader store, IMessageTransport transport, ICheckpointStore checkpoints, OutboxRelayOptions? options = null)
@@ -52,6 +67,7 @@ public sealed class OutboxRelay : IAsyncDisposable
         _transport = transport ?? throw new ArgumentNullException(nameof(transport));
         _checkpoints = checkpoints ?? throw new ArgumentNullException(nameof(checkpoints));
         _options = options ?? new OutboxRelayOptions();
+        _log = _options.LoggerFactory.CreateLogger(FactumLog.OutboxCategory);
     }
 
     /// <summary>The last store position published and checkpointed.</summary>
@@ -113,6 +129,7 @@ public sealed class OutboxRelay : IAsyncDisposable
                 {
                     // Publish or checkpoint failed: nothing past the checkpoint is lost; try again shortly.
                     _lastError = $"{ex.GetType().Name}: {ex.Message}";
+                    FactumLog.RelayFailed(_log, ex, _options.Name, Position);
                     try { await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false); }
                     catch (OperationCanceledException) { return; }
                 }
@@ -149,6 +166,17 @@ public sealed class OutboxRelay : IAsyncDisposable
         Interlocked.Add(ref _published, byTopic.Sum(g => g.Count()));
         FactumDiagnostics.Published.Add(byTopic.Sum(g => g.Count()), new KeyValuePair<string, object?>("destination", "outbox"));
         _lastError = null;
+        // A full batch means there is more: check how far behind the head the relay is.
+        if (batch.Count == _options.BatchSize && _log.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Warning)
+            && (Interlocked.Read(ref _lagWarnedAt) is var warned && (warned == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(warned) > TimeSpan.FromMinutes(1))))
+        {
+            var head = (await _store.GetHeadPositionAsync(ct).ConfigureAwait(false)).Value;
+            if (head - last > _options.LagWarningThreshold)
+            {
+                Interlocked.Exchange(ref _lagWarnedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+                FactumLog.RelayBehind(_log, _options.Name, head - last, last, head);
+            }
+        }
         return batch.Count;
     }
 

@@ -87,6 +87,8 @@ public sealed class DocumentProjection<TView> : IProjection where TView : class
             var e = (TEvent)decoded;
             foreach (var key in keys(e, recorded))
             {
+                if (key is null)
+                    throw new InvalidOperationException($"Projection '{Name}' got no key for {recorded.Type} at position {recorded.Position} in {recorded.StreamId}: its key function returned null (is a field missing from the event's payload?).");
                 var doc = ctx.Get<Versioned>(key);
                 // Idempotency: a view already holds this event (a redelivery after a crash before the checkpoint).
                 if (doc is not null && doc.Position >= recorded.Position.Value) continue;

@@ -11,7 +11,7 @@ public sealed class ProjectionFailedException(string message, Exception inner) :
 /// <param name="Version">The version.</param>
 /// <param name="Active">True for the version queries read.</param>
 /// <param name="Position">Its checkpoint: every event up to here is reflected in its documents.</param>
-/// <param name="State">Building, Live, Inline or Faulted.</param>
+/// <param name="State">Building (catching up, not yet active), Live (active and following), Inline (updated with each append), Faulted (stopped on an event: see <paramref name="FailingPosition"/>) or Pending (reset or skipped; waiting for a runner to start it).</param>
 /// <param name="LastError">The error that stopped it, if any.</param>
 /// <param name="FailingPosition">The event that stopped it, if any.</param>
 /// <param name="Head">The store's head position.</param>
@@ -43,6 +43,9 @@ public sealed record ProjectionOptions
 
     /// <summary>The JSON options of the documents.</summary>
     public JsonSerializerOptions Json { get; init; } = SystemTextJsonEventSerializer.Default.Options;
+
+    /// <summary>Where retries, parked events and a stop are logged (category <c>Factum.Projections</c>); default: the store's.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 }
 
 /// <summary>A running projection.</summary>
@@ -75,6 +78,19 @@ public interface IProjectionEngine
 
     /// <summary>Rebuild in place: empty the active version and rewind its checkpoint.</summary>
     Task ResetAsync(string projection, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// For a projection stopped on an event it cannot apply (state Faulted): parks that event with its error and moves
+    /// the checkpoint past it, so the projection's next run goes on after it. The event stays in the log; the parked
+    /// record says it is missing from the read model.
+    /// </summary>
+    /// <returns>The parked event of each faulted version.</returns>
+    /// <exception cref="ArgumentException">There is no such projection.</exception>
+    /// <exception cref="InvalidOperationException">The projection has not stopped on an event.</exception>
+    Task<IReadOnlyList<ParkedEvent>> SkipFailingEventAsync(string projection, CancellationToken cancellationToken = default);
+
+    /// <summary>The events a projection parked (its park policy, or a skip), in position order, over all its versions.</summary>
+    Task<IReadOnlyList<ParkedEvent>> ListParkedAsync(string projection, CancellationToken cancellationToken = default);
 }
 
 /// <summary>Typed reads over <see cref="IProjectionEngine"/>.</summary>

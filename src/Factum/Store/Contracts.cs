@@ -318,4 +318,10 @@ public record EventStoreOptions
 
     /// <summary>The clock; replace it in tests.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Where the store and what runs on it (projections, subscriptions) log; default none. <c>AddFactum</c> sets the
+    /// application's factory. Event ids are listed in <see cref="FactumLogEvents"/>.
+    /// </summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
 }

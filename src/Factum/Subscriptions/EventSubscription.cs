@@ -32,6 +32,7 @@ public sealed class EventSubscription : IAsyncDisposable
     private readonly SubscriptionOptions _options;
     private readonly EventHandlerAsync _handler;
     private readonly TimeProvider _time;
+    private readonly Microsoft.Extensions.Logging.ILogger _log;
     private readonly Random _random = new();
     private readonly CancellationTokenSource _stop = new();
     private Channel<Item>? _buffer;
@@ -68,6 +69,7 @@ public sealed class EventSubscription : IAsyncDisposable
         _options = options;
         _handler = handler;
         _time = timeProvider ?? TimeProvider.System;
+        _log = options.LoggerFactory.CreateLogger(FactumLog.SubscriptionsCategory);
     }
 
     /// <summary>The subscription's name.</summary>
@@ -271,12 +273,17 @@ public sealed class EventSubscription : IAsyncDisposable
         catch (Exception ex)
         {
             _lastError = $"{ex.GetType().Name}: {ex.Message}";
+            FactumLog.SubscriptionFailed(_log, ex, Id, Volatile.Read(ref _lastHandled));
             _state = SubscriptionState.Faulted;
             await _stop.CancelAsync().ConfigureAwait(false);
         }
         // Keep what was handled, even on a stop or a fault (the failing event itself is not included).
         try { await CheckpointAsync(CancellationToken.None).ConfigureAwait(false); }
-        catch (Exception ex) when (ex is not OutOfMemoryException) { _lastError ??= $"final checkpoint failed: {ex.Message}"; }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _lastError ??= $"final checkpoint failed: {ex.Message}";
+            FactumLog.SubscriptionFailed(_log, ex, Id, Volatile.Read(ref _lastHandled));
+        }
         if (_state != SubscriptionState.Faulted) _state = SubscriptionState.Stopped;
     }
 
@@ -304,7 +311,14 @@ public sealed class EventSubscription : IAsyncDisposable
                 first ??= now;
                 _lastError = $"{ex.GetType().Name} handling {e.Type} at {(IsAll ? "position " + e.Position : "version " + e.StreamVersion)} (attempt {attempt} of {_options.Retry.MaxAttempts}): {ex.Message}";
                 if (attempt >= _options.Retry.MaxAttempts)
+                {
+                    if (_options.OnFailure == FailureAction.Stop)
+                        FactumLog.SubscriptionFaulted(_log, ex, Id, e.Type, e.EventId.ToString(), e.Position.Value, e.StreamId.Value, attempt);
+                    else
+                        FactumLog.SubscriptionEventParked(_log, Id, e.Type, e.EventId.ToString(), e.Position.Value, e.StreamId.Value, attempt, $"{ex.GetType().Name}: {ex.Message}");
                     return new ParkedEvent(Id, e.Position, e.EventId, e.StreamId, e.StreamVersion, e.Type, ex.GetType().FullName ?? ex.GetType().Name, ex.Message, ex.StackTrace, attempt, first.Value, now);
+                }
+                FactumLog.SubscriptionRetry(_log, ex, Id, e.Type, e.Position.Value, attempt, _options.Retry.MaxAttempts);
                 await Task.Delay(_options.Retry.DelayBefore(attempt, _random), _time, ct).ConfigureAwait(false);
             }
         }

@@ -116,6 +116,9 @@ public sealed record SubscriptionOptions
 
     /// <summary>What to do after the last attempt (default <see cref="FailureAction.Stop"/>).</summary>
     public FailureAction OnFailure { get; init; } = FailureAction.Stop;
+
+    /// <summary>Where retries, parked events and a stop are logged (category <c>Factum.Subscriptions</c>); default none.</summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
 }
 
 /// <summary>The state of a subscription.</summary>

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json.Nodes;
 using Factum.Messaging;
+using Microsoft.Extensions.Logging;
 
 namespace Factum.Conformance.Messaging;
 
@@ -119,6 +120,34 @@ public abstract class BusConformance<TFactory> : TransportTestBase<TFactory> whe
         Assert.True(dl.Failure.FirstFailure < dl.Failure.LastFailure);
         Assert.Equal(("CapturePayment", MessageSourceKind.Queue), (dl.Source.Name, dl.Source.Kind));
         Assert.Equal("CapturePayment", dl.Message.Type);
+    }
+
+    [Fact]
+    public async Task A_dead_lettered_message_is_logged_as_exactly_one_warning_with_its_ids()
+    {
+        var logs = new CapturingLoggerProvider();
+        await StartBus(m => m.AddHandler<CapturePayment>((c, _, _) => throw new InvalidOperationException($"card declined for {c.OrderId}"),
+            o => o.Retry = FastRetry with { ImmediateRetries = 1, DelayedRetries = 1, InitialDelay = TimeSpan.FromMilliseconds(20), Jitter = 0 }),
+            options: FastOptions() with { LoggerFactory = logs });
+        var producer = await StartBus();
+        var id = MessageId.New();
+        using (EventContext.Begin("corr-logged", null)) await producer.SendAsync(new CapturePayment("o-log", 1), new SendOptions { MessageId = id });
+        await EventuallyAsync(async () => (await DeadLetters()).Count == 1, what: "the dead letter");
+        await Task.Delay(100);
+
+        var warning = Assert.Single(logs.Entries, e => e.Level >= LogLevel.Warning);
+        Assert.Equal(FactumLogEvents.MessageDeadLettered, warning.EventId.Id);
+        Assert.Equal("Factum.Messaging", warning.Category);
+        Assert.Equal(id.ToString(), warning.Fields["MessageId"]);
+        Assert.Equal("corr-logged", warning.Fields["CorrelationId"]);
+        Assert.Equal("CapturePayment", warning.Fields["MessageType"]);
+        Assert.Equal(2, warning.Fields["Attempt"]);
+        Assert.Contains("card declined for o-log", warning.Message);
+        // The retry before it is information, one entry for the one delayed retry; each failed run is a debug entry.
+        var retry = Assert.Single(logs.Entries, e => e.EventId.Id == FactumLogEvents.MessageRetryScheduled);
+        Assert.Equal(LogLevel.Information, retry.Level);
+        Assert.Equal(id.ToString(), retry.Fields["MessageId"]);
+        Assert.Equal(4, logs.Entries.Count(e => e.EventId.Id == FactumLogEvents.HandlerFailed && e.Level == LogLevel.Debug && e.Exception is InvalidOperationException));
     }
 
     [Fact]
