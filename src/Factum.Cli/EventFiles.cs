@@ -19,6 +19,20 @@ internal static class EventFiles
         };
     }
 
+    /// <summary>
+    /// The registry's naming rule, applied at the CLI's door too: an event type is PascalCase and past tense
+    /// (<see cref="EventNamingConvention"/>). <c>--allow-nonconventional-names</c> lets foreign or legacy histories in.
+    /// </summary>
+    public static void CheckTypeNames(IEnumerable<EventData> events, bool allowNonConventional)
+    {
+        if (allowNonConventional) return;
+        foreach (var e in events)
+        {
+            if (EventNamingConvention.Check(e.Type) is { } why)
+                throw new ArgumentException($"Event type '{e.Type}' was not appended: {why}. Commands and queries are messages (factum send/publish), not events. To import a foreign or legacy history whose names differ, pass --allow-nonconventional-names.");
+        }
+    }
+
     /// <summary>Reads a JSON array of {type, data, eventId?, metadata?}.</summary>
     public static List<EventData> ReadArray(FileInfo file)
     {

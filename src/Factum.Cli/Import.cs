@@ -14,7 +14,7 @@ internal static class Import
     /// <summary>The longest line accepted by default: twice the largest event (JSON escapes) plus room for the envelope.</summary>
     public static int DefaultMaxLineBytes(int maxEventSize) => (int)Math.Min(int.MaxValue - 1, (2L * maxEventSize) + (64 * 1024));
 
-    public static async Task<int> RunAsync(IEventStore store, int maxLineBytes, CancellationToken ct)
+    public static async Task<int> RunAsync(IEventStore store, int maxLineBytes, bool allowNonConventionalNames, CancellationToken ct)
     {
         await using var stdin = Console.OpenStandardInput();
         var input = new BoundedLineReader(stdin, maxLineBytes);
@@ -52,6 +52,7 @@ internal static class Import
                 if (IsBlank(line.Bytes.Span)) continue;
                 var (stream, expected, events) = ParseLine(line.Bytes);
                 id = events[0].EventId;
+                EventFiles.CheckTypeNames(events, allowNonConventionalNames);
                 task = store.AppendAsync(stream, expected, events, ct);
             }
             catch (Exception ex) when (ex is JsonException or ArgumentException or FormatException or InvalidOperationException)

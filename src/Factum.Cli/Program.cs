@@ -22,6 +22,11 @@ root.Options.Add(rootData);
 root.Options.Add(json);
 root.Options.Add(Cli.Verbose);
 
+static Option<bool> AllowNonConventionalNames() => new("--allow-nonconventional-names")
+{
+    Description = "Accept event types that break the naming rule (PascalCase, past tense: OrderPlaced, not PlaceOrder) — for importing foreign or legacy histories.",
+};
+
 Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Description = "The stream id, e.g. Order-42.", Required = required };
 
 // append
@@ -35,9 +40,10 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var causation = new Option<string?>("--causation-id") { Description = "The causation id." };
     var metadata = new Option<string?>("--metadata") { Description = "Metadata as a JSON object of strings." };
     var file = new Option<FileInfo?>("--file", "-f") { Description = "A JSON array of {type, data, eventId?, metadata?} appended atomically." };
+    var anyName = AllowNonConventionalNames();
     var cmd = new Command("append", "Append one event, or a file of events atomically; prints the last event's version and position.")
     {
-        stream, type, body, expected, eventId, correlation, causation, metadata, file,
+        stream, type, body, expected, eventId, correlation, causation, metadata, file, anyName,
     };
     data.AddTo(cmd, payloadTakesData: true);
     cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
@@ -57,6 +63,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
             var d = pr.GetValue(body) ?? throw new ArgumentException("--data is required (or use --file).");
             events = [EventFiles.Build(t, d, pr.GetValue(eventId), pr.GetValue(metadata) is { } m ? MetadataJson.Parse(m, "--metadata") : null)];
         }
+        EventFiles.CheckTypeNames(events, pr.GetValue(anyName));
         events = events.Select(e => e with { CorrelationId = common.Corr ?? e.CorrelationId, CausationId = common.Caus ?? e.CausationId }).ToList();
         var r = await store.AppendAsync(streamId, exp, events, ct);
         if (output.Json)
@@ -78,13 +85,14 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 // import
 {
     var maxLine = new Option<int?>("--max-line-bytes") { Description = "The longest input line accepted, in bytes (default: twice the store's largest event plus 64 KiB); longer lines are rejected without being read into memory." };
-    var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.") { maxLine };
+    var anyName = AllowNonConventionalNames();
+    var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.") { maxLine, anyName };
     data.AddTo(cmd);
     cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) =>
     {
         var limit = pr.GetValue(maxLine) ?? Import.DefaultMaxLineBytes(store.Options.MaxEventSize);
         if (limit < 1) throw new ArgumentException("--max-line-bytes must be at least 1.");
-        return Import.RunAsync(store, limit, ct);
+        return Import.RunAsync(store, limit, pr.GetValue(anyName), ct);
     }, create: true));
     root.Subcommands.Add(cmd);
 }

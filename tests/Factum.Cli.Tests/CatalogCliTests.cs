@@ -121,8 +121,8 @@ public sealed class CatalogCliTests : IDisposable
     public async Task Store_type_names_neither_write_outside_out_nor_reach_the_kafka_script()
     {
         // Anyone who can append to the store chooses these names; docs and plan read them through --data.
-        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "../../../x", "--data", "{}")).ExitCode);
-        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced;touch${IFS}pwned;#", "--data", "{}")).ExitCode);
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "../../../x", "--data", "{}", "--allow-nonconventional-names")).ExitCode);
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced;touch${IFS}pwned;#", "--data", "{}", "--allow-nonconventional-names")).ExitCode);
         var site = Path.Combine(_dir.Path, "a", "b", "site");
         var docs = await F("catalog", "docs", "--catalog", Sample(), "--data", _dir.Path, "--out", site);
         Assert.Equal(0, docs.ExitCode);
