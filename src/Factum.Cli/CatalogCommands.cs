@@ -156,7 +156,7 @@ internal static class CatalogCommands
                 Console.WriteLine("Patterns:");
                 output.Table(["MESSAGE", "PATTERN", "WHY"], advice.Patterns.Select(p => new[] { p.Message, p.Pattern.ToString(), p.Reason }));
                 Console.WriteLine();
-                Console.WriteLine("Requirements: " + string.Join("; ", advice.Requirements) + ".");
+                output.Wrapped("Requirements: " + string.Join("; ", advice.Requirements) + ".");
                 Console.WriteLine();
                 var criteria = advice.Brokers[0].Scores.Select(s => s.Criterion).ToList();
                 output.Table(["BROKER", .. criteria.Select(c => c.ToUpperInvariant()), "TOTAL"],
@@ -166,11 +166,12 @@ internal static class CatalogCommands
                 foreach (var b in advice.Brokers)
                 {
                     Console.WriteLine($"  {b.Broker}");
-                    foreach (var s in b.Scores) Console.WriteLine($"    {s.Criterion} {s.Score}: {s.Reason}");
+                    foreach (var s in b.Scores) output.Wrapped($"    {s.Criterion} {s.Score}: {s.Reason}", indent: 6);
                 }
                 Console.WriteLine();
-                Console.WriteLine("Recommendation: " + advice.Recommendation);
-                Console.WriteLine("Per message: " + string.Join("; ", advice.PerChannel.Select(c => $"{c.Message} → {c.Broker} ({c.Reason})")));
+                output.Wrapped("Recommendation: " + advice.Recommendation);
+                Console.WriteLine("Per message:");
+                foreach (var c in advice.PerChannel) output.Wrapped($"  {c.Message} → {c.Broker} ({c.Reason})", indent: 4);
                 return ExitCodes.Success;
             }));
             catalog.Subcommands.Add(cmd);
@@ -224,7 +225,7 @@ internal static class CatalogCommands
             {
                 var model = Load(pr);
                 var files = AlertPlanner.Write(model, pr.GetValue(output)!);
-                foreach (var r in AlertPlanner.Rules(model)) Console.WriteLine($"{r.Severity,-8} {r.Name}: {r.Expr} for {r.For} ({r.Threshold})");
+                foreach (var r in AlertPlanner.Rules(model)) Console.WriteLine($"{r.Severity,-8} {r.Name}: {r.Expr} for {AlertPlanner.Duration(r.For)} ({r.Threshold})");
                 Console.WriteLine($"wrote {string.Join(", ", files)}");
                 return ExitCodes.Success;
             }));
@@ -279,7 +280,9 @@ internal static class CatalogCommands
                         all.AddRange(CatalogDiff.Compare(sources[0].Model, sources[i].Model).Select(d => (sources[0].Name, sources[i].Name, d)));
                     if (pr.GetValue(format) == "text")
                     {
-                        foreach (var (l, r, d) in all) Console.WriteLine($"{d.Entity}: {d.Aspect}: {l} {d.Left} | {r} {d.Right}");
+                        // An empty side says so, rather than printing "store " with nothing after it.
+                        static string Side(string? v) => string.IsNullOrEmpty(v) ? "(none)" : v;
+                        foreach (var (l, r, d) in all) Console.WriteLine($"{d.Entity}: {d.Aspect}: {l} {Side(d.Left)} | {r} {Side(d.Right)}");
                         Console.WriteLine($"{all.Count} difference(s)");
                     }
                     else
@@ -306,7 +309,13 @@ internal static class CatalogCommands
                 var path = pr.GetValue(board)!;
                 var model = StormingImport.Import(CatalogLoader.ReadBounded(path, CatalogLoader.MaxCatalogFileBytes, "board"), path);
                 var yaml = Discovery.ToYaml(model, $"Imported by `factum catalog import-storming` from {Path.GetFileName(path)}. Fill in owners, schemas, partition keys, rates.");
-                if (pr.GetValue(output) is { } file) { File.WriteAllText(file, yaml); Console.WriteLine($"wrote {file}: {model.Domains.Count} domain(s), {model.Services.Count} service(s), {model.Messages.Count} message(s)"); }
+                if (pr.GetValue(output) is { } file)
+                {
+                    // The folder the docs name (catalog/skeleton.yaml) may not exist yet: create it rather than crash.
+                    if (Path.GetDirectoryName(Path.GetFullPath(file)) is { } folder) Directory.CreateDirectory(folder);
+                    File.WriteAllText(file, yaml);
+                    Console.WriteLine($"wrote {file}: {model.Domains.Count} domain(s), {model.Services.Count} service(s), {model.Messages.Count} message(s)");
+                }
                 else Console.Write(yaml);
                 return ExitCodes.Success;
             }));

@@ -115,7 +115,7 @@ internal static class Cli
         var m = s.Metadata;
         if (metadataOnly)
         {
-            output.Writer.WriteLine($"{s.StreamId}: maxAge={m.MaxAge?.ToString() ?? "none"} maxCount={m.MaxCount?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} truncateBefore={m.TruncateBefore?.ToString() ?? "none"}"
+            output.Writer.WriteLine($"{s.StreamId}: maxAge={(m.MaxAge is { } age ? Durations.Format(age) : "none")} maxCount={m.MaxCount?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} truncateBefore={m.TruncateBefore?.ToString() ?? "none"}"
                 + (m.Custom.Count > 0 ? " custom=" + string.Join(",", m.Custom.Select(kv => $"{kv.Key}={kv.Value}")) : ""));
             return;
         }

@@ -167,6 +167,23 @@ internal static class Durations
         throw new ArgumentException(usage + ".");
     }
 
+    /// <summary>
+    /// Writes a duration the way the options take it (30d, 1h30m, 45s, 500ms), so what is echoed can be typed back; a
+    /// duration with sub-millisecond ticks falls back to d.hh:mm:ss.fffffff.
+    /// </summary>
+    public static string Format(TimeSpan d)
+    {
+        if (d <= TimeSpan.Zero || d.Ticks % TimeSpan.TicksPerMillisecond != 0) return d.ToString("c", CultureInfo.InvariantCulture);
+        var parts = new StringBuilder();
+        void Part(long n, string unit) { if (n > 0) parts.Append(CultureInfo.InvariantCulture, $"{n}{unit}"); }
+        Part((long)d.TotalDays, "d");
+        Part(d.Hours, "h");
+        Part(d.Minutes, "m");
+        Part(d.Seconds, "s");
+        Part(d.Milliseconds, "ms");
+        return parts.ToString();
+    }
+
     /// <summary>Parses an ISO 8601 time for <paramref name="option"/> (UTC unless it says otherwise), within 1,000 years of now.</summary>
     public static DateTimeOffset ParseTime(string text, string option)
     {

@@ -421,7 +421,7 @@ internal static class MessagingCommands
     private static string Retention(TopicOptions o)
     {
         var parts = new List<string>();
-        if (o.MaxAge is { } a) parts.Add($"age {a}");
+        if (o.MaxAge is { } a) parts.Add($"age {Durations.Format(a)}");
         if (o.MaxBytes is { } b) parts.Add($"{b} bytes");
         if (o.MaxCount is { } c) parts.Add($"{c} records");
         return parts.Count == 0 ? "-" : string.Join(", ", parts);

@@ -29,17 +29,59 @@ internal sealed class Output(TextWriter writer, bool json)
         writer.WriteLine(Encoding.UTF8.GetString(ms.GetBuffer(), 0, (int)ms.Length));
     }
 
-    /// <summary>Prints rows as an aligned table with a header.</summary>
+    /// <summary>The widest line a table or wrapped text takes: a terminal of 120 columns shows it without wrapping.</summary>
+    public const int MaxWidth = 120;
+
+    /// <summary>
+    /// Prints rows as an aligned table with a header, at most <see cref="MaxWidth"/> columns wide: when the cells do not
+    /// fit, the widest columns are narrowed and their long values end in "…" (--json prints every value in full).
+    /// </summary>
     public void Table(string[] headers, IEnumerable<string[]> rows)
     {
         // Cells echo stored text (metadata, payloads): control characters are escaped so they cannot drive the terminal.
         var all = rows.Select(r => r.Select(JsonText.Printable).ToArray()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
+        FitWidths(headers, widths);
+        static string Cut(string c, int w) => c.Length <= w ? c : c[..Math.Max(0, w - 1)] + "…";
         // The last column is left unpadded so long payloads do not create trailing spaces.
-        void Line(string[] cells) => writer.WriteLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? c : c.PadRight(widths[i]))).TrimEnd());
+        void Line(string[] cells) => writer.WriteLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? Cut(c, widths[i]) : Cut(c, widths[i]).PadRight(widths[i]))).TrimEnd());
         Line(headers);
         Line(widths.Select(w => new string('-', w)).ToArray());
         foreach (var r in all) Line(r);
+    }
+
+    /// <summary>Narrows the widest columns, one character at a time, until the table fits (no column below its header or 8).</summary>
+    private static void FitWidths(string[] headers, int[] widths)
+    {
+        var total = widths.Sum() + (2 * (widths.Length - 1));
+        while (total > MaxWidth)
+        {
+            var widest = -1;
+            for (var i = 0; i < widths.Length; i++)
+            {
+                if (widths[i] > Math.Max(headers[i].Length, 8) && (widest < 0 || widths[i] > widths[widest])) widest = i;
+            }
+            if (widest < 0) return; // As narrow as the headers allow.
+            widths[widest]--;
+            total--;
+        }
+    }
+
+    /// <summary>Writes <paramref name="text"/> wrapped at word boundaries to <see cref="MaxWidth"/> columns; lines after the first are indented by <paramref name="indent"/>.</summary>
+    public void Wrapped(string text, int indent = 2)
+    {
+        var line = new StringBuilder();
+        foreach (var word in JsonText.Printable(text).Split(' '))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > MaxWidth)
+            {
+                writer.WriteLine(line.ToString().TrimEnd());
+                line.Clear().Append(' ', indent);
+            }
+            else if (line.Length > 0 && line[^1] != ' ') line.Append(' ');
+            line.Append(word);
+        }
+        if (line.Length > 0) writer.WriteLine(line.ToString().TrimEnd());
     }
 
     public static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture);

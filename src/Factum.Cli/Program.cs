@@ -186,7 +186,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
                 ["stream", info.StreamId.Value], ["category", info.StreamId.Category], ["state", info.State.ToString()],
                 ["last version", info.LastVersion?.ToString() ?? "-"], ["last position", info.LastPosition?.ToString() ?? "-"],
                 ["created", info.CreatedAt is { } c ? Output.Iso(c) : "-"], ["updated", info.UpdatedAt is { } u ? Output.Iso(u) : "-"],
-                ["max age", m.MaxAge?.ToString() ?? "-"], ["max count", m.MaxCount?.ToString(CultureInfo.InvariantCulture) ?? "-"],
+                ["max age", m.MaxAge is { } age ? Durations.Format(age) : "-"], ["max count", m.MaxCount?.ToString(CultureInfo.InvariantCulture) ?? "-"],
                 ["truncate before", m.TruncateBefore?.ToString() ?? "-"],
                 ["custom", m.Custom.Count == 0 ? "-" : string.Join(", ", m.Custom.Select(kv => $"{kv.Key}={kv.Value}"))],
             ]);

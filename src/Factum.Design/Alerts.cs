@@ -77,7 +77,8 @@ public static class AlertPlanner
     /// <summary>A PromQL string literal's content.</summary>
     private static string Label(string s) => Escape.PromQl(s);
 
-    private static string Duration(TimeSpan t) => t == TimeSpan.Zero ? "0s" : t.TotalMinutes >= 1 && t.TotalSeconds % 60 == 0 ? $"{(long)t.TotalMinutes}m" : $"{(long)Math.Ceiling(t.TotalSeconds)}s";
+    /// <summary>A rule's duration as Prometheus writes it (2m, 30s), the same in the rules file and on the console.</summary>
+    public static string Duration(TimeSpan t) => t == TimeSpan.Zero ? "0s" : t.TotalMinutes >= 1 && t.TotalSeconds % 60 == 0 ? $"{(long)t.TotalMinutes}m" : $"{(long)Math.Ceiling(t.TotalSeconds)}s";
 
     /// <summary>Writes <c>factum-alerts.yaml</c> (load it with <c>rule_files</c>) and <c>runbook.md</c>; returns the paths.</summary>
     public static IReadOnlyList<string> Write(EventCatalogModel catalog, string outDir)

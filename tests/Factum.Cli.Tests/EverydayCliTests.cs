@@ -70,6 +70,98 @@ public sealed class EverydayCliTests : IDisposable
         Assert.Contains("Dead-letter queue", verbose.Stdout);
     }
 
+    // Old code: `import-storming … --out catalog/skeleton.yaml`, as docs/catalog.md writes it, crashed with a stack trace
+    // when catalog/ did not exist, and the docs' own board then failed `catalog lint` (CapturePayment undefined).
+    [Fact]
+    public async Task The_catalog_docs_examples_run_as_written_and_their_board_lints_clean()
+    {
+        var docs = File.ReadAllText(Path.Combine(FactumCli.RepoRoot, "docs", "catalog.md"));
+        var work = Path.Combine(_dir.Path, "work");
+        Directory.CreateDirectory(Path.Combine(work, "samples"));
+        CopyFolder(Path.Combine(FactumCli.RepoRoot, "samples", "catalog"), Path.Combine(work, "samples", "catalog"));
+        // The board shown under import-storming, as a reader would save it.
+        var start = docs.IndexOf("```yaml", docs.IndexOf("turns a workshop board into a catalog skeleton", StringComparison.Ordinal), StringComparison.Ordinal);
+        var body = docs[(docs.IndexOf('\n', start) + 1)..docs.IndexOf("```", start + 7, StringComparison.Ordinal)];
+        File.WriteAllText(Path.Combine(work, "board.yaml"), string.Join('\n', body.Split('\n').Select(l => l.StartsWith("  ", StringComparison.Ordinal) ? l[2..] : l)));
+        Assert.Equal(0, (await RunIn(work, "demo", "--data", "./factum-data")).ExitCode);
+
+        // Every `factum catalog …` line of the first code block, as written (the alias is `dotnet run --project src/Factum.Cli --`).
+        var block = docs[docs.IndexOf("```bash", StringComparison.Ordinal)..];
+        block = block[..block.IndexOf("```", 7, StringComparison.Ordinal)];
+        var commands = block.Split('\n').Select(l => l.Split('#')[0].Trim()).Where(l => l.StartsWith("factum catalog ", StringComparison.Ordinal)).ToList();
+        Assert.True(commands.Count >= 10, $"found {commands.Count} commands");
+        foreach (var line in commands)
+        {
+            var r = await RunIn(work, line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]);
+            Assert.True(r.ExitCode == 0, $"`{line}` exited {r.ExitCode}: {r.Stderr}{r.Stdout}");
+        }
+        Assert.True(File.Exists(Path.Combine(work, "catalog", "skeleton.yaml")));
+        var lint = await RunIn(work, "catalog", "lint", "--catalog", "catalog/skeleton.yaml");
+        Assert.Equal(0, lint.ExitCode);
+        Assert.Contains("0 error(s), 0 warning(s)", lint.Stdout);
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+        foreach (var d in Directory.GetDirectories(from)) CopyFolder(d, Path.Combine(to, Path.GetFileName(d)));
+    }
+
+    private static async Task<CliResult> RunIn(string workingDirectory, params string[] args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+        };
+        psi.ArgumentList.Add(FactumCli.DllPath);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["FACTUM_DATA"] = "";
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await p.WaitForExitAsync(timeout.Token);
+        return new CliResult(p.ExitCode, await stdout, await stderr);
+    }
+
+    // Old code: `metadata --max-age 30d` echoed 30.00:00:00, `catalog alerts` printed `for 00:02:00` while the YAML says 2m.
+    [Fact]
+    public async Task Durations_are_echoed_the_way_they_are_typed()
+    {
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", "{}")).ExitCode);
+        var set = await F("metadata", "--stream", "Order-1", "--max-age", "30d");
+        Assert.Contains("maxAge=30d", set.Stdout);
+        Assert.DoesNotContain("30.00:00:00", set.Stdout);
+        Assert.Contains("maxAge=1h30m", (await F("metadata", "--stream", "Order-1", "--max-age", "90m")).Stdout);
+        var alerts = await FactumCli.Run(_dir.Path, "catalog", "alerts", "--catalog", Path.Combine(FactumCli.RepoRoot, "samples", "catalog"), "--out", Path.Combine(_dir.Path, "alerts"));
+        Assert.Equal(0, alerts.ExitCode);
+        Assert.Contains(" for 2m ", alerts.Stdout);
+        Assert.DoesNotContain("00:0", alerts.Stdout);
+    }
+
+    // Old code: read/read-all tables were 200–300 characters wide, advise lines ~180.
+    [Fact]
+    public async Task Tables_and_advice_fit_120_columns_and_json_keeps_every_value()
+    {
+        var payload = "{\"note\":\"" + new string('x', 300) + "\"}";
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", payload, "--metadata", """{"source":"a-rather-long-source-name"}""")).ExitCode);
+        foreach (var cmd in new[] { new[] { "read", "--stream", "Order-1" }, ["read-all"], ["streams"] })
+        {
+            var r = await F(cmd);
+            Assert.Equal(0, r.ExitCode);
+            Assert.All(r.Stdout.Split('\n'), l => Assert.True(l.Length <= 120, $"{string.Join(' ', cmd)}: {l.Length} columns: {l}"));
+        }
+        Assert.Contains("…", (await F("read", "--stream", "Order-1")).Stdout);
+        Assert.Contains(new string('x', 300), (await F("read", "--stream", "Order-1", "--json")).Stdout);
+        var advise = await FactumCli.Run(_dir.Path, "catalog", "advise", "--catalog", Path.Combine(FactumCli.RepoRoot, "samples", "catalog"));
+        Assert.Equal(0, advise.ExitCode);
+        Assert.All(advise.Stdout.Split('\n'), l => Assert.True(l.Length <= 120, $"advise: {l.Length} columns: {l}"));
+    }
+
     // Old code: the demo relayed under "demo-outbox" and `factum relay --once` silently published everything again.
     [Fact]
     public async Task Relay_says_which_checkpoint_it_uses()
