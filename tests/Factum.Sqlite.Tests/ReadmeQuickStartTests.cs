@@ -8,7 +8,11 @@ public sealed record ReadmeOrderPlaced(string OrderId, decimal Total);
 [EventType("CapturePayment", Kind = MessageKind.Command)]
 public sealed record ReadmeCapturePayment(string OrderId, decimal Amount);
 
-/// <summary>The README's C# quick start, kept compiling and true.</summary>
+/// <summary>
+/// The API calls of the README's quick start and messaging sections, in process. The README's code blocks themselves are
+/// regions of the samples (samples/QuickStart, samples/Messaging), which tests/Factum.Samples.Tests runs as programs and
+/// compares with the README.
+/// </summary>
 public sealed class ReadmeQuickStartTests : IDisposable
 {
     private readonly string _dir = TempDir.Create();
