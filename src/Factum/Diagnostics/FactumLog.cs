@@ -65,9 +65,6 @@ public static class FactumLogEvents
     /// <summary>The message bus stopped.</summary>
     public const int BusStopped = 4007;
 
-    /// <summary>Dead letters were put back on their queue for replay.</summary>
-    public const int DeadLettersReplayed = 4008;
-
     /// <summary>The outbox relay is behind the store's head by more than its threshold.</summary>
     public const int RelayBehind = 5001;
 
@@ -151,9 +148,6 @@ internal static partial class FactumLog
 
     [LoggerMessage(FactumLogEvents.BusStopped, LogLevel.Information, "Message bus {Instance} stopped")]
     internal static partial void BusStopped(ILogger logger, string instance);
-
-    [LoggerMessage(FactumLogEvents.DeadLettersReplayed, LogLevel.Information, "{Count} dead letters were put back for replay")]
-    internal static partial void DeadLettersReplayed(ILogger logger, int count);
 
     [LoggerMessage(FactumLogEvents.RelayBehind, LogLevel.Warning, "Outbox relay {Relay} is {Lag} events behind the head (position {Position} of {Head})")]
     internal static partial void RelayBehind(ILogger logger, string relay, long lag, long position, long head);
