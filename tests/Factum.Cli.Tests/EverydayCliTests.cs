@@ -101,6 +101,32 @@ public sealed class EverydayCliTests : IDisposable
         Assert.Contains("0 error(s), 0 warning(s)", lint.Stdout);
     }
 
+    // The README's CLI quick start must run as written, in order, on a fresh folder (the one placeholder filled in).
+    [Fact]
+    public async Task The_readme_cli_quick_start_runs_as_written()
+    {
+        var readme = File.ReadAllText(Path.Combine(FactumCli.RepoRoot, "README.md"));
+        var section = readme[readme.IndexOf("## Quick start with the CLI", StringComparison.Ordinal)..];
+        var start = section.IndexOf("```bash", StringComparison.Ordinal) + 7;
+        var lines = section[start..section.IndexOf("```", start, StringComparison.Ordinal)].Split('\n')
+            .Where(l => l.Contains("factum ", StringComparison.Ordinal) && !l.StartsWith("alias ", StringComparison.Ordinal)).ToList();
+        Assert.True(lines.Count >= 10, $"found {lines.Count} lines");
+        var script = new System.Text.StringBuilder("set -euo pipefail\n");
+        script.Append("factum() { dotnet '").Append(FactumCli.DllPath).Append("' \"$@\"; }\n");
+        foreach (var line in lines)
+        {
+            var command = line.Replace("<correlation-id>", "\"$(factum read --stream Order-1 --json | head -n1 | grep -o '\"correlationId\":\"[^\"]*\"' | cut -d'\"' -f4)\"", StringComparison.Ordinal);
+            script.Append("echo \"+ ").Append(line.Split('#')[0].Trim().Replace("\"", "\\\"", StringComparison.Ordinal).Replace("$", "\\$", StringComparison.Ordinal)).Append("\"\n");
+            script.Append(command).Append('\n');
+        }
+        var file = Path.Combine(_dir.Path, "quickstart.sh");
+        File.WriteAllText(file, script.ToString());
+        var r = await RunIn(_dir.Path, "bash", [file], useDll: false);
+        Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}\n{r.Stdout}\n{r.Stderr}");
+        Assert.Contains("OrderPaid", r.Stdout);
+        Assert.Contains("no problems", r.Stdout);
+    }
+
     private static void CopyFolder(string from, string to)
     {
         Directory.CreateDirectory(to);
@@ -108,16 +134,18 @@ public sealed class EverydayCliTests : IDisposable
         foreach (var d in Directory.GetDirectories(from)) CopyFolder(d, Path.Combine(to, Path.GetFileName(d)));
     }
 
-    private static async Task<CliResult> RunIn(string workingDirectory, params string[] args)
+    private static Task<CliResult> RunIn(string workingDirectory, params string[] args) => RunIn(workingDirectory, "dotnet", args, useDll: true);
+
+    private static async Task<CliResult> RunIn(string workingDirectory, string program, string[] args, bool useDll)
     {
-        var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+        var psi = new System.Diagnostics.ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory,
         };
-        psi.ArgumentList.Add(FactumCli.DllPath);
+        if (useDll) psi.ArgumentList.Add(FactumCli.DllPath);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["FACTUM_DATA"] = "";
         using var p = System.Diagnostics.Process.Start(psi)!;
