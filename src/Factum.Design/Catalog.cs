@@ -66,7 +66,8 @@ public enum CompatibilityMode
 /// <param name="Version">1, 2, …</param>
 /// <param name="Schema">The JSON Schema of the payload, if known.</param>
 /// <param name="Changelog">What changed and why.</param>
-public sealed record MessageVersion(int Version, JsonObject? Schema, string? Changelog);
+/// <param name="Source">Where this version was declared (so two files that define it differently can both be named).</param>
+public sealed record MessageVersion(int Version, JsonObject? Schema, string? Changelog, SourceLocation? Source = null);
 
 /// <summary>An event, command or query in the catalog.</summary>
 public sealed record CatalogMessage
