@@ -316,11 +316,12 @@ internal static class CatalogCommands
         // export-eventcatalog
         {
             var output = new Option<string>("--out", "-o") { Description = "The EventCatalog project folder to write into (default ./eventcatalog).", DefaultValueFactory = _ => "./eventcatalog" };
-            var cmd = new Command("export-eventcatalog", "Export to EventCatalog's folder format (index.mdx with frontmatter per domain, service, event, command, query and team; older versions under versioned/).") { paths, assemblies, output };
+            var title = new Option<string>("--title") { Description = "The catalog's title in eventcatalog.config.js.", DefaultValueFactory = _ => "Event catalog" };
+            var cmd = new Command("export-eventcatalog", $"Export a complete EventCatalog project: package.json (@eventcatalog/core {EventCatalogExport.CoreVersionRange}), eventcatalog.config.js, and index.mdx with frontmatter per domain, service, event, command, query and team (older versions under versioned/). Build it with npm install && npm run build.") { paths, assemblies, output, title };
             cmd.SetAction(pr => Run(() =>
             {
-                var files = EventCatalogExport.Write(Load(pr), pr.GetValue(output)!);
-                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}");
+                var files = EventCatalogExport.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(title)!);
+                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}; build the site with: cd {pr.GetValue(output)} && npm install && npm run build (Node.js 20 or later)");
                 return ExitCodes.Success;
             }));
             catalog.Subcommands.Add(cmd);
