@@ -204,12 +204,14 @@ internal static class CatalogCommands
         // docs
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write the site to (default ./catalog-site): HTML at the root, Markdown under markdown/.", DefaultValueFactory = _ => "./catalog-site" };
-            var mermaid = new Option<string?>("--mermaid-js") { Description = "A local mermaid.min.js to copy into the site so that it works offline (default: load Mermaid from a CDN)." };
+            var mermaid = new Option<string?>("--mermaid") { Description = $"Where the pages get Mermaid: 'bundled' (the default: Mermaid {SiteGenerator.BundledMermaidVersion}, shipped inside factum, is written next to the pages, so the site works offline), 'cdn' (load it from {SiteGenerator.MermaidCdn}), or the path of a local mermaid.min.js to copy in." };
+            var mermaidJs = new Option<string?>("--mermaid-js") { Description = "The path of a local mermaid.min.js to copy into the site (the same as --mermaid PATH)." };
             var title = new Option<string>("--title") { Description = "The site title.", DefaultValueFactory = _ => "Event catalog" };
-            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site and Markdown pages per domain, service and message, with Mermaid flow diagrams, version changelogs and lint findings.") { paths, assemblies, output, mermaid, title, store };
+            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site that works offline (navigation, search, zoomable Mermaid flow diagrams per domain, schema field tables, version changelogs, lint findings) and the same pages in Markdown.") { paths, assemblies, output, mermaid, mermaidJs, title, store };
             cmd.SetAction(pr => Run(() =>
             {
-                var files = SiteGenerator.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(mermaid), pr.GetValue(title)!);
+                if (pr.GetValue(mermaid) is not null && pr.GetValue(mermaidJs) is not null) throw new CatalogFormatException("--mermaid-js", 0, "give --mermaid or --mermaid-js, not both");
+                var files = SiteGenerator.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(mermaid) ?? pr.GetValue(mermaidJs), pr.GetValue(title)!);
                 Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}; open {Path.Combine(pr.GetValue(output)!, "index.html")}");
                 return ExitCodes.Success;
             }));

@@ -96,6 +96,15 @@ public sealed record CatalogMessage
     /// <summary>The payload property that orders it (the aggregate id).</summary>
     public string? PartitionKey { get; init; }
 
+    /// <summary>
+    /// For a request (or a request-reply pair declared with <see cref="Reply"/>): the payload property that ties a reply
+    /// to its request; null means the envelope's correlation id.
+    /// </summary>
+    public string? CorrelationKey { get; init; }
+
+    /// <summary>The message that answers this request (a request-reply pair), if declared.</summary>
+    public string? Reply { get; init; }
+
     /// <summary>The order consumers need.</summary>
     public OrderingRequirement Ordering { get; init; }
 
@@ -159,6 +168,22 @@ public sealed record CatalogService
 
     /// <summary>Queries or commands it sends as requests, expecting a reply.</summary>
     public IReadOnlyList<string> Requests { get; init; } = [];
+
+    /// <summary>An external system outside the catalog (a payment provider, a partner): drawn as external, never a consumer group of ours.</summary>
+    public bool External { get; init; }
+
+    /// <summary>Stream categories it appends to (the part of a stream id before the first '-'), so a store's streams map to it.</summary>
+    public IReadOnlyList<string> Streams { get; init; } = [];
+
+    /// <summary>How many competing consumer instances it runs per subscription (its consumer group's size); null means one.</summary>
+    public int? Instances { get; init; }
+
+    /// <summary>Competing consumer instances for particular messages, overriding <see cref="Instances"/>.</summary>
+    public IReadOnlyDictionary<string, int> InstancesPerMessage { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Message → competing consumers, for every message it consumes that has a declared count.</summary>
+    public IReadOnlyDictionary<string, int> Consumers =>
+        Consumes.Select(m => (m, n: InstancesPerMessage.TryGetValue(m, out var x) ? x : Instances)).Where(t => t.n is not null).ToDictionary(t => t.m, t => t.n!.Value, StringComparer.Ordinal);
 
     /// <summary>Where it was declared.</summary>
     public SourceLocation? Source { get; init; }
@@ -263,4 +288,8 @@ public sealed record EventCatalogModel
 
     /// <summary>A service by id, or null.</summary>
     public CatalogService? Service(string id) => Services.FirstOrDefault(s => s.Id == id);
+
+    /// <summary>How many competing consumers <paramref name="service"/> runs for <paramref name="message"/>: its declared count, or null when undeclared (one).</summary>
+    public int? ConsumerCount(string service, string message) =>
+        Service(service) is { } s ? (s.InstancesPerMessage.TryGetValue(message, out var n) ? n : s.Instances) : null;
 }

@@ -228,6 +228,8 @@ public static class CatalogLoader
                 Description = existing.Description ?? m.Description,
                 Classification = existing.Classification ?? m.Classification,
                 PartitionKey = existing.PartitionKey ?? m.PartitionKey,
+                CorrelationKey = existing.CorrelationKey ?? m.CorrelationKey,
+                Reply = existing.Reply ?? m.Reply,
             };
         }
         var services = new Dictionary<string, CatalogService>(StringComparer.Ordinal);
@@ -242,6 +244,10 @@ public static class CatalogLoader
                 Sends = e.Sends.Union(s.Sends, StringComparer.Ordinal).ToList(),
                 Consumes = e.Consumes.Union(s.Consumes, StringComparer.Ordinal).ToList(),
                 Requests = e.Requests.Union(s.Requests, StringComparer.Ordinal).ToList(),
+                External = e.External || s.External,
+                Streams = e.Streams.Union(s.Streams, StringComparer.Ordinal).ToList(),
+                Instances = e.Instances ?? s.Instances,
+                InstancesPerMessage = s.InstancesPerMessage.Concat(e.InstancesPerMessage).GroupBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal),
             };
         }
         var lint = list.Select(p => p.Lint).Aggregate(new LintSettings(), (a, b) => new LintSettings
@@ -309,6 +315,10 @@ public static class CatalogLoader
                 Sends = List(s, "sends", file),
                 Consumes = List(s, "consumes", file),
                 Requests = List(s, "requests", file),
+                External = Bool(s, "external", file) ?? false,
+                Streams = List(s, "streams", file),
+                Instances = Positive(s, "instances", file),
+                InstancesPerMessage = PerMessage(s, "instancesPerMessage", file),
                 Source = Loc(file, s),
             }).ToList(),
             Messages = messages,
@@ -351,6 +361,8 @@ public static class CatalogLoader
             Producers = List(m, "producers", file),
             Consumers = List(m, "consumers", file),
             PartitionKey = Str(m, "partitionKey", file),
+            CorrelationKey = Str(m, "correlationKey", file),
+            Reply = Str(m, "reply", file),
             Ordering = OneOf(m, "ordering", file, ["none", "per-key", "total"]) switch { "per-key" => OrderingRequirement.PerKey, "total" => OrderingRequirement.Total, _ => OrderingRequirement.None },
             Delivery = OneOf(m, "delivery", file, ["at-most-once", "at-least-once", "exactly-once"]),
             Durability = OneOf(m, "durability", file, ["durable", "transient"]),
@@ -511,6 +523,21 @@ public static class CatalogLoader
         return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0
             ? n
             : throw Error(file, Get(map, key)!, $"'{key}' must be a whole number, not '{value}'");
+    }
+
+    /// <summary>A whole number of at least 1 (a count of instances).</summary>
+    private static int? Positive(YamlMappingNode map, string key, string file) =>
+        Int(map, key, file) is { } n ? n >= 1 && n <= 10_000 ? n : throw Error(file, Get(map, key)!, $"'{key}' must be between 1 and 10000, not {n}") : null;
+
+    /// <summary>A mapping of message names to counts: <c>{CapturePayment: 4}</c>.</summary>
+    private static Dictionary<string, int> PerMessage(YamlMappingNode map, string key, string file)
+    {
+        var result = new Dictionary<string, int>(StringComparer.Ordinal);
+        var node = Get(map, key);
+        if (node is null || node is YamlScalarNode { Value: null or "" or "~" }) return result;
+        if (node is not YamlMappingNode counts) throw Error(file, node, $"'{key}' must map message names to counts, such as {{CapturePayment: 4}}");
+        foreach (var (k, _) in counts.Children) result[Key(file, k)] = Positive(counts, Key(file, k), file)!.Value;
+        return result;
     }
 
     /// <summary>The highest rate accepted, per second: far beyond any broker, and finite for every computation with it.</summary>
