@@ -180,7 +180,9 @@ internal static class CatalogCommands
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write the topology files to (default ./topology).", DefaultValueFactory = _ => "./topology" };
             var title = new Option<string>("--title") { Description = "The AsyncAPI document's title.", DefaultValueFactory = _ => "Factum catalog" };
-            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs, SNS/SQS CloudFormation, and the ordering-and-retention page.") { paths, assemblies, output, title, store };
+            var replicas = new Option<int>("--replicas") { Description = $"The cluster size to replicate over (1-5): Kafka's replication factor, NATS JetStream's num_replicas, RabbitMQ's quorum group size. Default {TopologyPlanner.DefaultReplicas}; use 1 for a single node (a single nats-server refuses more).", DefaultValueFactory = _ => TopologyPlanner.DefaultReplicas };
+            replicas.Validators.Add(r => { if (r.GetValue(replicas) is < 1 or > 5) r.AddError("--replicas must be between 1 and 5"); });
+            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs (with dead-letter streams), SNS/SQS CloudFormation, and the ordering-and-retention page; ordered messages get single active consumers, one unacknowledged message per NATS consumer and FIFO queues.") { paths, assemblies, output, title, replicas, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
@@ -192,7 +194,7 @@ internal static class CatalogCommands
                     Output.Error($"refusing to generate the topology: {invalid.Count} name(s) the brokers do not accept (lint rule {LintRules.BrokerNameRule})");
                     return ExitCodes.InvalidInput;
                 }
-                var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!);
+                var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!, pr.GetValue(replicas));
                 foreach (var p in TopologyPlanner.Plan(model))
                     Console.WriteLine($"{p.Kind} {p.Name}: {(p.Kind == "topic" ? $"{p.Partitions} partition(s), " : "")}key {p.PartitionKey ?? "-"}, groups {string.Join(", ", p.Groups.Select(g => g.Group))}");
                 Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}: {string.Join(", ", files.Select(f => Path.GetRelativePath(pr.GetValue(output)!, f)))}");
