@@ -275,7 +275,8 @@ internal static class CatalogCommands
                     if (pr.GetValue(dataOpt) is { } dir)
                     {
                         var (observation, db) = await ObserveStoreAsync(dir, ct);
-                        sources.Add(("store", Discovery.ToCatalog(observation, "store:" + db)));
+                        // The store's stream categories and handlers expressed as the catalog's services (streams: lists, publishers).
+                        sources.Add(("store", Discovery.ToCatalog(observation, "store:" + db, sources[0].Model)));
                     }
                     if (sources.Count < 2) throw new CatalogFormatException("diff", 0, "give a second source: --against, --assembly or --data");
                     var all = new List<(string Left, string Right, CatalogDifference D)>();

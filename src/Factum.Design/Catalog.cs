@@ -267,6 +267,13 @@ public sealed record EventCatalogModel
     /// <summary>The system needs tenant isolation on the broker.</summary>
     public bool MultiTenant { get; init; }
 
+    /// <summary>
+    /// Built from what a store holds (discovery), not declared: it sees only events, its history may lag the catalog's
+    /// newest version, and it sees a consumer only when that consumer appends in response. <see cref="CatalogDiff"/>
+    /// compares it accordingly.
+    /// </summary>
+    public bool IsObservation { get; init; }
+
     /// <summary>A message by name, or null.</summary>
     public CatalogMessage? Message(string name) => Messages.FirstOrDefault(m => m.Name == name);
 

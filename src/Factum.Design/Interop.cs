@@ -16,11 +16,19 @@ public sealed record CatalogDifference(string Entity, string Aspect, string Left
 /// <summary>Compares two catalogs (YAML vs code vs what a store holds).</summary>
 public static class CatalogDiff
 {
-    /// <summary>Every disagreement; aspects a source does not know (no owner, no services) are not compared.</summary>
+    /// <summary>
+    /// Every disagreement; aspects a source does not know (no owner, no services) are not compared. When
+    /// <paramref name="right"/> is an observation of a store (<see cref="EventCatalogModel.IsObservation"/>): commands and
+    /// queries are not expected in it (a store holds events); a store whose newest version of an event is older than the
+    /// catalog's is not drift (history keeps old versions, and the new one may not be written yet), one holding a version
+    /// the catalog does not list is; producers must match; and every consumer the store shows (a service that appended
+    /// in response) must be declared, while declared consumers that append nothing cannot show in a store.
+    /// </summary>
     public static IReadOnlyList<CatalogDifference> Compare(EventCatalogModel left, EventCatalogModel right)
     {
         ArgumentNullException.ThrowIfNull(left);
         ArgumentNullException.ThrowIfNull(right);
+        var observed = right.IsObservation;
         var diffs = new List<CatalogDifference>();
         foreach (var name in left.Messages.Select(m => m.Name).Union(right.Messages.Select(m => m.Name)).Order(StringComparer.Ordinal))
         {
@@ -28,6 +36,7 @@ public static class CatalogDiff
             var r = right.Message(name);
             if (l is null || r is null)
             {
+                if (observed && r is null && l!.Kind != CatalogMessageKind.Event) continue;
                 diffs.Add(new(name, "presence", l is null ? "missing" : "defined", r is null ? "missing" : "defined"));
                 continue;
             }
@@ -35,7 +44,8 @@ public static class CatalogDiff
             if (l.Owners.Count > 0 && r.Owners.Count > 0 && !l.Owners.Order().SequenceEqual(r.Owners.Order())) diffs.Add(new(name, "owner", string.Join(",", l.Owners), string.Join(",", r.Owners)));
             if (l.Latest is { } lv && r.Latest is { } rv)
             {
-                if (lv.Version != rv.Version) diffs.Add(new(name, "latest version", $"v{lv.Version}", $"v{rv.Version}"));
+                if (lv.Version != rv.Version && !(observed && rv.Version < lv.Version && l.Versions.Any(v => v.Version == rv.Version)))
+                    diffs.Add(new(name, "latest version", $"v{lv.Version}", $"v{rv.Version}"));
                 var same = l.Versions.FirstOrDefault(v => v.Version == rv.Version);
                 if (same?.Schema is { } ls && rv.Schema is { } rs)
                 {
@@ -51,9 +61,10 @@ public static class CatalogDiff
                 var lpr = string.Join(",", left.ProducersOf(l));
                 var rpr = string.Join(",", right.ProducersOf(r));
                 if (lpr != rpr) diffs.Add(new(name, "producers", lpr, rpr));
-                var lc = string.Join(",", left.ConsumersOf(l));
-                var rc = string.Join(",", right.ConsumersOf(r));
-                if (lc != rc) diffs.Add(new(name, "consumers", lc, rc));
+                var lc = left.ConsumersOf(l);
+                var rc = right.ConsumersOf(r);
+                if (observed ? rc.Except(lc, StringComparer.Ordinal).Any() : !lc.SequenceEqual(rc))
+                    diffs.Add(new(name, observed ? "consumers (observed, not declared)" : "consumers", string.Join(",", lc), string.Join(",", observed ? rc.Except(lc, StringComparer.Ordinal) : rc)));
             }
         }
         return diffs;

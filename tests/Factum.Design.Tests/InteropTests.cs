@@ -122,7 +122,7 @@ public sealed class InteropTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_out, "commands", "CapturePayment", "index.mdx")));
         Assert.True(File.Exists(Path.Combine(_out, "queries", "CheckStock", "index.mdx")));
         var billing = File.ReadAllText(Path.Combine(_out, "services", "billing", "index.mdx"));
-        Assert.Contains("sends:\n  - id: \"CapturePayment\"\n    version: 1.0.0", billing);
+        Assert.Contains("sends:\n  - id: \"PaymentRequested\"\n    version: 1.0.0\n  - id: \"CapturePayment\"\n    version: 1.0.0", billing);
         Assert.Contains("receives:\n  - id: \"OrderPlaced\"\n    version: 2.0.0", billing);
         Assert.Contains("services:\n  - id: \"billing\"", File.ReadAllText(Path.Combine(_out, "domains", "billing", "index.mdx")));
         Assert.True(files.Count > 20);

@@ -118,7 +118,7 @@ public sealed class SiteTests : IDisposable
         Assert.NotEqual(before, await first.Locator("svg").EvaluateAsync<string>("e => e.style.transform"));
 
         // The sidebar links every domain, service and message; the search finds a message and opens it.
-        Assert.Equal(8, await page.Locator("nav.sidebar a[href^='message/']").CountAsync());
+        Assert.Equal(11, await page.Locator("nav.sidebar a[href^='message/']").CountAsync());
         await page.FillAsync("#search", "captured");
         await page.WaitForSelectorAsync("#search-results li");
         Assert.StartsWith("PaymentCaptured", await page.Locator("#search-results li").First.InnerTextAsync());
