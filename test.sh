@@ -12,13 +12,15 @@ rm -rf "$results"
 mkdir -p "$results"
 
 # Tools the design tooling's tests run: Node.js + npm (the AsyncAPI parser, Mermaid), promtool (Debian's prometheus
-# package) and Chromium (the generated catalog site is rendered in it, headless, through Playwright).
+# package), Chromium (the generated catalog site is rendered in it, headless, through Playwright) and nats-server.
 # Installed from Debian packages when missing. A policy-rc.d stops the packages' daemons from starting: the tests need
 # only the promtool binary, and no service may listen on anything but loopback.
 need=()
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# nats-server: the generated JetStream streams and consumers are created on a real server (loopback only, temp folder).
+{ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; } || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   created_policy=0

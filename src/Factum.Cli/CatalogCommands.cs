@@ -181,7 +181,9 @@ internal static class CatalogCommands
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write the topology files to (default ./topology).", DefaultValueFactory = _ => "./topology" };
             var title = new Option<string>("--title") { Description = "The AsyncAPI document's title.", DefaultValueFactory = _ => "Factum catalog" };
-            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs, SNS/SQS CloudFormation, and the ordering-and-retention page.") { paths, assemblies, output, title, store };
+            var replicas = new Option<int>("--replicas") { Description = $"The cluster size to replicate over (1-5): Kafka's replication factor, NATS JetStream's num_replicas, RabbitMQ's quorum group size. Default {TopologyPlanner.DefaultReplicas}; use 1 for a single node (a single nats-server refuses more).", DefaultValueFactory = _ => TopologyPlanner.DefaultReplicas };
+            replicas.Validators.Add(r => { if (r.GetValue(replicas) is < 1 or > 5) r.AddError("--replicas must be between 1 and 5"); });
+            var cmd = new Command("plan", "Generate the topology: AsyncAPI 3.0, Kafka topics (script and Strimzi), RabbitMQ definitions, NATS JetStream configs (with dead-letter streams), SNS/SQS CloudFormation, and the ordering-and-retention page; ordered messages get single active consumers, one unacknowledged message per NATS consumer and FIFO queues.") { paths, assemblies, output, title, replicas, store };
             cmd.SetAction(pr => Run(() =>
             {
                 var model = Load(pr);
@@ -193,7 +195,7 @@ internal static class CatalogCommands
                     Output.Error($"refusing to generate the topology: {invalid.Count} name(s) the brokers do not accept (lint rule {LintRules.BrokerNameRule})");
                     return ExitCodes.InvalidInput;
                 }
-                var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!);
+                var files = TopologyPlanner.Write(model, pr.GetValue(output)!, pr.GetValue(title)!, pr.GetValue(replicas));
                 foreach (var p in TopologyPlanner.Plan(model))
                     Console.WriteLine($"{p.Kind} {p.Name}: {(p.Kind == "topic" ? $"{p.Partitions} partition(s), " : "")}key {p.PartitionKey ?? "-"}, groups {string.Join(", ", p.Groups.Select(g => g.Group))}");
                 Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}: {string.Join(", ", files.Select(f => Path.GetRelativePath(pr.GetValue(output)!, f)))}");
@@ -205,12 +207,14 @@ internal static class CatalogCommands
         // docs
         {
             var output = new Option<string>("--out", "-o") { Description = "The folder to write the site to (default ./catalog-site): HTML at the root, Markdown under markdown/.", DefaultValueFactory = _ => "./catalog-site" };
-            var mermaid = new Option<string?>("--mermaid-js") { Description = "A local mermaid.min.js to copy into the site so that it works offline (default: load Mermaid from a CDN)." };
+            var mermaid = new Option<string?>("--mermaid") { Description = $"Where the pages get Mermaid: 'bundled' (the default: Mermaid {SiteGenerator.BundledMermaidVersion}, shipped inside factum, is written next to the pages, so the site works offline), 'cdn' (load it from {SiteGenerator.MermaidCdn}), or the path of a local mermaid.min.js to copy in." };
+            var mermaidJs = new Option<string?>("--mermaid-js") { Description = "The path of a local mermaid.min.js to copy into the site (the same as --mermaid PATH)." };
             var title = new Option<string>("--title") { Description = "The site title.", DefaultValueFactory = _ => "Event catalog" };
-            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site and Markdown pages per domain, service and message, with Mermaid flow diagrams, version changelogs and lint findings.") { paths, assemblies, output, mermaid, title, store };
+            var cmd = new Command("docs", "Generate the catalog's documentation: a static HTML site that works offline (navigation, search, zoomable Mermaid flow diagrams per domain, schema field tables, version changelogs, lint findings) and the same pages in Markdown.") { paths, assemblies, output, mermaid, mermaidJs, title, store };
             cmd.SetAction(pr => Run(() =>
             {
-                var files = SiteGenerator.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(mermaid), pr.GetValue(title)!);
+                if (pr.GetValue(mermaid) is not null && pr.GetValue(mermaidJs) is not null) throw new CatalogFormatException("--mermaid-js", 0, "give --mermaid or --mermaid-js, not both");
+                var files = SiteGenerator.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(mermaid) ?? pr.GetValue(mermaidJs), pr.GetValue(title)!);
                 Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}; open {Path.Combine(pr.GetValue(output)!, "index.html")}");
                 return ExitCodes.Success;
             }));
@@ -272,7 +276,8 @@ internal static class CatalogCommands
                     if (pr.GetValue(dataOpt) is { } dir)
                     {
                         var (observation, db) = await ObserveStoreAsync(dir, ct);
-                        sources.Add(("store", Discovery.ToCatalog(observation, "store:" + db)));
+                        // The store's stream categories and handlers expressed as the catalog's services (streams: lists, publishers).
+                        sources.Add(("store", Discovery.ToCatalog(observation, "store:" + db, sources[0].Model)));
                     }
                     if (sources.Count < 2) throw new CatalogFormatException("diff", 0, "give a second source: --against, --assembly or --data");
                     var all = new List<(string Left, string Right, CatalogDifference D)>();
@@ -325,11 +330,12 @@ internal static class CatalogCommands
         // export-eventcatalog
         {
             var output = new Option<string>("--out", "-o") { Description = "The EventCatalog project folder to write into (default ./eventcatalog).", DefaultValueFactory = _ => "./eventcatalog" };
-            var cmd = new Command("export-eventcatalog", "Export to EventCatalog's folder format (index.mdx with frontmatter per domain, service, event, command, query and team; older versions under versioned/).") { paths, assemblies, output };
+            var title = new Option<string>("--title") { Description = "The catalog's title in eventcatalog.config.js.", DefaultValueFactory = _ => "Event catalog" };
+            var cmd = new Command("export-eventcatalog", $"Export a complete EventCatalog project: package.json (@eventcatalog/core {EventCatalogExport.CoreVersionRange}), eventcatalog.config.js, and index.mdx with frontmatter per domain, service, event, command, query and team (older versions under versioned/). Build it with npm install && npm run build.") { paths, assemblies, output, title };
             cmd.SetAction(pr => Run(() =>
             {
-                var files = EventCatalogExport.Write(Load(pr), pr.GetValue(output)!);
-                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}");
+                var files = EventCatalogExport.Write(Load(pr), pr.GetValue(output)!, pr.GetValue(title)!);
+                Console.WriteLine($"wrote {files.Count} file(s) to {pr.GetValue(output)}; build the site with: cd {pr.GetValue(output)} && npm install && npm run build (Node.js 20 or later)");
                 return ExitCodes.Success;
             }));
             catalog.Subcommands.Add(cmd);

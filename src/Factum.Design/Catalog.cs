@@ -66,7 +66,8 @@ public enum CompatibilityMode
 /// <param name="Version">1, 2, …</param>
 /// <param name="Schema">The JSON Schema of the payload, if known.</param>
 /// <param name="Changelog">What changed and why.</param>
-public sealed record MessageVersion(int Version, JsonObject? Schema, string? Changelog);
+/// <param name="Source">Where this version was declared (so two files that define it differently can both be named).</param>
+public sealed record MessageVersion(int Version, JsonObject? Schema, string? Changelog, SourceLocation? Source = null);
 
 /// <summary>An event, command or query in the catalog.</summary>
 public sealed record CatalogMessage
@@ -94,6 +95,15 @@ public sealed record CatalogMessage
 
     /// <summary>The payload property that orders it (the aggregate id).</summary>
     public string? PartitionKey { get; init; }
+
+    /// <summary>
+    /// For a request (or a request-reply pair declared with <see cref="Reply"/>): the payload property that ties a reply
+    /// to its request; null means the envelope's correlation id.
+    /// </summary>
+    public string? CorrelationKey { get; init; }
+
+    /// <summary>The message that answers this request (a request-reply pair), if declared.</summary>
+    public string? Reply { get; init; }
 
     /// <summary>The order consumers need.</summary>
     public OrderingRequirement Ordering { get; init; }
@@ -158,6 +168,22 @@ public sealed record CatalogService
 
     /// <summary>Queries or commands it sends as requests, expecting a reply.</summary>
     public IReadOnlyList<string> Requests { get; init; } = [];
+
+    /// <summary>An external system outside the catalog (a payment provider, a partner): drawn as external, never a consumer group of ours.</summary>
+    public bool External { get; init; }
+
+    /// <summary>Stream categories it appends to (the part of a stream id before the first '-'), so a store's streams map to it.</summary>
+    public IReadOnlyList<string> Streams { get; init; } = [];
+
+    /// <summary>How many competing consumer instances it runs per subscription (its consumer group's size); null means one.</summary>
+    public int? Instances { get; init; }
+
+    /// <summary>Competing consumer instances for particular messages, overriding <see cref="Instances"/>.</summary>
+    public IReadOnlyDictionary<string, int> InstancesPerMessage { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Message → competing consumers, for every message it consumes that has a declared count.</summary>
+    public IReadOnlyDictionary<string, int> Consumers =>
+        Consumes.Select(m => (m, n: InstancesPerMessage.TryGetValue(m, out var x) ? x : Instances)).Where(t => t.n is not null).ToDictionary(t => t.m, t => t.n!.Value, StringComparer.Ordinal);
 
     /// <summary>Where it was declared.</summary>
     public SourceLocation? Source { get; init; }
@@ -241,6 +267,13 @@ public sealed record EventCatalogModel
     /// <summary>The system needs tenant isolation on the broker.</summary>
     public bool MultiTenant { get; init; }
 
+    /// <summary>
+    /// Built from what a store holds (discovery), not declared: it sees only events, its history may lag the catalog's
+    /// newest version, and it sees a consumer only when that consumer appends in response. <see cref="CatalogDiff"/>
+    /// compares it accordingly.
+    /// </summary>
+    public bool IsObservation { get; init; }
+
     /// <summary>A message by name, or null.</summary>
     public CatalogMessage? Message(string name) => Messages.FirstOrDefault(m => m.Name == name);
 
@@ -262,4 +295,8 @@ public sealed record EventCatalogModel
 
     /// <summary>A service by id, or null.</summary>
     public CatalogService? Service(string id) => Services.FirstOrDefault(s => s.Id == id);
+
+    /// <summary>How many competing consumers <paramref name="service"/> runs for <paramref name="message"/>: its declared count, or null when undeclared (one).</summary>
+    public int? ConsumerCount(string service, string message) =>
+        Service(service) is { } s ? (s.InstancesPerMessage.TryGetValue(message, out var n) ? n : s.Instances) : null;
 }

@@ -82,7 +82,7 @@ public static class CatalogLoader
             else if (File.Exists(path)) parts.Add(LoadFile(path, Path.GetDirectoryName(Path.GetFullPath(path))!));
             else throw new CatalogFormatException(path, 0, "no such file or folder");
         }
-        return Merge(parts);
+        return Merge(parts, strict: true);
     }
 
     /// <summary>
@@ -96,7 +96,7 @@ public static class CatalogLoader
         ArgumentNullException.ThrowIfNull(yaml);
         var stream = LoadYaml(yaml, file, "YAML");
         var parts = stream.Documents.Select(d => d.RootNode is YamlMappingNode top ? Read(top, file, baseDirectory, root) : throw Error(file, d.RootNode, "the top level must be a mapping (domains:, services:, messages:, …)")).ToList();
-        return Merge(parts);
+        return Merge(parts, strict: true);
     }
 
     private static EventCatalogModel LoadFile(string path, string root) =>
@@ -187,8 +187,20 @@ public static class CatalogLoader
         return new System.Text.UTF8Encoding(false, false).GetString(buffer, 0, read).TrimStart('\uFEFF');
     }
 
-    /// <summary>Merges catalogs: entities with the same id are combined (later lists extend earlier ones).</summary>
-    public static EventCatalogModel Merge(IEnumerable<EventCatalogModel> parts)
+    /// <summary>
+    /// Merges catalogs: entities with the same id are combined (later lists extend earlier ones); a message's versions are
+    /// united by number, and where two parts define the same version the first part's schema is kept. Use this to join
+    /// sources that describe the same version in different words (YAML, code, a store's inferred schemas).
+    /// </summary>
+    public static EventCatalogModel Merge(IEnumerable<EventCatalogModel> parts) => Merge(parts, strict: false);
+
+    /// <summary>
+    /// Merges catalog files. With <paramref name="strict"/>, the same version of a message defined in two places with
+    /// different schemas is an error naming both places: a catalog file is the source of truth, so two truths for one
+    /// version are a mistake to fix, not a choice to make silently.
+    /// </summary>
+    /// <exception cref="CatalogFormatException">With <paramref name="strict"/>: a version is defined twice with different schemas.</exception>
+    internal static EventCatalogModel Merge(IEnumerable<EventCatalogModel> parts, bool strict)
     {
         ArgumentNullException.ThrowIfNull(parts);
         var list = parts.ToList();
@@ -212,10 +224,12 @@ public static class CatalogLoader
                 Owners = existing.Owners.Union(m.Owners, StringComparer.Ordinal).ToList(),
                 Producers = existing.Producers.Union(m.Producers, StringComparer.Ordinal).ToList(),
                 Consumers = existing.Consumers.Union(m.Consumers, StringComparer.Ordinal).ToList(),
-                Versions = existing.Versions.Count >= m.Versions.Count ? existing.Versions : m.Versions,
+                Versions = MergeVersions(existing, m, strict),
                 Description = existing.Description ?? m.Description,
                 Classification = existing.Classification ?? m.Classification,
                 PartitionKey = existing.PartitionKey ?? m.PartitionKey,
+                CorrelationKey = existing.CorrelationKey ?? m.CorrelationKey,
+                Reply = existing.Reply ?? m.Reply,
             };
         }
         var services = new Dictionary<string, CatalogService>(StringComparer.Ordinal);
@@ -230,6 +244,10 @@ public static class CatalogLoader
                 Sends = e.Sends.Union(s.Sends, StringComparer.Ordinal).ToList(),
                 Consumes = e.Consumes.Union(s.Consumes, StringComparer.Ordinal).ToList(),
                 Requests = e.Requests.Union(s.Requests, StringComparer.Ordinal).ToList(),
+                External = e.External || s.External,
+                Streams = e.Streams.Union(s.Streams, StringComparer.Ordinal).ToList(),
+                Instances = e.Instances ?? s.Instances,
+                InstancesPerMessage = s.InstancesPerMessage.Concat(e.InstancesPerMessage).GroupBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal),
             };
         }
         var lint = list.Select(p => p.Lint).Aggregate(new LintSettings(), (a, b) => new LintSettings
@@ -250,6 +268,24 @@ public static class CatalogLoader
             Lint = lint,
             MultiTenant = list.Any(p => p.MultiTenant),
         };
+    }
+
+    private static List<MessageVersion> MergeVersions(CatalogMessage first, CatalogMessage second, bool strict)
+    {
+        var versions = first.Versions.ToDictionary(v => v.Version);
+        foreach (var v in second.Versions)
+        {
+            if (!versions.TryGetValue(v.Version, out var kept)) { versions[v.Version] = v; continue; }
+            if (kept.Schema is null) { versions[v.Version] = v with { Changelog = kept.Changelog ?? v.Changelog }; continue; }
+            if (strict && v.Schema is not null && !JsonNode.DeepEquals(kept.Schema, v.Schema))
+            {
+                var here = v.Source ?? second.Source;
+                var there = kept.Source ?? first.Source;
+                throw new CatalogFormatException(here?.File ?? "", here?.Line ?? 0,
+                    $"message '{second.Name}' v{v.Version} is defined twice with different schemas: at {there?.ToString() ?? "an earlier file"} and here; keep one definition (a changed schema is a new version)");
+            }
+        }
+        return versions.Values.OrderBy(v => v.Version).ToList();
     }
 
     private static EventCatalogModel Read(YamlMappingNode root, string file, string baseDir, string catalogRoot)
@@ -279,6 +315,10 @@ public static class CatalogLoader
                 Sends = List(s, "sends", file),
                 Consumes = List(s, "consumes", file),
                 Requests = List(s, "requests", file),
+                External = Bool(s, "external", file) ?? false,
+                Streams = List(s, "streams", file),
+                Instances = Positive(s, "instances", file),
+                InstancesPerMessage = PerMessage(s, "instancesPerMessage", file),
                 Source = Loc(file, s),
             }).ToList(),
             Messages = messages,
@@ -307,7 +347,7 @@ public static class CatalogLoader
             JsonObject? schema = null;
             if (Get(v, "schema") is { } inline) schema = ToJson(inline, file) as JsonObject ?? throw Error(file, inline, "'schema' must be a JSON Schema object");
             else if (Str(v, "schemaFile", file) is { } schemaFile) schema = ReadSchemaFile(schemaFile, Get(v, "schemaFile")!, file, baseDir, catalogRoot);
-            versions.Add(new MessageVersion(number, schema, Str(v, "changelog", file)));
+            versions.Add(new MessageVersion(number, schema, Str(v, "changelog", file), Loc(file, v)));
         }
         if (versions.Select(v => v.Version).Distinct().Count() != versions.Count) throw Error(file, m, $"message '{Req(m, "name", file)}' lists a version twice");
         var owner = Get(m, "owner");
@@ -321,6 +361,8 @@ public static class CatalogLoader
             Producers = List(m, "producers", file),
             Consumers = List(m, "consumers", file),
             PartitionKey = Str(m, "partitionKey", file),
+            CorrelationKey = Str(m, "correlationKey", file),
+            Reply = Str(m, "reply", file),
             Ordering = OneOf(m, "ordering", file, ["none", "per-key", "total"]) switch { "per-key" => OrderingRequirement.PerKey, "total" => OrderingRequirement.Total, _ => OrderingRequirement.None },
             Delivery = OneOf(m, "delivery", file, ["at-most-once", "at-least-once", "exactly-once"]),
             Durability = OneOf(m, "durability", file, ["durable", "transient"]),
@@ -481,6 +523,21 @@ public static class CatalogLoader
         return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0
             ? n
             : throw Error(file, Get(map, key)!, $"'{key}' must be a whole number, not '{value}'");
+    }
+
+    /// <summary>A whole number of at least 1 (a count of instances).</summary>
+    private static int? Positive(YamlMappingNode map, string key, string file) =>
+        Int(map, key, file) is { } n ? n >= 1 && n <= 10_000 ? n : throw Error(file, Get(map, key)!, $"'{key}' must be between 1 and 10000, not {n}") : null;
+
+    /// <summary>A mapping of message names to counts: <c>{CapturePayment: 4}</c>.</summary>
+    private static Dictionary<string, int> PerMessage(YamlMappingNode map, string key, string file)
+    {
+        var result = new Dictionary<string, int>(StringComparer.Ordinal);
+        var node = Get(map, key);
+        if (node is null || node is YamlScalarNode { Value: null or "" or "~" }) return result;
+        if (node is not YamlMappingNode counts) throw Error(file, node, $"'{key}' must map message names to counts, such as {{CapturePayment: 4}}");
+        foreach (var (k, _) in counts.Children) result[Key(file, k)] = Positive(counts, Key(file, k), file)!.Value;
+        return result;
     }
 
     /// <summary>The highest rate accepted, per second: far beyond any broker, and finite for every computation with it.</summary>

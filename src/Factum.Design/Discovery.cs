@@ -149,17 +149,38 @@ public static class Discovery
     /// The observation as a catalog: each stream category becomes a service that publishes the types appended to it, and
     /// consumes the types that caused them (the observed flow).
     /// </summary>
-    public static EventCatalogModel ToCatalog(Observation observation, string source)
+    /// <param name="observation">What the store holds.</param>
+    /// <param name="source">Names the store in locations.</param>
+    /// <param name="catalog">
+    /// The declared catalog to express the observation in: an event appended to category C is attributed to the catalog
+    /// service that lists C under <c>streams:</c> and publishes the event (or the only one listing C); without such a
+    /// mapping, to the service that publishes the event; otherwise the category keeps its own name. Handlers are mapped the
+    /// same way: the service an effect is attributed to consumed its cause.
+    /// </param>
+    public static EventCatalogModel ToCatalog(Observation observation, string source, EventCatalogModel? catalog = null)
     {
         ArgumentNullException.ThrowIfNull(observation);
-        var services = observation.Types.SelectMany(t => t.Categories.Keys.Select(c => (Category: c, t.Type)))
-            .GroupBy(x => x.Category, StringComparer.Ordinal)
+        string Owner(string category, string type)
+        {
+            if (catalog is null) return ServiceId(category);
+            var declared = catalog.Services.Where(s => s.Streams.Contains(category, StringComparer.Ordinal)).ToList();
+            var publishers = catalog.Services.Where(s => s.Publishes.Contains(type) || s.Sends.Contains(type)).ToList();
+            var both = declared.Where(publishers.Contains).ToList();
+            if (both.Count == 1) return both[0].Id;
+            if (declared.Count == 1) return declared[0].Id;
+            if (declared.Count == 0 && publishers.Count == 1) return publishers[0].Id;
+            return ServiceId(category);
+        }
+        var appended = observation.Types.SelectMany(t => t.Categories.Keys.Select(c => (Service: Owner(c, t.Type), Category: c, t.Type))).ToList();
+        var services = appended
+            .GroupBy(x => x.Service, StringComparer.Ordinal)
             .Select(g => new CatalogService
             {
-                Id = ServiceId(g.Key),
-                Description = $"observed: appends to {g.Key}-* streams",
+                Id = g.Key,
+                Description = $"observed: appends to {string.Join(", ", g.Select(x => x.Category).Distinct(StringComparer.Ordinal).Select(c => c + "-*"))} streams",
                 Publishes = g.Select(x => x.Type).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
                 Consumes = observation.Causes.Where(c => g.Any(x => x.Type == c.Key.Effect) && c.Key.Cause != c.Key.Effect).Select(c => c.Key.Cause).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList(),
+                Streams = g.Select(x => x.Category).Distinct(StringComparer.Ordinal).ToList(),
                 Source = new SourceLocation(source, 0),
             }).ToList();
         var messages = observation.Types.Select(t => new CatalogMessage
@@ -171,7 +192,7 @@ public static class Discovery
             Versions = [new MessageVersion(t.Versions.Keys.Max(), t.Schema, "inferred from stored payloads")],
             Source = new SourceLocation(source, 0),
         }).ToList();
-        return new EventCatalogModel { Services = services, Messages = messages };
+        return new EventCatalogModel { Services = services, Messages = messages, IsObservation = true };
     }
 
     private static string ServiceId(string category) => new(category.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray());
@@ -207,6 +228,7 @@ public static class Discovery
                 if (s.Sends.Count > 0) sb.AppendLine(CultureInfo.InvariantCulture, $"    sends: {L(s.Sends)}");
                 if (s.Requests.Count > 0) sb.AppendLine(CultureInfo.InvariantCulture, $"    requests: {L(s.Requests)}");
                 if (s.Consumes.Count > 0) sb.AppendLine(CultureInfo.InvariantCulture, $"    consumes: {L(s.Consumes)}");
+                if (s.Streams.Count > 0) sb.AppendLine(CultureInfo.InvariantCulture, $"    streams: {L(s.Streams)}");
             }
         }
         if (catalog.Messages.Count > 0)

@@ -16,11 +16,19 @@ public sealed record CatalogDifference(string Entity, string Aspect, string Left
 /// <summary>Compares two catalogs (YAML vs code vs what a store holds).</summary>
 public static class CatalogDiff
 {
-    /// <summary>Every disagreement; aspects a source does not know (no owner, no services) are not compared.</summary>
+    /// <summary>
+    /// Every disagreement; aspects a source does not know (no owner, no services) are not compared. When
+    /// <paramref name="right"/> is an observation of a store (<see cref="EventCatalogModel.IsObservation"/>): commands and
+    /// queries are not expected in it (a store holds events); a store whose newest version of an event is older than the
+    /// catalog's is not drift (history keeps old versions, and the new one may not be written yet), one holding a version
+    /// the catalog does not list is; producers must match; and every consumer the store shows (a service that appended
+    /// in response) must be declared, while declared consumers that append nothing cannot show in a store.
+    /// </summary>
     public static IReadOnlyList<CatalogDifference> Compare(EventCatalogModel left, EventCatalogModel right)
     {
         ArgumentNullException.ThrowIfNull(left);
         ArgumentNullException.ThrowIfNull(right);
+        var observed = right.IsObservation;
         var diffs = new List<CatalogDifference>();
         foreach (var name in left.Messages.Select(m => m.Name).Union(right.Messages.Select(m => m.Name)).Order(StringComparer.Ordinal))
         {
@@ -28,6 +36,7 @@ public static class CatalogDiff
             var r = right.Message(name);
             if (l is null || r is null)
             {
+                if (observed && r is null && l!.Kind != CatalogMessageKind.Event) continue;
                 diffs.Add(new(name, "presence", l is null ? "missing" : "defined", r is null ? "missing" : "defined"));
                 continue;
             }
@@ -35,7 +44,8 @@ public static class CatalogDiff
             if (l.Owners.Count > 0 && r.Owners.Count > 0 && !l.Owners.Order().SequenceEqual(r.Owners.Order())) diffs.Add(new(name, "owner", string.Join(",", l.Owners), string.Join(",", r.Owners)));
             if (l.Latest is { } lv && r.Latest is { } rv)
             {
-                if (lv.Version != rv.Version) diffs.Add(new(name, "latest version", $"v{lv.Version}", $"v{rv.Version}"));
+                if (lv.Version != rv.Version && !(observed && rv.Version < lv.Version && l.Versions.Any(v => v.Version == rv.Version)))
+                    diffs.Add(new(name, "latest version", $"v{lv.Version}", $"v{rv.Version}"));
                 var same = l.Versions.FirstOrDefault(v => v.Version == rv.Version);
                 if (same?.Schema is { } ls && rv.Schema is { } rs)
                 {
@@ -51,9 +61,10 @@ public static class CatalogDiff
                 var lpr = string.Join(",", left.ProducersOf(l));
                 var rpr = string.Join(",", right.ProducersOf(r));
                 if (lpr != rpr) diffs.Add(new(name, "producers", lpr, rpr));
-                var lc = string.Join(",", left.ConsumersOf(l));
-                var rc = string.Join(",", right.ConsumersOf(r));
-                if (lc != rc) diffs.Add(new(name, "consumers", lc, rc));
+                var lc = left.ConsumersOf(l);
+                var rc = right.ConsumersOf(r);
+                if (observed ? rc.Except(lc, StringComparer.Ordinal).Any() : !lc.SequenceEqual(rc))
+                    diffs.Add(new(name, observed ? "consumers (observed, not declared)" : "consumers", string.Join(",", lc), string.Join(",", observed ? rc.Except(lc, StringComparer.Ordinal) : rc)));
             }
         }
         return diffs;
@@ -165,12 +176,25 @@ public static class StormingImport
 /// <summary>Exports the catalog to EventCatalog's folder format (<c>index.mdx</c> with frontmatter), so teams on EventCatalog keep their viewer.</summary>
 public static class EventCatalogExport
 {
-    /// <summary>Writes domains/, services/, events/, commands/, queries/ and teams/; older versions under versioned/&lt;v&gt;/. Returns the files.</summary>
-    public static IReadOnlyList<string> Write(EventCatalogModel catalog, string outDir)
+    /// <summary>The EventCatalog release the emitted project pins: 2.64 runs on Node.js 20 (EventCatalog 3 needs Node.js 22.12 or later).</summary>
+    public const string CoreVersionRange = "2.64.x";
+
+    /// <summary>
+    /// Writes a complete EventCatalog project that <c>npm install &amp;&amp; npm run build</c> turns into a site:
+    /// <c>package.json</c> (pinning <c>@eventcatalog/core</c> <see cref="CoreVersionRange"/>), <c>eventcatalog.config.js</c>,
+    /// <c>eventcatalog.styles.css</c>, <c>.gitignore</c>, and the content folders domains/, services/, events/, commands/,
+    /// queries/ and teams/ (older versions under versioned/&lt;v&gt;/). Returns the files.
+    /// </summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="outDir">The project folder.</param>
+    /// <param name="title">The catalog's title (and organisation name) in the config.</param>
+    public static IReadOnlyList<string> Write(EventCatalogModel catalog, string outDir, string title = "Event catalog")
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(title);
         var output = new OutputFolder(outDir);
         var save = output.Save;
+        Project(save, title);
         // Frontmatter values are YAML double-quoted strings; body text is escaped for MDX (no markup, no {expressions});
         // folder names come from OutputFolder.FileName.
         static string Q(string? s) => Escape.Yaml(s);
@@ -202,5 +226,54 @@ public static class EventCatalogExport
             }
         }
         return output.Files;
+    }
+
+    /// <summary>The files that make the folder an EventCatalog project rather than content alone.</summary>
+    private static void Project(Action<string, string> save, string title)
+    {
+        // JSON string literals are valid JavaScript string literals; the default encoder escapes every non-ASCII and
+        // markup character, so no title can end the literal or the comment.
+        static string Js(string s) => JsonSerializer.Serialize(s);
+        var slug = new string(title.ToLowerInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-').ToArray()).Trim('-');
+        var package = new JsonObject
+        {
+            ["name"] = (slug.Length == 0 ? "catalog" : slug.Length > 60 ? slug[..60].TrimEnd('-') : slug) + "-eventcatalog",
+            ["version"] = "0.1.0",
+            ["private"] = true,
+            ["type"] = "module",
+            ["description"] = "Generated by factum catalog export-eventcatalog. Build with: npm install && npm run build (Node.js 20 or later).",
+            ["scripts"] = new JsonObject
+            {
+                ["dev"] = "eventcatalog dev",
+                ["build"] = "eventcatalog build",
+                ["start"] = "eventcatalog start",
+                ["preview"] = "eventcatalog preview",
+                ["generate"] = "eventcatalog generate",
+            },
+            ["dependencies"] = new JsonObject { ["@eventcatalog/core"] = CoreVersionRange },
+            ["engines"] = new JsonObject { ["node"] = ">=20" },
+        };
+        save("package.json", package.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        // EventCatalog adds a catalog id (cId) to a config without one; a stable one derived from the title keeps the
+        // export reproducible (re-exporting writes the same file).
+        var hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("factum-eventcatalog:" + title));
+        var cId = new Guid(hash.AsSpan(0, 16)).ToString();
+        save("eventcatalog.config.js", $$"""
+            // Generated by factum catalog export-eventcatalog (EventCatalog {{CoreVersionRange}}).
+            /** @type {import('@eventcatalog/core/bin/eventcatalog.config').Config} */
+            export default {
+              cId: '{{cId}}',
+              title: {{Js(title)}},
+              tagline: 'Events, commands, queries and services, exported from the Factum catalog',
+              organizationName: {{Js(title)}},
+              homepageLink: 'https://eventcatalog.dev/',
+              output: 'static',
+              trailingSlash: false,
+              base: '/',
+            };
+
+            """);
+        save("eventcatalog.styles.css", "/* Custom styles for the exported catalog (EventCatalog loads this file). */\n");
+        save(".gitignore", "node_modules/\ndist/\n.eventcatalog-core/\n");
     }
 }

@@ -185,7 +185,14 @@ public static partial class LintRules
             switch (m.Kind)
             {
                 case CatalogMessageKind.Event:
-                    if (EventNamingConvention.Check(m.Name) is { } why) Add("naming/event-past-tense", entity, $"'{m.Name}': {why}", m.Source);
+                    if (EventNamingConvention.Check(m.Name) is { } why)
+                    {
+                        // The core says why; the suggestion turns verb + noun into noun + past participle (AssessClaim → ClaimAssessed).
+                        var message = EventNames.Suggest(m.Name) is { } s && m.Name.All(char.IsAsciiLetterOrDigit)
+                            ? $"'{m.Name}' reads as {s.Reading}; an event names a fact that happened, in the past tense, e.g. {s.Suggestion}"
+                            : $"'{m.Name}': {why}";
+                        Add("naming/event-past-tense", entity, message, m.Source);
+                    }
                     if (words.Count > 0 && (words[^1] is "Event" or "Message" || (words.Count <= 2 && GenericNouns.Contains(words[0]) && (words.Count == 1 || GenericVerbs.Contains(words[^1]))) || (words.Count >= 2 && GenericVerbs.Contains(words[^1]) && GenericNouns.Contains(words[^2]))))
                         Add("naming/event-specific", entity, $"'{m.Name}' does not say which business fact happened", m.Source);
                     else if (words.Count > 0 && GenericVerbs.Contains(words[^1]))

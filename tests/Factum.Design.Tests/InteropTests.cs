@@ -122,9 +122,35 @@ public sealed class InteropTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_out, "commands", "CapturePayment", "index.mdx")));
         Assert.True(File.Exists(Path.Combine(_out, "queries", "CheckStock", "index.mdx")));
         var billing = File.ReadAllText(Path.Combine(_out, "services", "billing", "index.mdx"));
-        Assert.Contains("sends:\n  - id: \"CapturePayment\"\n    version: 1.0.0", billing);
+        Assert.Contains("sends:\n  - id: \"PaymentRequested\"\n    version: 1.0.0\n  - id: \"CapturePayment\"\n    version: 1.0.0", billing);
         Assert.Contains("receives:\n  - id: \"OrderPlaced\"\n    version: 2.0.0", billing);
         Assert.Contains("services:\n  - id: \"billing\"", File.ReadAllText(Path.Combine(_out, "domains", "billing", "index.mdx")));
         Assert.True(files.Count > 20);
+    }
+
+    [Fact]
+    public void The_eventcatalog_export_is_a_complete_project_with_package_json_and_a_config_node_can_load()
+    {
+        var title = "Order fulfilment ' \" </script> ` ${x}";
+        EventCatalogExport.Write(CatalogLoader.Load([Repo.SampleCatalog]), _out, title);
+        foreach (var folder in new[] { "domains", "services", "events", "commands", "queries", "teams" })
+            Assert.True(Directory.Exists(Path.Combine(_out, folder)), $"{folder}/ is missing");
+        var package = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(_out, "package.json")))!;
+        Assert.Equal("2.64.x", package["dependencies"]!["@eventcatalog/core"]!.GetValue<string>());
+        Assert.Equal("eventcatalog build", package["scripts"]!["build"]!.GetValue<string>());
+        Assert.Equal("module", package["type"]!.GetValue<string>());
+        Assert.True(File.Exists(Path.Combine(_out, "eventcatalog.styles.css")));
+
+        var config = Path.Combine(_out, "eventcatalog.config.js");
+        var (check, checkOutput) = Repo.Run("node", _out, null, "--check", config);
+        Assert.True(check == 0, $"node --check rejected eventcatalog.config.js:\n{checkOutput}");
+        // Evaluated, the config holds the fields EventCatalog reads, with the title intact.
+        var (exit, json) = Repo.Run("node", _out, null, "--input-type=module", "-e",
+            $"import c from {System.Text.Json.JsonSerializer.Serialize(new Uri(config).AbsoluteUri)}; console.log(JSON.stringify(c));");
+        Assert.True(exit == 0, json);
+        var loaded = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+        Assert.Equal(title, loaded["title"]!.GetValue<string>());
+        Assert.Equal(title, loaded["organizationName"]!.GetValue<string>());
+        Assert.True(Guid.TryParse(loaded["cId"]!.GetValue<string>(), out _));
     }
 }
