@@ -267,6 +267,12 @@ public sealed record EventCatalogModel
     /// <summary>The system needs tenant isolation on the broker.</summary>
     public bool MultiTenant { get; init; }
 
+    /// <summary>The system runs in several regions and its messages must be replicated between them (<c>system.geoReplication</c>).</summary>
+    public bool GeoReplication { get; init; }
+
+    /// <summary>The team wants a managed service, with no broker of its own to run (<c>system.managed</c>).</summary>
+    public bool Managed { get; init; }
+
     /// <summary>
     /// Built from what a store holds (discovery), not declared: it sees only events, its history may lag the catalog's
     /// newest version, and it sees a consumer only when that consumer appends in response. <see cref="CatalogDiff"/>

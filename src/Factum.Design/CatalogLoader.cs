@@ -267,6 +267,8 @@ public static class CatalogLoader
             Channels = list.SelectMany(p => p.Channels).DistinctBy(c => c.Id).ToList(),
             Lint = lint,
             MultiTenant = list.Any(p => p.MultiTenant),
+            GeoReplication = list.Any(p => p.GeoReplication),
+            Managed = list.Any(p => p.Managed),
         };
     }
 
@@ -333,6 +335,8 @@ public static class CatalogLoader
             }).ToList(),
             Lint = Get(root, "lint") is YamlMappingNode lint ? ReadLint(lint, file) : new LintSettings(),
             MultiTenant = system is not null && (Bool(system, "multiTenant", file) ?? false),
+            GeoReplication = system is not null && (Bool(system, "geoReplication", file) ?? false),
+            Managed = system is not null && (Bool(system, "managed", file) ?? false),
         };
     }
 

@@ -226,13 +226,8 @@ public static partial class LintRules
             }
 
             // RPC: consumed by exactly one service that answers with an event the producer consumes.
-            if (m.Kind == CatalogMessageKind.Event && consumers.Count == 1 && catalog.Service(consumers[0]) is { } single)
-            {
-                var replies = single.Publishes.Select(catalog.Message).Where(r => r is not null && r.Kind == CatalogMessageKind.Event && r.Name != m.Name
-                    && catalog.ConsumersOf(r).Intersect(producers).Any() && SharesSubject(m.Name, r.Name)).ToList();
-                foreach (var r in replies)
-                    Add("rpc/correlated-reply", entity, $"is consumed only by '{single.Id}', which answers with '{r!.Name}' consumed by its producer ({string.Join(", ", catalog.ConsumersOf(r).Intersect(producers))})", m.Source);
-            }
+            foreach (var (single, r) in CorrelatedReplies(catalog, m))
+                Add("rpc/correlated-reply", entity, $"is consumed only by '{single}', which answers with '{r.Name}' consumed by its producer ({string.Join(", ", catalog.ConsumersOf(r).Intersect(producers))})", m.Source);
 
             // Ordering.
             if (m.Ordering != OrderingRequirement.None)
@@ -339,6 +334,23 @@ public static partial class LintRules
                 return name;
         }
         return null;
+    }
+
+    /// <summary>
+    /// Event-driven RPC: an event consumed by exactly one service that answers with an event (on the same subject) which
+    /// the first event's producer consumes. The lint flags it (rpc/correlated-reply); the advisor advises request-reply.
+    /// </summary>
+    internal static IEnumerable<(string Responder, CatalogMessage Reply)> CorrelatedReplies(EventCatalogModel catalog, CatalogMessage m)
+    {
+        if (m.Kind != CatalogMessageKind.Event) yield break;
+        var consumers = catalog.ConsumersOf(m);
+        if (consumers.Count != 1 || catalog.Service(consumers[0]) is not { } single) yield break;
+        var producers = catalog.ProducersOf(m);
+        foreach (var r in single.Publishes.Select(catalog.Message))
+        {
+            if (r is not null && r.Kind == CatalogMessageKind.Event && r.Name != m.Name && catalog.ConsumersOf(r).Intersect(producers).Any() && SharesSubject(m.Name, r.Name))
+                yield return (single.Id, r);
+        }
     }
 
     private static bool SharesSubject(string a, string b)

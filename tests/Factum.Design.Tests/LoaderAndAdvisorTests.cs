@@ -95,13 +95,13 @@ public sealed class LoaderAndAdvisorTests
         var small = Advisor.Advise(Catalog(50));
         Assert.Equal(6, small.Brokers.Count);
         Assert.Equal(["Amazon SQS/SNS", "Apache Pulsar", "Factum embedded", "Kafka", "NATS JetStream", "RabbitMQ"], small.Brokers.Select(b => b.Broker).Order());
-        Assert.All(small.Brokers, b => Assert.Equal(7, b.Scores.Count));
+        Assert.All(small.Brokers, b => Assert.Equal(Advisor.Criteria, b.Scores.Select(s => s.Criterion)));
         Assert.All(small.Brokers.SelectMany(b => b.Scores), s => { Assert.InRange(s.Score, 0, 5); Assert.False(string.IsNullOrEmpty(s.Reason)); });
         Assert.NotEqual("Apache Pulsar", small.Brokers[0].Broker); // heavy to run for 51 messages/s
         Assert.Contains(small.Brokers[0].Broker, small.Recommendation);
 
         var big = Advisor.Advise(Catalog(200_000));
-        Assert.Contains(big.Brokers[0].Broker, new[] { "Kafka", "Apache Pulsar" });
+        Assert.Equal("Kafka", big.Brokers[0].Broker); // Pulsar needs a declared isolation need to be advised
         Assert.Equal(0, big.Brokers.Single(b => b.Broker == "Factum embedded").Scores.Single(s => s.Criterion == "throughput").Score);
         var tenants = Advisor.Advise(Catalog(200_000, tenants: true));
         Assert.Equal("Apache Pulsar", tenants.Brokers[0].Broker);
