@@ -146,6 +146,9 @@ public static partial class LintRules
                 Add("mapping/unknown-reference", entity, $"refers to message '{name}', which the catalog does not define", s.Source);
             if (s.Domain is { } d && domainIds.Count > 0 && !domainIds.Contains(d)) Add("mapping/unknown-reference", entity, $"is in domain '{d}', which the catalog does not define", s.Source);
             if (s.Owner is { } o && teamIds.Count > 0 && !teamIds.Contains(o)) Add("mapping/unknown-reference", entity, $"is owned by team '{o}', which the catalog does not define", s.Source);
+            // A consumer count for a message the service does not consume sizes nothing: a typo or a stale entry.
+            foreach (var name in s.InstancesPerMessage.Keys.Where(n => !s.Consumes.Contains(n)).Order(StringComparer.Ordinal))
+                Add("mapping/unknown-reference", entity, $"declares instances for '{name}', which it does not consume", s.Source);
             foreach (var name in s.Requests.Where(messageNames.Contains))
                 if (catalog.Message(name)!.Kind == CatalogMessageKind.Event)
                     Add("rpc/request-reply-event", entity, $"sends the event '{name}' as a request", s.Source);
@@ -179,6 +182,11 @@ public static partial class LintRules
                 Add("mapping/unknown-reference", entity, $"names service '{p}', which the catalog does not define", m.Source);
             foreach (var o in m.Owners.Where(o => teamIds.Count > 0 && !teamIds.Contains(o) && !serviceIds.Contains(o)))
                 Add("mapping/unknown-reference", entity, $"is owned by '{o}', which is neither a team nor a service of the catalog", m.Source);
+            if (m.Reply is { } reply && !messageNames.Contains(reply))
+                Add("mapping/unknown-reference", entity, $"is answered by '{reply}', which the catalog does not define", m.Source);
+            // The correlation key must be a field of the request, or replies cannot be matched to it.
+            if (m.CorrelationKey is { } key && m.Latest?.Schema?["properties"] is System.Text.Json.Nodes.JsonObject properties && !properties.ContainsKey(key))
+                Add("mapping/unknown-reference", entity, $"correlates replies by '{key}', which its schema (v{m.Latest.Version}) does not have", m.Source);
 
             // Naming.
             var words = SplitWords(m.Name);
