@@ -143,6 +143,10 @@ public static class CatalogLoader
                     Add(1, scalar.Anchor, e);
                     break;
                 case AnchorAlias alias:
+                    // An alias to a node it is inside makes the document a cycle: every walk over it would never end
+                    // (found by the long catalog-yaml fuzz run: a stack overflow converting a schema).
+                    if (open.Any(o => !o.Anchor.IsEmpty && o.Anchor.Value == alias.Value.Value))
+                        throw new CatalogFormatException(file, (int)e.Start.Line, $"the alias *{alias.Value.Value} refers to the node it is inside, so the YAML would be infinite");
                     Add(anchors.GetValueOrDefault(alias.Value.Value, 1), AnchorName.Empty, e);
                     break;
                 case NodeEvent start and (SequenceStart or MappingStart):
@@ -576,18 +580,23 @@ public static class CatalogLoader
         throw Error(file, Get(map, key)!, $"'{key}' is '{value}'; write a duration such as 500ms, 45s, 15m, 12h or 7d");
     }
 
-    /// <summary>Converts a YAML subtree (an inline JSON Schema) to JSON, keeping numbers and booleans typed.</summary>
-    internal static JsonNode? ToJson(YamlNode node, string file) => node switch
-    {
-        YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(Key(file, kv.Key), ToJson(kv.Value, file)))),
-        YamlSequenceNode seq => new JsonArray(seq.Children.Select(c => ToJson(c, file)).ToArray()),
-        YamlScalarNode s when s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted => JsonValue.Create(s.Value),
-        YamlScalarNode { Value: null or "~" or "null" } => null,
-        YamlScalarNode { Value: "true" } => JsonValue.Create(true),
-        YamlScalarNode { Value: "false" } => JsonValue.Create(false),
-        YamlScalarNode s when long.TryParse(s.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => JsonValue.Create(l),
-        YamlScalarNode s when double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => JsonValue.Create(d),
-        YamlScalarNode s => JsonValue.Create(s.Value),
-        _ => throw Error(file, node, "unsupported YAML node"),
-    };
+    /// <summary>
+    /// Converts a YAML subtree (an inline JSON Schema) to JSON, keeping numbers and booleans typed. Depth is bounded as
+    /// well (a second line of defence behind the parser-event checks of <see cref="LoadYaml"/>).
+    /// </summary>
+    internal static JsonNode? ToJson(YamlNode node, string file, int depth = 0) => depth > MaxNesting
+        ? throw Error(file, node, $"nests deeper than {MaxNesting} levels")
+        : node switch
+        {
+            YamlMappingNode map => new JsonObject(map.Children.Select(kv => KeyValuePair.Create(Key(file, kv.Key), ToJson(kv.Value, file, depth + 1)))),
+            YamlSequenceNode seq => new JsonArray(seq.Children.Select(c => ToJson(c, file, depth + 1)).ToArray()),
+            YamlScalarNode s when s.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted => JsonValue.Create(s.Value),
+            YamlScalarNode { Value: null or "~" or "null" } => null,
+            YamlScalarNode { Value: "true" } => JsonValue.Create(true),
+            YamlScalarNode { Value: "false" } => JsonValue.Create(false),
+            YamlScalarNode s when long.TryParse(s.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => JsonValue.Create(l),
+            YamlScalarNode s when double.TryParse(s.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) => JsonValue.Create(d),
+            YamlScalarNode s => JsonValue.Create(s.Value),
+            _ => throw Error(file, node, "unsupported YAML node"),
+        };
 }

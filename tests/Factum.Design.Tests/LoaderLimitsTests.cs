@@ -30,6 +30,18 @@ public sealed class LoaderLimitsTests : IDisposable
 
     private static CatalogFormatException Refused(string path) => Assert.Throws<CatalogFormatException>(() => CatalogLoader.Load([path]));
 
+    // Found by the hour-long fuzz run (catalog-yaml): an alias inside the node it names made the schema a cycle, and
+    // converting it overflowed the stack, killing the process.
+    [Theory]
+    [InlineData("schema: &s {type: object, properties: {x: *s}}")]
+    [InlineData("schema: &s [a, [b, *s]]")]
+    public void An_alias_to_the_node_it_is_inside_is_refused_not_walked_forever(string schema)
+    {
+        var ex = Refused(Write("cycle.yaml", "events:\n  - name: OrderPlaced\n    versions:\n      - version: 1\n        " + schema + "\n"));
+        Assert.Contains("cycle.yaml:5:", ex.Message);
+        Assert.Contains("the alias *s refers to the node it is inside", ex.Message);
+    }
+
     [Fact]
     public void An_alias_bomb_is_refused_before_it_expands()
     {
