@@ -86,7 +86,10 @@ internal static class Cli
             throw new StoreMissingException($"no store at '{Path.GetFullPath(db)}' (factum.db not found). Pass --data DIR (or set FACTUM_DATA) to name the folder that holds it; commands that write, such as append or demo, create it.");
     }
 
-    public static async Task PrintEvents(Output output, IAsyncEnumerable<RecordedEvent> events)
+    /// <summary><c>--wide</c> on read and read-all: every column (ids, correlation, causation, metadata), not fitted to 120 columns.</summary>
+    public static Option<bool> Wide() => new("--wide", "-w") { Description = "Show every column (event id, correlation, causation, metadata), however wide; --json has every field." };
+
+    public static async Task PrintEvents(Output output, IAsyncEnumerable<RecordedEvent> events, bool wide = false)
     {
         if (output.Json)
         {
@@ -97,17 +100,17 @@ internal static class Cli
         var printed = false;
         await foreach (var e in events)
         {
-            rows.Add(Output.EventRow(e));
+            rows.Add(Output.EventRow(e, wide));
             if (rows.Count == 10_000)
             {
                 // Large reads stream out in chunks rather than buffering everything.
-                output.Table(Output.EventHeaders, rows);
+                output.Table(Output.EventHeaders(wide), rows, fit: !wide);
                 rows.Clear();
                 printed = true;
             }
         }
         // An empty result still prints its header; a result that ended on a full chunk prints nothing more.
-        if (rows.Count > 0 || !printed) output.Table(Output.EventHeaders, rows);
+        if (rows.Count > 0 || !printed) output.Table(Output.EventHeaders(wide), rows, fit: !wide);
     }
 
     public static void WriteInfo(Output output, StreamInfo s, bool metadataOnly = false)

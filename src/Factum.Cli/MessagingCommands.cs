@@ -209,10 +209,10 @@ internal static class MessagingCommands
                 await foreach (var d in t.ListDeadLettersAsync(Filter(pr, false), ct)) rows.Add(d);
                 if (output.Json) foreach (var d in rows) output.JsonLine(w => WriteDeadLetter(w, d, full: false));
                 else
-                    output.Table(["ID", "SOURCE", "GROUP", "TYPE", "EXCEPTION", "ATTEMPTS", "REPLAYED", "DEAD-LETTERED", "HELD BEHIND", "ERROR"], rows.Select(d => new[]
+                    output.Table(["ID", "SOURCE", "GROUP", "TYPE", "EXCEPTION", "ATTEMPTS", "REPLAYED", "DEAD-LETTERED", "BEHIND", "ERROR"], rows.Select(d => new[]
                     {
-                        Output.Inv(d.Id), d.Source.Name, d.Source.Group ?? "-", d.Message.Type, d.Failure.ExceptionType, Output.Inv(d.Failure.Attempts), Output.Inv(d.ReplayCount),
-                        Output.Iso(d.DeadLetteredAt), d.HeldBehind is { } h ? Output.Inv(h) : "-", OneLine(d.Failure.Message),
+                        Output.Inv(d.Id), d.Source.Name, d.Source.Group ?? "-", d.Message.Type, ShortType(d.Failure.ExceptionType), Output.Inv(d.Failure.Attempts), Output.Inv(d.ReplayCount),
+                        d.DeadLetteredAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture), d.HeldBehind is { } h ? Output.Inv(h) : "-", OneLine(d.Failure.Message),
                     }));
                 return ExitCodes.Success;
             }));
@@ -417,6 +417,9 @@ internal static class MessagingCommands
 
     private static DateTimeOffset ParseSince(string text) =>
         DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : Durations.Before(DateTimeOffset.UtcNow, Durations.Parse(text, "--since"));
+
+    /// <summary>An exception's type without its namespace (the table's width is for the message); --json and dlq show give the full name.</summary>
+    private static string ShortType(string fullName) => fullName[(fullName.LastIndexOfAny(['.', '+']) + 1)..];
 
     private static string Retention(TopicOptions o)
     {

@@ -36,13 +36,16 @@ internal sealed class Output(TextWriter writer, bool json)
     /// Prints rows as an aligned table with a header, at most <see cref="MaxWidth"/> columns wide: when the cells do not
     /// fit, the widest columns are narrowed and their long values end in "…" (--json prints every value in full).
     /// </summary>
-    public void Table(string[] headers, IEnumerable<string[]> rows)
+    public void Table(string[] headers, IEnumerable<string[]> rows, bool fit = true)
     {
         // Cells echo stored text (metadata, payloads): control characters are escaped so they cannot drive the terminal.
         var all = rows.Select(r => r.Select(JsonText.Printable).ToArray()).ToList();
         var widths = headers.Select((h, i) => Math.Max(h.Length, all.Count == 0 ? 0 : all.Max(r => r[i].Length))).ToArray();
-        FitWidths(headers, widths);
-        static string Cut(string c, int w) => c.Length <= w ? c : c[..Math.Max(0, w - 1)] + "…";
+        if (fit) FitWidths(headers, widths);
+        // A dotted name (a type, a namespace) keeps its end, where the specific part is; other text keeps its start.
+        static string Cut(string c, int w) => c.Length <= w ? c
+            : c.Contains('.', StringComparison.Ordinal) && !c.Contains(' ', StringComparison.Ordinal) ? "…" + c[^Math.Max(0, w - 1)..]
+            : c[..Math.Max(0, w - 1)] + "…";
         // The last column is left unpadded so long payloads do not create trailing spaces.
         void Line(string[] cells) => writer.WriteLine(string.Join("  ", cells.Select((c, i) => i == cells.Length - 1 ? Cut(c, widths[i]) : Cut(c, widths[i]).PadRight(widths[i]))).TrimEnd());
         Line(headers);
@@ -50,10 +53,21 @@ internal sealed class Output(TextWriter writer, bool json)
         foreach (var r in all) Line(r);
     }
 
-    /// <summary>Narrows the widest columns, one character at a time, until the table fits (no column below its header or 8).</summary>
+    /// <summary>
+    /// Narrows the table until it fits: first the last column (free text: data, errors, documents) down to 24 characters,
+    /// then the widest columns one character at a time (no column below its header or 8), so ids stay whole when they can.
+    /// </summary>
     private static void FitWidths(string[] headers, int[] widths)
     {
         var total = widths.Sum() + (2 * (widths.Length - 1));
+        var last = widths.Length - 1;
+        var lastFloor = Math.Max(headers[last].Length, 24);
+        if (total > MaxWidth && widths[last] > lastFloor)
+        {
+            var cut = Math.Min(total - MaxWidth, widths[last] - lastFloor);
+            widths[last] -= cut;
+            total -= cut;
+        }
         while (total > MaxWidth)
         {
             var widest = -1;
@@ -156,15 +170,24 @@ internal sealed class Output(TextWriter writer, bool json)
         });
     }
 
-    public static readonly string[] EventHeaders = ["POSITION", "STREAM", "VERSION", "TYPE", "SCHEMA", "TIMESTAMP", "EVENT ID", "CORRELATION", "CAUSATION", "METADATA", "DATA"];
+    /// <summary>The columns of an event table: what fits 120 columns by default; <c>--wide</c> adds the ids and metadata.</summary>
+    public static string[] EventHeaders(bool wide) => wide
+        ? ["POSITION", "STREAM", "VERSION", "TYPE", "SCHEMA", "TIMESTAMP", "EVENT ID", "CORRELATION", "CAUSATION", "METADATA", "DATA"]
+        : ["POSITION", "STREAM", "VERSION", "TYPE", "SCHEMA", "TIMESTAMP", "DATA"];
 
-    public static string[] EventRow(RecordedEvent e) =>
-    [
-        Inv(e.Position.Value), e.StreamId.Value, Inv(e.StreamVersion.Value), e.Type, "v" + Inv(e.SchemaVersion), Iso(e.Timestamp),
-        e.EventId.ToString(), e.CorrelationId, e.CausationId ?? "-",
-        e.Metadata.Count == 0 ? "-" : string.Join(",", e.Metadata.Select(kv => $"{kv.Key}={kv.Value}")),
-        DataText(e.Payload),
-    ];
+    public static string[] EventRow(RecordedEvent e, bool wide) => wide
+        ?
+        [
+            Inv(e.Position.Value), e.StreamId.Value, Inv(e.StreamVersion.Value), e.Type, "v" + Inv(e.SchemaVersion), Iso(e.Timestamp),
+            e.EventId.ToString(), e.CorrelationId, e.CausationId ?? "-",
+            e.Metadata.Count == 0 ? "-" : string.Join(",", e.Metadata.Select(kv => $"{kv.Key}={kv.Value}")),
+            DataText(e.Payload),
+        ]
+        :
+        [
+            Inv(e.Position.Value), e.StreamId.Value, Inv(e.StreamVersion.Value), e.Type, "v" + Inv(e.SchemaVersion),
+            e.Timestamp.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), DataText(e.Payload),
+        ];
 
     /// <summary>Prints an error on stderr; control characters from echoed input are escaped so they cannot drive the terminal.</summary>
     public static void Error(string message) => Console.Error.WriteLine($"error: {JsonText.Printable(message)}");

@@ -103,7 +103,8 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var from = new Option<long?>("--from") { Description = "The first version to read." };
     var backwards = new Option<bool>("--backwards") { Description = "Read newest first." };
     var max = new Option<long?>("--max-count", "-n") { Description = "The most events to print." };
-    var cmd = new Command("read", "Print the events of one stream.") { stream, from, backwards, max };
+    var wide = Cli.Wide();
+    var cmd = new Command("read", "Print the events of one stream.") { stream, from, backwards, max, wide };
     data.AddTo(cmd);
     cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
     {
@@ -113,7 +114,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
             Direction = pr.GetValue(backwards) ? Direction.Backwards : Direction.Forwards,
             MaxCount = pr.GetValue(max) ?? long.MaxValue,
         };
-        await Cli.PrintEvents(output, store.ReadStreamAsync(StreamId.Parse(pr.GetValue(stream)!), options, ct));
+        await Cli.PrintEvents(output, store.ReadStreamAsync(StreamId.Parse(pr.GetValue(stream)!), options, ct), pr.GetValue(wide));
         return ExitCodes.Success;
     }));
     root.Subcommands.Add(cmd);
@@ -127,7 +128,8 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var categories = new Option<string[]>("--category", "-c") { Description = "Only these stream categories (repeatable).", AllowMultipleArgumentsPerToken = true };
     var prefixes = new Option<string[]>("--stream-prefix") { Description = "Only streams starting with this (repeatable).", AllowMultipleArgumentsPerToken = true };
     var backwards = new Option<bool>("--backwards") { Description = "Read newest first." };
-    var cmd = new Command("read-all", "Print the global log in position order.") { from, max, types, categories, prefixes, backwards };
+    var wide = Cli.Wide();
+    var cmd = new Command("read-all", "Print the global log in position order.") { from, max, types, categories, prefixes, backwards, wide };
     data.AddTo(cmd);
     cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
     {
@@ -139,7 +141,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
             MaxCount = pr.GetValue(max) ?? long.MaxValue,
             Filter = new EventFilter { EventTypes = pr.GetValue(types) ?? [], Categories = pr.GetValue(categories) ?? [], StreamPrefixes = pr.GetValue(prefixes) ?? [] },
         };
-        await Cli.PrintEvents(output, store.ReadAllAsync(options, ct));
+        await Cli.PrintEvents(output, store.ReadAllAsync(options, ct), pr.GetValue(wide));
         return ExitCodes.Success;
     }));
     root.Subcommands.Add(cmd);

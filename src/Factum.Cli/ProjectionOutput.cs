@@ -37,9 +37,9 @@ internal static class ProjectionOutput
         foreach (var p in rows)
         {
             if (p.State == "Faulted")
-                output.Writer.WriteLine($"{p.Name} v{p.Version} stopped at position {p.FailingPosition}: fix the projection and run it again, or park that event and go on with 'factum projections skip {p.Name}'.");
+                output.Wrapped($"{p.Name} v{p.Version} stopped at position {p.FailingPosition}: {p.LastError} Fix the projection and run it again, or park that event and go on with 'factum projections skip {p.Name}'.");
             else if (p.State == "Pending")
-                output.Writer.WriteLine($"{p.Name} v{p.Version} is pending: reset or skipped, it waits for its application (or 'factum projections run {p.Name}' for the demo's) to run it.");
+                output.Wrapped($"{p.Name} v{p.Version} is pending: reset or skipped, it waits for its application (or 'factum projections run {p.Name}' for the demo's) to run it.");
         }
     }
 

@@ -200,7 +200,7 @@ public sealed class CatalogCliTests : IDisposable
         var drift = await F("catalog", "diff", "--catalog", drifted, "--data", _dir.Path);
         Assert.Equal(1, drift.ExitCode);
         Assert.Contains("StockReserved: presence: yaml missing | store defined", drift.Stdout);
-        Assert.Contains("ShipmentScheduled: consumers (observed, not declared): yaml  | store shipping", drift.Stdout);
+        Assert.Contains("ShipmentScheduled: consumers (observed, not declared): yaml (none) | store shipping", drift.Stdout);
         // Order has no streams: entry any more; its events still map to orders, the service that publishes them.
         Assert.DoesNotContain("OrderPlaced: producers", drift.Stdout);
     }

@@ -184,7 +184,14 @@ public sealed class EverydayCliTests : IDisposable
             Assert.All(r.Stdout.Split('\n'), l => Assert.True(l.Length <= 120, $"{string.Join(' ', cmd)}: {l.Length} columns: {l}"));
         }
         Assert.Contains("…", (await F("read", "--stream", "Order-1")).Stdout);
-        Assert.Contains(new string('x', 300), (await F("read", "--stream", "Order-1", "--json")).Stdout);
+        var json = (await F("read", "--stream", "Order-1", "--json")).Stdout;
+        Assert.Contains(new string('x', 300), json);
+        // --wide shows every column in full, ids included.
+        var id = JsonDocument.Parse(json.Split('\n')[0]).RootElement.GetProperty("eventId").GetString()!;
+        var wide = (await F("read", "--stream", "Order-1", "--wide")).Stdout;
+        Assert.Contains(id, wide);
+        Assert.Contains("source=a-rather-long-source-name", wide);
+        Assert.Contains(new string('x', 300), wide);
         var advise = await FactumCli.Run(_dir.Path, "catalog", "advise", "--catalog", Path.Combine(FactumCli.RepoRoot, "samples", "catalog"));
         Assert.Equal(0, advise.ExitCode);
         Assert.All(advise.Stdout.Split('\n'), l => Assert.True(l.Length <= 120, $"advise: {l.Length} columns: {l}"));
