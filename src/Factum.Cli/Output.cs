@@ -84,16 +84,22 @@ internal sealed class Output(TextWriter writer, bool json)
     /// <summary>Writes <paramref name="text"/> wrapped at word boundaries to <see cref="MaxWidth"/> columns; lines after the first are indented by <paramref name="indent"/>.</summary>
     public void Wrapped(string text, int indent = 2)
     {
-        var line = new StringBuilder();
-        foreach (var word in JsonText.Printable(text).Split(' '))
+        var printable = JsonText.Printable(text);
+        var body = printable.TrimStart(' ');
+        // The first line keeps the text's own indentation; the words after it are split on single spaces.
+        var line = new StringBuilder().Append(' ', printable.Length - body.Length);
+        var words = 0;
+        foreach (var word in body.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
-            if (line.Length > 0 && line.Length + 1 + word.Length > MaxWidth)
+            if (words > 0 && line.Length + 1 + word.Length > MaxWidth)
             {
                 writer.WriteLine(line.ToString().TrimEnd());
                 line.Clear().Append(' ', indent);
+                words = 0;
             }
-            else if (line.Length > 0 && line[^1] != ' ') line.Append(' ');
+            if (words > 0) line.Append(' ');
             line.Append(word);
+            words++;
         }
         if (line.Length > 0) writer.WriteLine(line.ToString().TrimEnd());
     }
