@@ -307,11 +307,12 @@ public static class CatalogLoader
             foreach (var m in Items(root, section, file)) messages.Add(ReadMessage(m, file, baseDir, catalogRoot, kind));
         }
         var system = Get(root, "system") as YamlMappingNode;
+        if (system is not null) KnownKeys(system, file, "system", SystemKeys);
         return new EventCatalogModel
         {
             Domains = Items(root, "domains", file).Select(d => new CatalogDomain(Req(d, "id", file), Str(d, "name", file), Str(d, "description", file), Loc(file, d))).ToList(),
             Teams = Items(root, "teams", file).Select(t => new CatalogTeam(Req(t, "id", file), Str(t, "name", file), Loc(file, t))).ToList(),
-            Services = Items(root, "services", file).Select(s => new CatalogService
+            Services = Items(root, "services", file).Select(s => Checked(s, file, $"service '{Str(s, "id", file) ?? "?"}'", ServiceKeys)).Select(s => new CatalogService
             {
                 Id = Req(s, "id", file),
                 Domain = Str(s, "domain", file),
@@ -328,7 +329,7 @@ public static class CatalogLoader
                 Source = Loc(file, s),
             }).ToList(),
             Messages = messages,
-            Channels = Items(root, "channels", file).Select(c => new CatalogChannel
+            Channels = Items(root, "channels", file).Select(c => Checked(c, file, $"channel '{Str(c, "id", file) ?? "?"}'", ChannelKeys)).Select(c => new CatalogChannel
             {
                 Id = Req(c, "id", file),
                 Broker = Str(c, "broker", file),
@@ -344,13 +345,47 @@ public static class CatalogLoader
         };
     }
 
+    private static readonly string[] MessageKeys = ["name", "kind", "classification", "owner", "description", "producers", "consumers", "partitionKey", "correlationKey",
+        "reply", "ordering", "delivery", "durability", "replay", "rate", "retention", "latency", "compatibility", "envelope", "versions"];
+
+    private static readonly string[] VersionKeys = ["version", "schema", "schemaFile", "changelog"];
+
+    private static readonly string[] ServiceKeys = ["id", "name", "domain", "owner", "description", "publishes", "sends", "consumes", "requests", "external", "streams", "instances", "instancesPerMessage"];
+
+    private static readonly string[] ChannelKeys = ["id", "broker", "kind", "messages", "competingConsumers"];
+
+    private static readonly string[] SystemKeys = ["multiTenant", "geoReplication", "managed"];
+
+    /// <summary>
+    /// Refuses a key the format does not know, naming it and the ones it does: a misspelt or misplaced key (a schema put
+    /// on the message instead of under versions:) would otherwise be dropped without a word.
+    /// </summary>
+    private static void KnownKeys(YamlMappingNode node, string file, string what, string[] allowed, string? hint = null)
+    {
+        foreach (var key in node.Children.Keys)
+        {
+            var k = Key(file, key);
+            if (!allowed.Contains(k, StringComparer.Ordinal))
+                throw Error(file, key, $"unknown key '{k}' in {what}; expected one of {string.Join(", ", allowed)}{hint}");
+        }
+    }
+
+    private static YamlMappingNode Checked(YamlMappingNode node, string file, string what, string[] allowed)
+    {
+        KnownKeys(node, file, what, allowed);
+        return node;
+    }
+
     private static CatalogMessage ReadMessage(YamlMappingNode m, string file, string baseDir, string catalogRoot, CatalogMessageKind? sectionKind)
     {
+        KnownKeys(m, file, $"message '{Str(m, "name", file) ?? "?"}'", MessageKeys,
+            Get(m, "schema") is not null || Get(m, "schemaFile") is not null ? " (a schema belongs to a version: versions: [{version: 1, schema: …}])" : null);
         var kindText = OneOf(m, "kind", file, ["event", "command", "query"]);
         var kind = kindText is null ? sectionKind ?? CatalogMessageKind.Event : Enum.Parse<CatalogMessageKind>(kindText, ignoreCase: true);
         var versions = new List<MessageVersion>();
         foreach (var v in Items(m, "versions", file))
         {
+            KnownKeys(v, file, "a version", VersionKeys);
             var number = Int(v, "version", file) ?? throw Error(file, v, "a version needs 'version: N'");
             JsonObject? schema = null;
             if (Get(v, "schema") is { } inline) schema = ToJson(inline, file) as JsonObject ?? throw Error(file, inline, "'schema' must be a JSON Schema object");

@@ -43,6 +43,20 @@ public sealed class FormatFieldsTests
           - {name: PaymentSettled, owner: psp}
         """);
 
+    // Old code: a key the format does not know was dropped without a word — a schema written on the message instead of
+    // under versions: vanished, and lint then judged a message with no schema.
+    [Theory]
+    [InlineData("events:\n  - name: OrderPlaced\n    schema: {type: object}\n", "t.yaml:3: unknown key 'schema' in message 'OrderPlaced'", "a schema belongs to a version")]
+    [InlineData("events:\n  - name: OrderPlaced\n    versions:\n      - {version: 1, shema: {type: object}}\n", "t.yaml:4: unknown key 'shema' in a version", "schemaFile")]
+    [InlineData("services:\n  - {id: shop, publish: [OrderPlaced]}\n", "t.yaml:2: unknown key 'publish' in service 'shop'", "publishes")]
+    [InlineData("system: {multitenant: true}\n", "t.yaml:1: unknown key 'multitenant' in system", "multiTenant")]
+    public void A_key_the_format_does_not_know_is_an_error_naming_it(string yaml, string error, string expected)
+    {
+        var ex = Assert.Throws<CatalogFormatException>(() => CatalogLoader.Parse(yaml, "t.yaml"));
+        Assert.Contains(error, ex.Message);
+        Assert.Contains(expected, ex.Message);
+    }
+
     [Fact]
     public void Consumer_counts_correlation_keys_and_external_producers_are_read()
     {
