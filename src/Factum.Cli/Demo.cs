@@ -65,7 +65,7 @@ internal static class Demo
             {
                 // The store already holds other events in this order's streams (not the demo's): leave them alone.
                 skippedOrders.Add(o.Id);
-                notDone.Add($"order {o.Id} was not written: stream {ex.StreamId} holds events the demo did not write ({ex.Message}) Nothing in it was changed.");
+                notDone.Add($"order {o.Id} was not completed: stream {ex.StreamId} holds events the demo did not write, so the demo left that stream as it was ({ex.Message})");
             }
         }
 

@@ -197,6 +197,21 @@ public sealed class EverydayCliTests : IDisposable
         Assert.All(advise.Stdout.Split('\n'), l => Assert.True(l.Length <= 120, $"advise: {l.Length} columns: {l}"));
     }
 
+    // Old code: the demo threw on a stream someone else had written to (and stopped, exit 1, before its other parts).
+    [Fact]
+    public async Task The_demo_leaves_streams_it_did_not_write_alone_and_says_so()
+    {
+        Assert.Equal(0, (await F("append", "--stream", "Order-1002", "--type", "OrderImported", "--data", """{"legacy":true}""")).ExitCode);
+        var demo = await F("demo");
+        Assert.Equal(0, demo.ExitCode);
+        Assert.Contains("order 1002 was not completed: stream Order-1002 holds events the demo did not write", demo.Stdout);
+        Assert.Contains("Dead-letter queue", demo.Stdout); // the rest of the demo ran
+        var stream = (await F("read", "--stream", "Order-1002", "--json")).Lines;
+        Assert.Contains("OrderImported", Assert.Single(stream));
+        Assert.Equal(2, (await F("read", "--stream", "Order-1001", "--json")).Lines.Length);
+        Assert.Equal(0, (await F("verify")).ExitCode);
+    }
+
     // Old code: the demo relayed under "demo-outbox" and `factum relay --once` silently published everything again.
     [Fact]
     public async Task Relay_says_which_checkpoint_it_uses()
