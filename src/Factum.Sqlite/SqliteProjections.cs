@@ -122,6 +122,10 @@ public sealed class SqliteProjectionRunner : IProjectionRun
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
         }
+        catch (SupersededException)
+        {
+            FactumLog.ProjectionSuperseded(_log, _projection.Name, _projection.Version);
+        }
     }
 
     private async Task<long?> LoadPositionAsync(CancellationToken ct)
@@ -187,6 +191,15 @@ public sealed class SqliteProjectionRunner : IProjectionRun
         var now = _store.Options.TimeProvider.GetUtcNow().UtcTicks;
         return _store.ExecuteInWriterAsync(c =>
         {
+            // A newer version may have taken over and dropped this version's table since the batch was read; checked in
+            // the writer's transaction, where the switch also happens, so it cannot change in between.
+            using (var alive = c.CreateCommand())
+            {
+                alive.CommandText = "SELECT 1 FROM projections WHERE name = $n AND version = $v";
+                alive.Parameters.AddWithValue("$n", _projection.Name);
+                alive.Parameters.AddWithValue("$v", _projection.Version);
+                if (alive.ExecuteScalar() is null) throw new SupersededException();
+            }
             // A savepoint keeps a failing projection's partial writes out of the group transaction.
             Exec(c, "SAVEPOINT projection");
             try
@@ -221,6 +234,12 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             return null;
         }, ct);
     }
+
+    /// <summary>
+    /// This version was replaced by a newer one that has caught up: its runner's work is done. A FactumException, so the
+    /// writer fails only this request and not the group commit it shares with other writers.
+    /// </summary>
+    private sealed class SupersededException() : FactumException("This projection version was replaced by a newer one.");
 
     private Task<object?> RecordFaultAsync(RecordedEvent e, Exception ex, CancellationToken ct) =>
         _store.ExecuteInWriterAsync(c =>

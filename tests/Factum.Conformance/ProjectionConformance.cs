@@ -296,6 +296,65 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         Assert.Contains("no projection named 'nope'", ex.Message);
     }
 
+    // Issue 11 (found by review): a superseded version's runner, caught between reading its checkpoint and applying a
+    // batch while the new version took over and dropped its table, faulted with "no such table".
+    [Fact]
+    public async Task A_superseded_version_caught_mid_batch_by_the_switch_ends_quietly()
+    {
+        await Place("1", "ann", 1m);
+        var v1 = new GatedCounter(1);
+        var logs = new CapturingLoggerProvider();
+        var runner = await Run(v1, new ProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(20), LoggerFactory = logs, Retry = new RetryPolicy { MaxAttempts = 2, InitialDelay = TimeSpan.FromMilliseconds(1) } });
+        await UntilCaughtUp("event-counts");
+        // v1 pauses in its next round, after it has read its checkpoint and before it reads and applies the batch.
+        v1.Hold();
+        Assert.True(await v1.Held.WaitAsync(Patience));
+        await Place("2", "bob", 1m);
+        await Run(new GatedCounter(2));
+        await UntilCaughtUp("event-counts", 2); // v2 is active; v1's table and record are gone
+        Assert.DoesNotContain(await _models.ListAsync(), p => p.Name == "event-counts" && p.Version == 1);
+        v1.Release();
+        await runner.Completion.WaitAsync(Patience); // ends, without an exception
+        // ...and without reporting a failure: being superseded is not an error, and nothing was parked.
+        Assert.DoesNotContain(logs.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning);
+        Assert.Empty(await new TFactory().CreateSubscriptionStores(Store).Parked.ListAsync("projection:event-counts:v1"));
+        Assert.Equal("{\"count\":2}", await _models.GetJsonAsync("event-counts", "ShopOrderPlaced"));
+    }
+
+    /// <summary>Counts events per type; <see cref="Hold"/> makes the runner wait when it next asks for the filter.</summary>
+    private sealed class GatedCounter(int version) : IProjection
+    {
+        private readonly SemaphoreSlim _release = new(0);
+        private volatile bool _hold;
+
+        public SemaphoreSlim Held { get; } = new(0);
+
+        public string Name => "event-counts";
+
+        public int Version => version;
+
+        public EventFilter Filter
+        {
+            get
+            {
+                if (_hold)
+                {
+                    _hold = false;
+                    Held.Release();
+                    _release.Wait(TimeSpan.FromSeconds(30));
+                }
+                return EventFilter.None;
+            }
+        }
+
+        public void Hold() => _hold = true;
+
+        public void Release() => _release.Release();
+
+        public void Apply(RecordedEvent e, IProjectionContext context) =>
+            context.Put(e.Type, new Count((context.Get<Count>(e.Type)?.count ?? 0) + 1));
+    }
+
     private sealed record Count(int count);
 
     private sealed class EventCounter : IProjection

@@ -44,6 +44,9 @@ public static class FactumLogEvents
     /// <summary>A rebuilt projection version caught up and became the active one.</summary>
     public const int ProjectionPromoted = 3005;
 
+    /// <summary>A runner found its version replaced by a newer one that has caught up, and stopped.</summary>
+    public const int ProjectionSuperseded = 3006;
+
     /// <summary>A message handler threw; the delivery is retried in process.</summary>
     public const int HandlerFailed = 4001;
 
@@ -124,6 +127,9 @@ internal static partial class FactumLog
 
     [LoggerMessage(FactumLogEvents.ProjectionPromoted, LogLevel.Information, "Projection {Projection} v{Version} caught up at position {Position} and is now the active version")]
     internal static partial void ProjectionPromoted(ILogger logger, string projection, int version, long position);
+
+    [LoggerMessage(FactumLogEvents.ProjectionSuperseded, LogLevel.Information, "Projection {Projection} v{Version} was replaced by a newer version; its runner stopped")]
+    internal static partial void ProjectionSuperseded(ILogger logger, string projection, int version);
 
     [LoggerMessage(FactumLogEvents.HandlerFailed, LogLevel.Debug,
         "The handler of {MessageType} {MessageId} on {Source} failed (delivery {Attempt}, run {Run}); correlation {CorrelationId}")]
