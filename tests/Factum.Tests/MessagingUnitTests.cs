@@ -45,6 +45,18 @@ public sealed class MessagingUnitTests
         Assert.Equal((int)(unchecked((2166136261u ^ 'a') * 16777619u) % 7u), KeyPartitioner.For("a", 7));
     }
 
+    // Issue 11's review: the delay rule existed twice (bus and subscriptions); now one Backoff serves both.
+    [Fact]
+    public void Bus_and_subscription_retries_share_one_backoff_rule_that_cannot_overflow()
+    {
+        var bus = new MessageRetryPolicy { InitialDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(3), Jitter = 0.2 };
+        var sub = new Factum.Subscriptions.RetryPolicy { InitialDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(3), Jitter = 0.2 };
+        Assert.Equal(Enumerable.Range(1, 8).Select(i => bus.DelayBefore(i, new Random(i))), Enumerable.Range(1, 8).Select(i => sub.DelayBefore(i, new Random(i))));
+        var extreme = new Factum.Subscriptions.RetryPolicy { InitialDelay = TimeSpan.FromDays(1), MaxDelay = TimeSpan.MaxValue, Jitter = 0.5 };
+        Assert.True(extreme.DelayBefore(10_000, new Random(1)) > TimeSpan.Zero); // no OverflowException
+        Assert.Equal(TimeSpan.Zero, new Factum.Subscriptions.RetryPolicy { InitialDelay = TimeSpan.Zero }.DelayBefore(3, new Random(1)));
+    }
+
     [Fact]
     public void Retry_backoff_doubles_up_to_the_cap()
     {

@@ -100,12 +100,7 @@ public sealed record MessageRetryPolicy
     public IReadOnlyList<Type> NonTransient { get; init; } = [];
 
     /// <summary>The backoff before delayed retry <paramref name="retry"/> (1-based).</summary>
-    public TimeSpan DelayBefore(int retry, Random random)
-    {
-        ArgumentNullException.ThrowIfNull(random);
-        var ms = Math.Min(MaxDelay.TotalMilliseconds, InitialDelay.TotalMilliseconds * Math.Pow(2, retry - 1));
-        return TimeSpan.FromMilliseconds(Math.Max(0, ms * (1 + ((random.NextDouble() * 2) - 1) * Jitter)));
-    }
+    public TimeSpan DelayBefore(int retry, Random random) => Factum.Subscriptions.Backoff.Delay(retry, InitialDelay, MaxDelay, Jitter, random);
 
     /// <summary>True when <paramref name="exception"/> should not be retried.</summary>
     public bool IsNonTransient(Exception exception) =>

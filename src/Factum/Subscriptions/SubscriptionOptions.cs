@@ -57,13 +57,7 @@ public sealed record RetryPolicy
     public double Jitter { get; init; } = 0.2;
 
     /// <summary>The delay before retry number <paramref name="retry"/> (1-based).</summary>
-    public TimeSpan DelayBefore(int retry, Random random)
-    {
-        ArgumentNullException.ThrowIfNull(random);
-        var baseMs = Math.Min(MaxDelay.TotalMilliseconds, InitialDelay.TotalMilliseconds * Math.Pow(2, retry - 1));
-        var spread = 1 + ((random.NextDouble() * 2) - 1) * Jitter;
-        return TimeSpan.FromMilliseconds(Math.Max(0, baseMs * spread));
-    }
+    public TimeSpan DelayBefore(int retry, Random random) => Backoff.Delay(retry, InitialDelay, MaxDelay, Jitter, random);
 }
 
 /// <summary>Options of an <see cref="EventSubscription"/>.</summary>
