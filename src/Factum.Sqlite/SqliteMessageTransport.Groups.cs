@@ -207,7 +207,7 @@ public sealed partial class SqliteMessageTransport
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private const string DeadLetterColumns = $"id, source_kind, source, grp, partition, offset, exception_type, error, stack_trace, attempts, first_failure, last_failure, dead_lettered_at, held_behind, {MsgCols}";
+    private static readonly string DeadLetterColumns = $"id, source_kind, source, grp, partition, offset, exception_type, error, stack_trace, attempts, first_failure, last_failure, dead_lettered_at, held_behind, {SqliteSchema.MessageColumnNames}";
 
     private static DeadLetter ReadDeadLetter(SqliteDataReader r) => new(
         r.GetInt64(0),

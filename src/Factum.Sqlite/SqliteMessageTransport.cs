@@ -19,7 +19,7 @@ namespace Factum.Sqlite;
 /// </remarks>
 public sealed partial class SqliteMessageTransport : IMessageTransport
 {
-    private const string MsgCols = "message_id, type, schema_version, created_at, correlation_id, causation_id, reply_to, partition_key, headers, body";
+    private static readonly string MsgCols = SqliteSchema.MessageColumnNames;
     private const string MsgParams = "$mid, $mtype, $mver, $mts, $mcorr, $mcause, $mreply, $mkey, $mheaders, $mbody";
     private static readonly TimeSpan MemberLivenessForReset = TimeSpan.FromSeconds(30);
     private readonly SqliteEventStore _store;

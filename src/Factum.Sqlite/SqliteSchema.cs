@@ -7,6 +7,22 @@ internal static class SqliteSchema
 {
     public const string FormatName = "factum-store";
 
+    /// <summary>
+    /// The columns every stored message has, in msg_log, msg_queue and msg_dead_letters: one list, so the tables, the
+    /// transport's statements (<see cref="MessageColumnNames"/>) and a future backend cannot drift apart.
+    /// </summary>
+    private static readonly (string Name, string Type)[] MessageColumns =
+    [
+        ("message_id", "BLOB    NOT NULL"), ("type", "TEXT    NOT NULL"), ("schema_version", "INTEGER NOT NULL"), ("created_at", "INTEGER NOT NULL"),
+        ("correlation_id", "TEXT    NOT NULL"), ("causation_id", "TEXT"), ("reply_to", "TEXT"), ("partition_key", "TEXT"), ("headers", "TEXT"),
+        ("body", "BLOB    NOT NULL"),
+    ];
+
+    /// <summary>The message columns' names, comma-separated, in table order.</summary>
+    internal static readonly string MessageColumnNames = string.Join(", ", MessageColumns.Select(c => c.Name));
+
+    private static readonly string MessageColumnDefinitions = string.Join(",\n            ", MessageColumns.Select(c => $"{c.Name,-14} {c.Type}"));
+
     /// <summary>Migrations by target version; each runs in its own transaction.</summary>
     private static readonly string[] Migrations =
     [
@@ -95,7 +111,7 @@ internal static class SqliteSchema
         );
         """,
         // v6: messaging (topics, stream logs, queues with leases, consumer groups, inbox, dead letters).
-        """
+        $"""
         CREATE TABLE msg_topics (
             topic      TEXT PRIMARY KEY,
             partitions INTEGER NOT NULL DEFAULT 0,
@@ -120,16 +136,7 @@ internal static class SqliteSchema
             partition      INTEGER NOT NULL,
             offset         INTEGER NOT NULL,
             appended_at    INTEGER NOT NULL,
-            message_id     BLOB    NOT NULL,
-            type           TEXT    NOT NULL,
-            schema_version INTEGER NOT NULL,
-            created_at     INTEGER NOT NULL,
-            correlation_id TEXT    NOT NULL,
-            causation_id   TEXT,
-            reply_to       TEXT,
-            partition_key  TEXT,
-            headers        TEXT,
-            body           BLOB    NOT NULL,
+            {MessageColumnDefinitions},
             PRIMARY KEY (topic, partition, offset)
         ) WITHOUT ROWID;
         CREATE TABLE msg_queues (
@@ -145,16 +152,7 @@ internal static class SqliteSchema
             attempts       INTEGER NOT NULL DEFAULT 0,
             first_failure  INTEGER,
             enqueued_at    INTEGER NOT NULL,
-            message_id     BLOB    NOT NULL,
-            type           TEXT    NOT NULL,
-            schema_version INTEGER NOT NULL,
-            created_at     INTEGER NOT NULL,
-            correlation_id TEXT    NOT NULL,
-            causation_id   TEXT,
-            reply_to       TEXT,
-            partition_key  TEXT,
-            headers        TEXT,
-            body           BLOB    NOT NULL
+            {MessageColumnDefinitions}
         );
         CREATE INDEX ix_msg_queue_visible ON msg_queue(queue, visible_at, seq);
         CREATE INDEX ix_msg_queue_key ON msg_queue(queue, partition_key, seq) WHERE partition_key IS NOT NULL;
@@ -208,16 +206,7 @@ internal static class SqliteSchema
             last_failure     INTEGER NOT NULL,
             dead_lettered_at INTEGER NOT NULL,
             held_behind      INTEGER,
-            message_id     BLOB    NOT NULL,
-            type           TEXT    NOT NULL,
-            schema_version INTEGER NOT NULL,
-            created_at     INTEGER NOT NULL,
-            correlation_id TEXT    NOT NULL,
-            causation_id   TEXT,
-            reply_to       TEXT,
-            partition_key  TEXT,
-            headers        TEXT,
-            body           BLOB    NOT NULL
+            {MessageColumnDefinitions}
         );
         CREATE INDEX ix_msg_dead_letters_source ON msg_dead_letters(source, grp);
         CREATE INDEX ix_msg_dead_letters_held ON msg_dead_letters(held_behind) WHERE held_behind IS NOT NULL;

@@ -127,3 +127,35 @@ public sealed class SqliteMessagingTests : IDisposable
         return (long)cmd.ExecuteScalar()!;
     }
 }
+
+/// <summary>Issue 11's review: the message columns were written out three times in the schema; now one list defines them.</summary>
+public sealed class MessageColumnsTests
+{
+    [Fact]
+    public void Every_message_table_has_the_one_list_of_message_columns_in_order()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "factum-cols-" + Guid.NewGuid().ToString("N") + ".db");
+        try
+        {
+            using (var store = new SqliteEventStore(path)) { }
+            using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False");
+            c.Open();
+            var expected = SqliteSchema.MessageColumnNames.Split(", ");
+            Assert.Equal(10, expected.Length);
+            foreach (var table in new[] { "msg_log", "msg_queue", "msg_dead_letters" })
+            {
+                using var cmd = c.CreateCommand();
+                cmd.CommandText = $"SELECT name FROM pragma_table_info('{table}')";
+                var columns = new List<string>();
+                using (var r = cmd.ExecuteReader()) while (r.Read()) columns.Add(r.GetString(0));
+                var at = columns.IndexOf("message_id");
+                Assert.True(at >= 0, table);
+                Assert.Equal(expected, columns.Skip(at).Take(expected.Length));
+            }
+        }
+        finally
+        {
+            foreach (var f in new[] { path, path + "-wal", path + "-shm" }) File.Delete(f);
+        }
+    }
+}
