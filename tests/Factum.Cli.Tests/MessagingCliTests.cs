@@ -182,7 +182,16 @@ public sealed class MessagingCliTests : IDisposable
             // round, and the test proves the kill landed mid-relay: its checkpoint was behind the round's last event.
             var roundStart = Scalar("SELECT MAX(position) FROM events");
             using var p = Process.Start(FactumCli.StartInfo(_dir.Path, "relay"))!;
-            var lines = Enumerable.Range(0, 1500).Select(i => $$$"""{"stream":"R-{{{round}}}-{{{i % 10}}}","type":"RelayTested","data":{"n":{{{i}}}}}""");
+            // The appends start once the relay is live (it says so), so they stream in while it relays: a relay still
+            // starting up when a fast import had already finished could catch up in one go and make the kill land late.
+            var ready = Task.Run(async () =>
+            {
+                while (await p.StandardOutput.ReadLineAsync() is { } line)
+                    if (line.StartsWith("relaying from position", StringComparison.Ordinal)) return;
+            });
+            await ready.WaitAsync(TimeSpan.FromMinutes(1));
+            // Enough events that relaying them takes several batches (512 each), so the kill can land among them.
+            var lines = Enumerable.Range(0, 5000).Select(i => $$$"""{"stream":"R-{{{round}}}-{{{i % 100}}}","type":"RelayTested","data":{"n":{{{i}}}}}""");
             var import = FactumCli.RunWithInput(_dir.Path, string.Join('\n', lines) + "\n", "import", "--json");
             var waited = Stopwatch.StartNew();
             long atKill;
@@ -199,7 +208,7 @@ public sealed class MessagingCliTests : IDisposable
         }
         Assert.Equal(0, (await F("relay", "--once")).ExitCode);
         var stored = (await F("read-all", "--json", "--type", "RelayTested")).Lines.Select(l => Json(l).GetProperty("eventId").GetString()!).ToHashSet();
-        Assert.Equal(6000, stored.Count);
+        Assert.Equal(20_000, stored.Count);
         await using var check = SqliteMessageTransport.Open(_dir.Db);
         var published = new HashSet<string>();
         var total = 0;
