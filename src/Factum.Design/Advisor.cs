@@ -61,7 +61,8 @@ public static class Advisor
     public static Advice Advise(EventCatalogModel catalog)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        var patterns = catalog.Messages.OrderBy(m => m.Name, StringComparer.Ordinal).Select(m => Pattern(catalog, m)).ToList();
+        var rpc = RequestReplyPairs(catalog);
+        var patterns = catalog.Messages.OrderBy(m => m.Name, StringComparer.Ordinal).Select(m => Pattern(catalog, m, rpc)).ToList();
         var peak = catalog.Messages.Sum(m => m.Rate ?? 0);
         var ordered = catalog.Messages.Any(m => m.Ordering != OrderingRequirement.None);
         var replay = catalog.Messages.Any(m => m.Replay) || patterns.Any(p => p.Pattern == MessagingPattern.EventStreaming);
@@ -124,7 +125,32 @@ public static class Advisor
         return new Advice(patterns, requirements, brokers, recommendation, perChannel);
     }
 
-    private static PatternAdvice Pattern(EventCatalogModel catalog, CatalogMessage m)
+    /// <summary>A request and its reply carried as events, found once per catalog (request name → responder and reply; reply name → request).</summary>
+    private sealed record RpcPairs(Dictionary<string, (string Responder, string Reply)> Requests, Dictionary<string, string> Replies);
+
+    /// <summary>
+    /// The pairs lint flags as event-driven RPC (rpc/correlated-reply). Two services answering each other match both
+    /// ways: the request is the one named like one (…Requested), else the first by name.
+    /// </summary>
+    private static RpcPairs RequestReplyPairs(EventCatalogModel catalog)
+    {
+        var edges = catalog.Messages.SelectMany(m => LintRules.CorrelatedReplies(catalog, m).Select(x => (Request: m.Name, x.Responder, Reply: x.Reply.Name))).ToList();
+        var both = edges.Select(e => (e.Request, e.Reply)).ToHashSet();
+        static bool NamedLikeRequest(string name) => name.EndsWith("Requested", StringComparison.Ordinal) || name.EndsWith("Request", StringComparison.Ordinal);
+        bool IsRequest((string Request, string Responder, string Reply) e) =>
+            !both.Contains((e.Reply, e.Request))
+            || (NamedLikeRequest(e.Request) && !NamedLikeRequest(e.Reply))
+            || (NamedLikeRequest(e.Request) == NamedLikeRequest(e.Reply) && string.CompareOrdinal(e.Request, e.Reply) < 0);
+        var pairs = new RpcPairs(new(StringComparer.Ordinal), new(StringComparer.Ordinal));
+        foreach (var e in edges.Where(IsRequest))
+        {
+            pairs.Requests.TryAdd(e.Request, (e.Responder, e.Reply));
+            pairs.Replies.TryAdd(e.Reply, e.Request);
+        }
+        return pairs;
+    }
+
+    private static PatternAdvice Pattern(EventCatalogModel catalog, CatalogMessage m, RpcPairs rpc)
     {
         var consumers = catalog.ConsumersOf(m).Count;
         var requested = catalog.Services.Any(s => s.Requests.Contains(m.Name));
@@ -133,19 +159,11 @@ public static class Advisor
         if (m.Kind == CatalogMessageKind.Command)
             return new(m.Name, MessagingPattern.Queue, $"{m.Name} is a command: exactly one handler must act on it, so it goes to a queue where consumers compete{(m.Ordering != OrderingRequirement.None ? ", with per-key ordering (message groups)" : "")}.");
         // An event that is really a request (answered by its only consumer with an event its producer waits for), or the
-        // answer to one: the same pairs lint flags as event-driven RPC (rpc/correlated-reply).
-        // Two services answering each other match both ways: the request is the one named like one (…Requested), else
-        // the first by name.
-        static bool NamedLikeRequest(string name) => name.EndsWith("Requested", StringComparison.Ordinal) || name.EndsWith("Request", StringComparison.Ordinal);
-        bool IsRequestOf(CatalogMessage request, CatalogMessage reply) =>
-            LintRules.CorrelatedReplies(catalog, request).Any(x => x.Reply.Name == reply.Name)
-            && (!LintRules.CorrelatedReplies(catalog, reply).Any(x => x.Reply.Name == request.Name)
-                || (NamedLikeRequest(request.Name) && !NamedLikeRequest(reply.Name))
-                || (NamedLikeRequest(request.Name) == NamedLikeRequest(reply.Name) && string.CompareOrdinal(request.Name, reply.Name) < 0));
-        if (LintRules.CorrelatedReplies(catalog, m).FirstOrDefault(x => IsRequestOf(m, x.Reply)) is { Reply: { } reply } pair)
-            return new(m.Name, MessagingPattern.RequestReply, $"{m.Name} is a request carried as an event: its only consumer, {pair.Responder}, answers with {reply.Name}, which its producer consumes (lint rpc/correlated-reply); send it as a command or query with a reply address and a timeout.");
-        if (catalog.Messages.FirstOrDefault(q => q.Name != m.Name && IsRequestOf(q, m)) is { } request)
-            return new(m.Name, MessagingPattern.RequestReply, $"{m.Name} is the reply to {request.Name} carried as an event (lint rpc/correlated-reply): it belongs on the requester's reply address, correlated with the request.");
+        // answer to one: the same pairs lint flags as event-driven RPC.
+        if (rpc.Requests.TryGetValue(m.Name, out var pair))
+            return new(m.Name, MessagingPattern.RequestReply, $"{m.Name} is a request carried as an event: its only consumer, {pair.Responder}, answers with {pair.Reply}, which its producer consumes (lint rpc/correlated-reply); send it as a command or query with a reply address and a timeout.");
+        if (rpc.Replies.TryGetValue(m.Name, out var request))
+            return new(m.Name, MessagingPattern.RequestReply, $"{m.Name} is the reply to {request} carried as an event (lint rpc/correlated-reply): it belongs on the requester's reply address, correlated with the request.");
         if (m.Replay || (m.Retention > TimeSpan.FromDays(1)) || (m.Ordering != OrderingRequirement.None && (m.Rate ?? 0) >= 100))
         {
             var why = new List<string>();

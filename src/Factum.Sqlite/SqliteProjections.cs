@@ -388,8 +388,7 @@ public sealed class SqliteReadModels(SqliteEventStore store) : IProjectionEngine
     /// <inheritdoc />
     public async Task<IReadOnlyList<ParkedEvent>> SkipFailingEventAsync(string projection, CancellationToken cancellationToken = default)
     {
-        var versions = (await ListAsync(cancellationToken).ConfigureAwait(false)).Where(p => p.Name == projection).ToList();
-        if (versions.Count == 0) throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
+        var versions = Versions(projection);
         var faulted = versions.Where(p => p.State == "Faulted" && p.FailingPosition is not null).ToList();
         if (faulted.Count == 0)
             throw new InvalidOperationException($"Projection '{projection}' has not stopped on an event ({string.Join(", ", versions.Select(v => $"v{v.Version} is {v.State}"))}); there is nothing to skip.");
@@ -424,12 +423,27 @@ public sealed class SqliteReadModels(SqliteEventStore store) : IProjectionEngine
     /// <inheritdoc />
     public async Task<IReadOnlyList<ParkedEvent>> ListParkedAsync(string projection, CancellationToken cancellationToken = default)
     {
-        var versions = (await ListAsync(cancellationToken).ConfigureAwait(false)).Where(p => p.Name == projection).ToList();
-        if (versions.Count == 0) throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
+        var versions = Versions(projection);
         var parkedStore = new SqliteSubscriptionStore(store);
         var all = new List<ParkedEvent>();
         foreach (var v in versions) all.AddRange(await parkedStore.ListAsync(SqliteProjectionRunner.ParkedId(projection, v.Version), cancellationToken).ConfigureAwait(false));
         return all.OrderBy(p => p.Position.Value).ToList();
+    }
+
+    /// <summary>The recorded versions of one projection (without the document counts <see cref="ListAsync"/> adds).</summary>
+    /// <exception cref="ArgumentException">There is no such projection.</exception>
+    private List<(int Version, string State, long? FailingPosition, string? LastError)> Versions(string projection)
+    {
+        using var c = store.OpenReadConnection();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT version, state, failing_position, last_error FROM projections WHERE name = $n ORDER BY version";
+        cmd.Parameters.AddWithValue("$n", projection);
+        var rows = new List<(int, string, long?, string?)>();
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read()) rows.Add((r.GetInt32(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetInt64(2), r.IsDBNull(3) ? null : r.GetString(3)));
+        }
+        return rows.Count > 0 ? rows : throw new ArgumentException($"There is no projection named '{projection}' in this store.", nameof(projection));
     }
 
     private static string ActiveTable(SqliteConnection c, string projection)

@@ -121,7 +121,7 @@ public sealed class EverydayCliTests : IDisposable
         }
         var file = Path.Combine(_dir.Path, "quickstart.sh");
         File.WriteAllText(file, script.ToString());
-        var r = await RunIn(_dir.Path, "bash", [file], useDll: false);
+        var r = await FactumCli.RunIn(_dir.Path, "bash", file);
         Assert.True(r.ExitCode == 0, $"exit {r.ExitCode}\n{r.Stdout}\n{r.Stderr}");
         Assert.Contains("OrderPaid", r.Stdout);
         Assert.Contains("no problems", r.Stdout);
@@ -134,27 +134,7 @@ public sealed class EverydayCliTests : IDisposable
         foreach (var d in Directory.GetDirectories(from)) CopyFolder(d, Path.Combine(to, Path.GetFileName(d)));
     }
 
-    private static Task<CliResult> RunIn(string workingDirectory, params string[] args) => RunIn(workingDirectory, "dotnet", args, useDll: true);
-
-    private static async Task<CliResult> RunIn(string workingDirectory, string program, string[] args, bool useDll)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory,
-        };
-        if (useDll) psi.ArgumentList.Add(FactumCli.DllPath);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["FACTUM_DATA"] = "";
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await p.WaitForExitAsync(timeout.Token);
-        return new CliResult(p.ExitCode, await stdout, await stderr);
-    }
+    private static Task<CliResult> RunIn(string workingDirectory, params string[] args) => FactumCli.RunIn(workingDirectory, null, args);
 
     // Old code: `metadata --max-age 30d` echoed 30.00:00:00, `catalog alerts` printed `for 00:02:00` while the YAML says 2m.
     [Fact]

@@ -54,9 +54,26 @@ public static class FactumCli
 
     public static Task<CliResult> Run(string dataDir, params string[] args) => RunWithInput(dataDir, null, args);
 
-    public static async Task<CliResult> RunWithInput(string dataDir, string? stdin, params string[] args)
+    public static Task<CliResult> RunWithInput(string dataDir, string? stdin, params string[] args) => RunAsync(StartInfo(dataDir, args), stdin);
+
+    /// <summary>
+    /// Runs the program as typed in <paramref name="workingDirectory"/>: relative paths resolve there and no --data is
+    /// added (the docs' examples name their own folders). <paramref name="program"/> null runs factum itself.
+    /// </summary>
+    public static Task<CliResult> RunIn(string workingDirectory, string? program, params string[] args)
     {
-        using var p = Process.Start(StartInfo(dataDir, args))!;
+        var psi = StartInfo(workingDirectory, args);
+        psi.ArgumentList.Clear();
+        if (program is null) psi.ArgumentList.Add(DllPath);
+        else psi.FileName = program;
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.WorkingDirectory = workingDirectory;
+        return RunAsync(psi, null);
+    }
+
+    private static async Task<CliResult> RunAsync(ProcessStartInfo psi, string? stdin)
+    {
+        using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (stdin is not null) await p.StandardInput.WriteAsync(stdin);

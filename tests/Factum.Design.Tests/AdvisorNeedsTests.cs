@@ -107,13 +107,26 @@ public sealed class AdvisorNeedsTests
     }
 
     [Fact]
-    public void Every_recommendation_names_the_dominant_need_and_ties_say_how_they_were_decided()
+    public void A_tie_on_the_total_is_decided_by_the_dominant_need_and_says_so()
     {
-        foreach (var yaml in new[] { Streaming, "events:\n  - {name: OrderPlaced, owner: a}\nservices:\n  - {id: a, publishes: [OrderPlaced]}\n  - {id: b, consumes: [OrderPlaced]}\n" })
-        {
-            var a = Advise(yaml);
-            Assert.Contains("the dominant need is", a.Recommendation);
-            if (Math.Abs(a.Brokers[0].Total - a.Brokers[1].Total) < 0.05) Assert.Contains("tie on the total; the dominant need decides", a.Recommendation);
-        }
+        // Request-heavy and replayed: RabbitMQ and NATS JetStream total the same; routing and task queues decide.
+        var a = Advise("""
+            services:
+              - {id: web, requests: [GetPrice, GetStock], consumes: [PriceChanged]}
+              - {id: pricing, consumes: [GetPrice], publishes: [PriceChanged]}
+              - {id: stock, consumes: [GetStock]}
+            events:
+              - {name: PriceChanged, owner: pricing, replay: true, retention: 30d, rate: 4}
+            queries:
+              - {name: GetPrice, owner: pricing, rate: 3}
+              - {name: GetStock, owner: stock, rate: 3}
+            """);
+        Assert.True((a.Brokers[0].Broker, a.Brokers[1].Broker) == ("RabbitMQ", "NATS JetStream"), Table(a));
+        Assert.Equal(a.Brokers[0].Total, a.Brokers[1].Total);
+        Assert.Contains("RabbitMQ and NATS JetStream tie on the total; the dominant need decides (routing, task queues: 10 against 7).", a.Recommendation);
+
+        var clear = Advise(Streaming);
+        Assert.Contains("the dominant need is", clear.Recommendation);
+        Assert.DoesNotContain("tie on the total", clear.Recommendation);
     }
 }
