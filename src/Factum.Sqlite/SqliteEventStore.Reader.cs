@@ -55,7 +55,8 @@ public sealed partial class SqliteEventStore
         var forwards = options.Direction == Direction.Forwards;
         using var c = OpenReadConnection();
         var sql = new StringBuilder($"SELECT {EventColumns}, s.stream_id FROM events e CROSS JOIN streams s ON s.stream_key = e.stream_key WHERE ");
-        sql.Append(forwards ? "e.position >= ?1" : "e.position <= ?1");
+        // ?3 is the other end of the range (ReadAllOptions.To): followers read up to the high-water mark only.
+        sql.Append(forwards ? "e.position >= ?1 AND e.position <= ?3" : "e.position <= ?1 AND e.position >= ?3");
         var f = options.Filter;
         var texts = new List<string>();
         AppendIn(sql, texts, "e.type", f.EventTypes);
@@ -67,14 +68,15 @@ public sealed partial class SqliteEventStore
             {
                 if (i > 0) sql.Append(" OR ");
                 texts.Add(f.StreamPrefixes[i]);
-                var n = texts.Count + 2;
+                var n = texts.Count + 3;
                 sql.Append(System.Globalization.CultureInfo.InvariantCulture, $"substr(s.stream_id, 1, length(?{n})) = ?{n}");
             }
             sql.Append(')');
         }
         sql.Append(forwards ? " ORDER BY e.position LIMIT ?2" : " ORDER BY e.position DESC LIMIT ?2");
         using var query = new EventPageQuery(c, ReadChecksumsFrom, sql.ToString());
-        for (var i = 0; i < texts.Count; i++) query.Bind(i + 3, texts[i]);
+        for (var i = 0; i < texts.Count; i++) query.Bind(i + 4, texts[i]);
+        query.Bind(3, options.To?.Value ?? (forwards ? long.MaxValue : 0));
         var next = options.From.Value;
         var remaining = options.MaxCount;
         while (remaining > 0 && next >= 0)
@@ -123,7 +125,7 @@ public sealed partial class SqliteEventStore
         {
             if (i > 0) sql.Append(", ");
             texts.Add(values[i]);
-            sql.Append('?').Append(texts.Count + 2);
+            sql.Append('?').Append(texts.Count + 3);
         }
         sql.Append(')');
     }

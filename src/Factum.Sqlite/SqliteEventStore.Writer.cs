@@ -313,6 +313,7 @@ public sealed partial class SqliteEventStore
                     }
                 }
                 if (_inline.Length > 0) SaveInlinePositions();
+                _options.BeforeCommit?.Invoke();
                 _commit.ExecuteNonQuery();
                 open = false;
                 CommitCount++;

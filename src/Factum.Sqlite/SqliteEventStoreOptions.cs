@@ -95,6 +95,12 @@ public sealed record SqliteEventStoreOptions : EventStoreOptions
     /// <summary>How long to wait for another process holding the file's write lock; default 30 seconds.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Test hook: runs on the writer thread inside each group commit's transaction, just before COMMIT; throwing rolls
+    /// the group back. The high-water-mark conformance suite uses it to hold a write open while another process commits.
+    /// </summary>
+    internal Action? BeforeCommit { get; init; }
+
     /// <summary>Rows fetched per query by reads; default 1,024.</summary>
     public int ReadPageSize
     {

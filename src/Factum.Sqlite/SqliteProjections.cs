@@ -99,8 +99,13 @@ public sealed class SqliteProjectionRunner : IProjectionRun
                 if (await LoadPositionAsync(ct).ConfigureAwait(false) is not { } position) return;
                 var head = await _store.GetHeadPositionAsync(ct).ConfigureAwait(false);
                 var batch = new List<RecordedEvent>(_options.BatchSize);
-                await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = position + 1, MaxCount = _options.BatchSize, Filter = _projection.Filter }, ct).ConfigureAwait(false))
-                    batch.Add(e);
+                // Only up to the high-water mark: past it, a position may still be committing.
+                var filter = _projection.Filter;
+                if (head.Value > position)
+                {
+                    await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = position + 1, To = head, MaxCount = _options.BatchSize, Filter = filter }, ct).ConfigureAwait(false))
+                        batch.Add(e);
+                }
                 var caughtUp = batch.Count < _options.BatchSize;
                 // Up to the head, nothing else matched: the checkpoint may move there.
                 var through = caughtUp ? Math.Max(head.Value, batch.Count > 0 ? batch[^1].Position.Value : position) : batch[^1].Position.Value;

@@ -155,6 +155,29 @@ public abstract class ReadAllConformance<TFactory> : StoreTestBase<TFactory> whe
     }
 
     [Fact]
+    public async Task Reading_all_up_to_a_position_stops_there_in_both_directions_and_with_filters()
+    {
+        var s = NewStream();
+        await Append(s, ExpectedVersion.Any, Evs(600));
+        // Across the SQLite suite's 256-row pages, so the bound holds on every page.
+        Assert.Equal(Enumerable.Range(2, 299).Select(i => (long)i), (await ReadAll(new ReadAllOptions { From = 2, To = 300 })).Select(e => e.Position.Value));
+        Assert.Equal([10L, 9, 8], (await ReadAll(new ReadAllOptions { From = 10, To = 8, Direction = Direction.Backwards })).Select(e => e.Position.Value));
+        Assert.Equal([5L], (await ReadAll(new ReadAllOptions { From = 5, To = 5, Filter = EventFilter.ForEventTypes("OrderPlaced") })).Select(e => e.Position.Value));
+        Assert.Empty(await ReadAll(new ReadAllOptions { From = 5, To = 4 }));
+        Assert.Empty(await ReadAll(new ReadAllOptions { To = 300, Filter = EventFilter.ForEventTypes("OrderShipped") }));
+    }
+
+    [Fact]
+    public async Task The_head_is_a_high_water_mark_every_event_at_or_below_it_is_readable()
+    {
+        Assert.Equal(GlobalPosition.Start, await Store.GetHeadPositionAsync());
+        for (var i = 0; i < 5; i++) await Append(NewStream(), ExpectedVersion.Any, Evs(i + 1));
+        var head = await Store.GetHeadPositionAsync();
+        Assert.Equal(Enumerable.Range(1, (int)head.Value).Select(i => (long)i), (await ReadAll(new ReadAllOptions { To = head })).Select(e => e.Position.Value));
+        Assert.Equal(15, head.Value);
+    }
+
+    [Fact]
     public async Task Reading_all_stops_at_max_count()
     {
         await Append(NewStream(), ExpectedVersion.Any, Evs(5));

@@ -174,6 +174,7 @@ public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotif
         var forwards = options.Direction == Direction.Forwards;
         // Positions are index + 1.
         long next = forwards ? Math.Max(1, options.From.Value) : options.From.Value;
+        var bound = options.To?.Value ?? (forwards ? long.MaxValue : 0);
         long returned = 0;
         while (returned < options.MaxCount)
         {
@@ -183,7 +184,7 @@ public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotif
             lock (_lock)
             {
                 if (!forwards && next > _all.Count) next = _all.Count;
-                while (scanned < PageSize * 8 && page.Count < PageSize && next >= 1 && next <= _all.Count && returned + page.Count < options.MaxCount)
+                while (scanned < PageSize * 8 && page.Count < PageSize && next >= 1 && next <= _all.Count && (forwards ? next <= bound : next >= bound) && returned + page.Count < options.MaxCount)
                 {
                     var e = _all[(int)next - 1];
                     if (options.Filter.Matches(e)) page.Add(e);

@@ -152,10 +152,19 @@ public sealed class OutboxRelay : IAsyncDisposable
 
     private async Task<int> RelayBatchAsync(CancellationToken ct)
     {
+        // Only up to the high-water mark: a position above it may still be committing, and the checkpoint must not pass it.
+        var head = (await _store.GetHeadPositionAsync(ct).ConfigureAwait(false)).Value;
+        if (head <= Position) return 0;
         var batch = new List<RecordedEvent>(_options.BatchSize);
-        await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = new GlobalPosition(Position + 1), MaxCount = _options.BatchSize, Filter = _options.Filter }, ct).ConfigureAwait(false))
+        await foreach (var e in _store.ReadAllAsync(new ReadAllOptions { From = new GlobalPosition(Position + 1), To = head, MaxCount = _options.BatchSize, Filter = _options.Filter }, ct).ConfigureAwait(false))
             batch.Add(e);
-        if (batch.Count == 0) return 0;
+        if (batch.Count == 0)
+        {
+            // Nothing up to the mark passed the filter (or a rolled-back gap): the checkpoint may move there.
+            await _checkpoints.StoreAsync(_options.Name, head, ct).ConfigureAwait(false);
+            Interlocked.Exchange(ref _position, head);
+            return 0;
+        }
         // One publish per topic, in log order within it (so per stream); concurrent calls share the store's group commit.
         var byTopic = batch.Select(e => (Topic: _options.Topic(e), Event: e)).Where(x => x.Topic is not null)
             .GroupBy(x => x.Topic!.Value).ToList();
@@ -170,7 +179,6 @@ public sealed class OutboxRelay : IAsyncDisposable
         if (batch.Count == _options.BatchSize && _log.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Warning)
             && (Interlocked.Read(ref _lagWarnedAt) is var warned && (warned == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(warned) > TimeSpan.FromMinutes(1))))
         {
-            var head = (await _store.GetHeadPositionAsync(ct).ConfigureAwait(false)).Value;
             if (head - last > _options.LagWarningThreshold)
             {
                 Interlocked.Exchange(ref _lagWarnedAt, System.Diagnostics.Stopwatch.GetTimestamp());

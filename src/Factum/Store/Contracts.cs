@@ -45,7 +45,17 @@ public interface IEventReader
     /// </summary>
     IAsyncEnumerable<RecordedEvent> ReadAllAsync(ReadAllOptions? options = null, CancellationToken cancellationToken = default);
 
-    /// <summary>The position of the newest event, or <see cref="GlobalPosition.Start"/> for an empty store.</summary>
+    /// <summary>
+    /// The high-water mark of the global log: every event at or below it is committed and visible to reads, so a reader
+    /// that follows the log up to it (with <see cref="ReadAllOptions.To"/>) never passes an event that becomes visible
+    /// later. <see cref="GlobalPosition.Start"/> for an empty store.
+    /// </summary>
+    /// <remarks>
+    /// On a backend that assigns positions in commit order (SQLite, in-memory) it is the newest event's position. On one
+    /// where writers can commit out of position order (a shared database with sequences), an open transaction holding a
+    /// lower position keeps the mark below it until that transaction commits or rolls back; a rolled-back position
+    /// is a gap the mark then passes. Subscriptions, projections and the outbox relay read only up to it.
+    /// </remarks>
     Task<GlobalPosition> GetHeadPositionAsync(CancellationToken cancellationToken = default);
 }
 
@@ -134,6 +144,13 @@ public sealed record ReadAllOptions
 
     /// <summary>Forwards (default) or backwards.</summary>
     public Direction Direction { get; init; } = Direction.Forwards;
+
+    /// <summary>
+    /// Reading forwards: the last position to return (inclusive); null for no bound. Followers of the log pass the
+    /// high-water mark (<see cref="IEventReader.GetHeadPositionAsync"/>) read just before, so they never step over a
+    /// position that is still being committed. Reading backwards: the lowest position to return.
+    /// </summary>
+    public GlobalPosition? To { get; init; }
 
     /// <summary>The most events to return; default unbounded.</summary>
     public long MaxCount

@@ -35,7 +35,8 @@ public sealed class AppendSignal
 public interface IAppendNotifier
 {
     /// <summary>
-    /// Completes soon after an event beyond <paramref name="after"/> is committed, or after <paramref name="timeout"/>.
+    /// Completes soon after the high-water mark (<see cref="IEventReader.GetHeadPositionAsync"/>) passes
+    /// <paramref name="after"/>, or after <paramref name="timeout"/>.
     /// Appends made through this instance wake waiters at once; appends by other processes are noticed within the
     /// store's own polling interval (or at the timeout).
     /// </summary>

@@ -146,7 +146,7 @@ public sealed class EventSubscription : IAsyncDisposable
                 var head = await _reader.GetHeadPositionAsync(ct).ConfigureAwait(false);
                 var count = 0;
                 long last = next - 1;
-                await foreach (var e in ReadPageAsync(next, ct).ConfigureAwait(false))
+                await foreach (var e in ReadPageAsync(next, head, ct).ConfigureAwait(false))
                 {
                     await writer.WriteAsync(new Item(e, PositionOf(e, IsAll)), ct).ConfigureAwait(false);
                     last = PositionOf(e, IsAll);
@@ -158,9 +158,9 @@ public sealed class EventSubscription : IAsyncDisposable
                     _state = SubscriptionState.CatchingUp;
                     continue;
                 }
-                if (IsAll && !_options.Filter.IsEmpty && head.Value >= next)
+                if (IsAll && head.Value >= next)
                 {
-                    // Nothing up to the head matched the filter: let the checkpoint move past the stretch.
+                    // Nothing up to the mark matched the filter (or a rolled-back position left a gap): let the checkpoint move past the stretch.
                     await writer.WriteAsync(new Item(null, head.Value), ct).ConfigureAwait(false);
                     next = head.Value + 1;
                 }
@@ -184,11 +184,13 @@ public sealed class EventSubscription : IAsyncDisposable
         }
     }
 
-    private async IAsyncEnumerable<RecordedEvent> ReadPageAsync(long from, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    private async IAsyncEnumerable<RecordedEvent> ReadPageAsync(long from, GlobalPosition head, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         if (IsAll)
         {
-            await foreach (var e in _reader.ReadAllAsync(new ReadAllOptions { From = from, MaxCount = _options.PageSize, Filter = _options.Filter }, ct).ConfigureAwait(false))
+            // Only up to the high-water mark read before the page: past it, a lower position may still be committing.
+            if (head.Value < from) yield break;
+            await foreach (var e in _reader.ReadAllAsync(new ReadAllOptions { From = from, To = head, MaxCount = _options.PageSize, Filter = _options.Filter }, ct).ConfigureAwait(false))
                 yield return e;
             yield break;
         }
