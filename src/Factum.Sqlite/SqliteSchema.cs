@@ -220,6 +220,17 @@ internal static class SqliteSchema
         INSERT OR REPLACE INTO factum_meta(key, value) SELECT 'checksums_from', CAST(COALESCE(MAX(position), 0) + 1 AS TEXT) FROM events;
         ALTER TABLE msg_consumers ADD COLUMN live_until INTEGER; -- a consumer is listed as live until its last heartbeat lapses
         """,
+        // v8: leases, so that one process at a time runs each projection and relay (see SqliteLeaseStore). The token
+        // only grows, also across releases, so a write fenced by an old token is refused forever.
+        """
+        CREATE TABLE leases (
+            name        TEXT    PRIMARY KEY,
+            owner       TEXT,
+            token       INTEGER NOT NULL,
+            expires_at  INTEGER NOT NULL,
+            acquired_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -7,8 +7,31 @@ namespace Factum.Sqlite;
 /// Subscription checkpoints and dead-letter sets in the store's own file. Writes go through the store's writer, so they
 /// share its group commit and its single-writer ordering.
 /// </summary>
-public sealed class SqliteSubscriptionStore(SqliteEventStore store) : ICheckpointStore, IParkedEventStore
+public sealed class SqliteSubscriptionStore(SqliteEventStore store) : Factum.Coordination.IFencedCheckpointStore, IParkedEventStore
 {
+    /// <inheritdoc />
+    public Task StoreAsync(string subscriptionId, long position, Factum.Coordination.Lease fence, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(subscriptionId);
+        ArgumentNullException.ThrowIfNull(fence);
+        var now = store.Options.TimeProvider.GetUtcNow().UtcTicks;
+        return store.ExecuteInWriterAsync(c =>
+        {
+            SqliteLeaseStore.CheckFence(c, fence, now);
+            return WriteCheckpoint(c, subscriptionId, position, now);
+        }, cancellationToken);
+    }
+
+    private static int WriteCheckpoint(SqliteConnection c, string subscriptionId, long position, long now)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "INSERT INTO checkpoints(subscription_id, position, updated_at) VALUES ($id, $p, $now) ON CONFLICT(subscription_id) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at";
+        cmd.Parameters.AddWithValue("$id", subscriptionId);
+        cmd.Parameters.AddWithValue("$p", position);
+        cmd.Parameters.AddWithValue("$now", now);
+        return cmd.ExecuteNonQuery();
+    }
+
     /// <inheritdoc />
     public async Task<long?> LoadAsync(string subscriptionId, CancellationToken cancellationToken = default)
     {
@@ -24,15 +47,7 @@ public sealed class SqliteSubscriptionStore(SqliteEventStore store) : ICheckpoin
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(subscriptionId);
         var now = store.Options.TimeProvider.GetUtcNow().UtcTicks;
-        return store.ExecuteInWriterAsync(c =>
-        {
-            using var cmd = c.CreateCommand();
-            cmd.CommandText = "INSERT INTO checkpoints(subscription_id, position, updated_at) VALUES ($id, $p, $now) ON CONFLICT(subscription_id) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at";
-            cmd.Parameters.AddWithValue("$id", subscriptionId);
-            cmd.Parameters.AddWithValue("$p", position);
-            cmd.Parameters.AddWithValue("$now", now);
-            return cmd.ExecuteNonQuery();
-        }, cancellationToken);
+        return store.ExecuteInWriterAsync(c => WriteCheckpoint(c, subscriptionId, position, now), cancellationToken);
     }
 
     /// <inheritdoc />

@@ -134,36 +134,17 @@ public sealed class HighWaterMarkSuiteCatchesABrokenHead
     // Nested and private: xUnit does not run it on its own; the facts below run its scenarios and expect them to fail.
     private sealed class Broken : HighWaterMarkConformance<BrokenFactory>;
 
-    private static async Task<Exception?> RunAsync(Func<Broken, Task> scenario)
-    {
-        var suite = new Broken();
-        await suite.InitializeAsync();
-        try
-        {
-            await scenario(suite);
-            return null;
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-        finally
-        {
-            await suite.DisposeAsync();
-        }
-    }
-
     [Fact]
     public async Task The_commit_scenario_fails_when_the_head_passes_an_open_write()
     {
-        var failure = await RunAsync(s => s.No_follower_passes_a_position_that_is_still_committing_and_all_see_it_once_it_commits());
+        var failure = await SuiteSelfTest.FailureOf(new Broken(), s => s.No_follower_passes_a_position_that_is_still_committing_and_all_see_it_once_it_commits());
         Assert.IsAssignableFrom<Xunit.Sdk.XunitException>(failure);
     }
 
     [Fact]
     public async Task The_rollback_scenario_fails_when_the_head_passes_an_open_write()
     {
-        var failure = await RunAsync(s => s.A_rolled_back_position_is_a_gap_that_every_follower_then_passes());
+        var failure = await SuiteSelfTest.FailureOf(new Broken(), s => s.A_rolled_back_position_is_a_gap_that_every_follower_then_passes());
         Assert.IsAssignableFrom<Xunit.Sdk.XunitException>(failure);
     }
 }

@@ -73,6 +73,18 @@ public static class FactumLogEvents
 
     /// <summary>The outbox relay failed to publish and will retry from its checkpoint.</summary>
     public const int RelayFailed = 5002;
+
+    /// <summary>This process took a job's lease and runs the job (one owner across processes).</summary>
+    public const int LeaseAcquired = 6001;
+
+    /// <summary>This process lost a job's lease (another took over, or it could not renew in time) and stopped the job.</summary>
+    public const int LeaseLost = 6002;
+
+    /// <summary>Another process owns a job's lease: this one stands by to take over.</summary>
+    public const int LeaseStandingBy = 6003;
+
+    /// <summary>Acquiring, renewing or releasing a lease failed; it is tried again.</summary>
+    public const int LeaseError = 6004;
 }
 
 /// <summary>The source-generated log messages (allocation-free when a level is off).</summary>
@@ -83,6 +95,7 @@ internal static partial class FactumLog
     internal const string ProjectionsCategory = "Factum.Projections";
     internal const string MessagingCategory = "Factum.Messaging";
     internal const string OutboxCategory = "Factum.Outbox";
+    internal const string CoordinationCategory = "Factum.Coordination";
 
     [LoggerMessage(FactumLogEvents.SlowCommit, LogLevel.Warning,
         "A group commit of {Writes} writes ({Events} events) took {ElapsedMs} ms in {Store}: the disk is slow or another process holds the write lock")]
@@ -160,4 +173,16 @@ internal static partial class FactumLog
 
     [LoggerMessage(FactumLogEvents.RelayFailed, LogLevel.Warning, "Outbox relay {Relay} failed to publish from position {Position}; it retries from its checkpoint")]
     internal static partial void RelayFailed(ILogger logger, Exception exception, string relay, long position);
+
+    [LoggerMessage(FactumLogEvents.LeaseAcquired, LogLevel.Information, "Lease {Lease} acquired by {Owner} (fencing token {Token}): this process runs the job")]
+    internal static partial void LeaseAcquired(ILogger logger, string lease, string owner, long token);
+
+    [LoggerMessage(FactumLogEvents.LeaseLost, LogLevel.Warning, "Lease {Lease} lost by {Owner} (fencing token {Token}): the job stopped and this process stands by")]
+    internal static partial void LeaseLost(ILogger logger, string lease, string owner, long token);
+
+    [LoggerMessage(FactumLogEvents.LeaseStandingBy, LogLevel.Information, "Lease {Lease} is held by another process: {Owner} stands by to take over")]
+    internal static partial void LeaseStandingBy(ILogger logger, string lease, string owner);
+
+    [LoggerMessage(FactumLogEvents.LeaseError, LogLevel.Warning, "Lease {Lease}: acquiring, renewing or releasing failed for {Owner}; trying again")]
+    internal static partial void LeaseError(ILogger logger, Exception exception, string lease, string owner);
 }

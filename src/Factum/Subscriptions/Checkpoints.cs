@@ -42,10 +42,22 @@ public interface IParkedEventStore
     Task RemoveAsync(string subscriptionId, GlobalPosition position, CancellationToken cancellationToken = default);
 }
 
-/// <summary>Checkpoints and parked events in memory, for tests.</summary>
-public sealed class InMemorySubscriptionStore : ICheckpointStore, IParkedEventStore
+/// <summary>
+/// Checkpoints and parked events in memory, for tests. Given an <see cref="Coordination.InMemoryLeaseStore"/>, its
+/// checkpoints can be fenced by leases (<see cref="Coordination.IFencedCheckpointStore"/>).
+/// </summary>
+public sealed class InMemorySubscriptionStore(Coordination.InMemoryLeaseStore? leases = null) : Coordination.IFencedCheckpointStore, IParkedEventStore
 {
     private readonly ConcurrentDictionary<string, long> _checkpoints = new(StringComparer.Ordinal);
+
+    /// <inheritdoc />
+    public Task StoreAsync(string subscriptionId, long position, Coordination.Lease fence, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(fence);
+        if (leases is null) throw new InvalidOperationException("This checkpoint store has no lease store to fence with: create it with an InMemoryLeaseStore.");
+        leases.WriteFenced(fence, () => _checkpoints[subscriptionId] = position);
+        return Task.CompletedTask;
+    }
     private readonly ConcurrentDictionary<(string, long), ParkedEvent> _parked = new();
 
     /// <inheritdoc />
