@@ -362,7 +362,8 @@ internal static class MessagingCommands
         {
             var once = new Option<bool>("--once") { Description = "Publish what is there and exit (default: keep relaying until stopped)." };
             var name = new Option<string>("--name") { Description = "The relay's name, which is the name of its checkpoint (default outbox, the same as OutboxRelayOptions.Name; the demo's relay, which publishes only the demo's events, is demo-outbox).", DefaultValueFactory = _ => "outbox" };
-            var cmd = new Command("relay", "The outbox relay: publish every event appended to the store to the topic named after its type (at least once; resumes from its checkpoint).") { once, name };
+            var lease = new Option<string>("--lease") { Description = "How long the relay's lease lasts without renewal (default 10s): one relay of a name runs across all processes sharing the store, and a standby takes over within about this long after the owner dies.", DefaultValueFactory = _ => "10s" };
+            var cmd = new Command("relay", "The outbox relay: publish every event appended to the store to the topic named after its type (at least once; resumes from its checkpoint). One relay of a name runs at a time; others started on the same store stand by and take over.") { once, name, lease };
             data.AddTo(cmd);
             cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
             {
@@ -374,10 +375,34 @@ internal static class MessagingCommands
                 var start = from is { } f0
                     ? $"relay '{relayName}' resumes after position {f0} (its checkpoint)"
                     : $"relay '{relayName}' has no checkpoint yet: it publishes the whole log from position 1 (consumers' inboxes drop events another relay already published)";
-                var relay = new OutboxRelay(store, transport, checkpoints, new OutboxRelayOptions { Name = relayName, LoggerFactory = store.Options.LoggerFactory });
+                var leaseDuration = Durations.Parse(pr.GetValue(lease)!, "--lease");
+                if (leaseDuration < TimeSpan.FromMilliseconds(100) || leaseDuration > TimeSpan.FromDays(1))
+                    throw new ArgumentException($"--lease '{pr.GetValue(lease)}' is outside 100ms to 1d.");
+                var leases = new SqliteLeaseStore(store);
+                var relay = new OutboxRelay(store, transport, checkpoints, new OutboxRelayOptions
+                {
+                    Name = relayName,
+                    LoggerFactory = store.Options.LoggerFactory,
+                    Leases = leases,
+                    Lease = new Factum.Coordination.LeaseOptions { Duration = leaseDuration },
+                });
                 if (pr.GetValue(once))
                 {
-                    var n = await relay.CatchUpAsync(ct);
+                    // A relay that died keeps its lease until it lapses: wait that long before saying another one runs.
+                    var deadline = DateTimeOffset.UtcNow + leaseDuration + TimeSpan.FromSeconds(1);
+                    long n;
+                    while (true)
+                    {
+                        try
+                        {
+                            n = await relay.CatchUpAsync(ct);
+                            break;
+                        }
+                        catch (Factum.Coordination.LeaseHeldException) when (DateTimeOffset.UtcNow < deadline)
+                        {
+                            await Task.Delay(TimeSpan.FromMilliseconds(100), ct);
+                        }
+                    }
                     if (output.Json) output.JsonLine(w => { w.WriteString("relay", relayName); if (from is { } f1) w.WriteNumber("from", f1); else w.WriteNull("from"); w.WriteNumber("published", n); w.WriteNumber("position", relay.Position); });
                     else
                     {
@@ -386,10 +411,35 @@ internal static class MessagingCommands
                     }
                     return ExitCodes.Success;
                 }
-                await relay.StartAsync(ct);
+                // Said as it happens: whether this process relays or stands by behind another relay of this name.
+                var said = new Lock();
+                relay.OwnershipChanged += owner =>
+                {
+                    if (!owner && ct.IsCancellationRequested) return; // stopping: said below
+                    lock (said)
+                    {
+                        output.Writer.WriteLine(owner
+                            ? $"relaying from position {relay.Position}; Ctrl+C to stop"
+                            : $"stopped relaying at position {relay.Position}: the lease was lost (another process took over); standing by");
+                        output.Writer.Flush();
+                    }
+                };
                 output.Writer.WriteLine(start);
-                output.Writer.WriteLine($"relaying from position {relay.Position}; Ctrl+C to stop");
                 await output.Writer.FlushAsync(ct);
+                await relay.StartAsync(ct);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+                if (!relay.IsOwner)
+                {
+                    var holder = (await leases.ListAsync(ct)).FirstOrDefault(l => l.Name == relay.LeaseName)?.Owner;
+                    lock (said)
+                    {
+                        if (!relay.IsOwner)
+                        {
+                            output.Writer.WriteLine($"standing by: relay '{relayName}' runs in another process ({holder ?? "starting"}); this one takes over within {Durations.Format(leaseDuration)} of its end");
+                            output.Writer.Flush();
+                        }
+                    }
+                }
                 try
                 {
                     await Task.Delay(Timeout.Infinite, ct);

@@ -31,7 +31,10 @@ public sealed class SqliteProjectionRunner : IProjectionRun
         _options = options ?? new ProjectionOptions();
         _table = TableName(projection.Name, projection.Version);
         _log = (_options.LoggerFactory ?? store.Options.LoggerFactory).CreateLogger(FactumLog.ProjectionsCategory);
+        _leaseLog = (_options.LoggerFactory ?? store.Options.LoggerFactory).CreateLogger(FactumLog.CoordinationCategory);
     }
+
+    private readonly Microsoft.Extensions.Logging.ILogger _leaseLog;
 
     /// <summary>The key of a projection version's parked events.</summary>
     internal static string ParkedId(string name, int version) => $"projection:{name}:v{version}";
@@ -88,7 +91,33 @@ public sealed class SqliteProjectionRunner : IProjectionRun
         }
     }
 
-    private async Task RunAsync(CancellationToken ct)
+    /// <summary>The lease that makes this runner the only one of its projection version across processes.</summary>
+    internal static string LeaseName(string name, int version) => $"projection:{name}:v{version}";
+
+    /// <summary>The lease the batches are committed under while this runner owns the projection version.</summary>
+    private volatile Factum.Coordination.Lease? _fence;
+
+    /// <summary>True while this runner holds its projection version's lease (the others stand by).</summary>
+    public bool IsOwner => _fence is not null;
+
+    private Task RunAsync(CancellationToken ct) =>
+        Factum.Coordination.SingleOwner.RunAsync(new SqliteLeaseStore(_store), LeaseName(_projection.Name, _projection.Version), _options.Lease with { TimeProvider = _store.Options.TimeProvider },
+            async (lease, owned) =>
+            {
+                _fence = lease;
+                await RunOwnedAsync(owned).ConfigureAwait(false);
+            },
+            lease => { if (lease is null) _fence = null; },
+            _leaseLog, ct);
+
+    /// <summary>Throws <see cref="Factum.Coordination.LeaseLostException"/> unless this runner still holds its lease; in the writer's transaction.</summary>
+    private void CheckFence(SqliteConnection c)
+    {
+        if (_fence is { } fence) SqliteLeaseStore.CheckFence(c, fence, _store.Options.TimeProvider.GetUtcNow().UtcTicks);
+        else throw new InvalidOperationException($"Projection '{_projection.Name}' v{_projection.Version} wrote without holding its lease.");
+    }
+
+    private async Task RunOwnedAsync(CancellationToken ct)
     {
         try
         {
@@ -205,6 +234,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
                 alive.Parameters.AddWithValue("$v", _projection.Version);
                 if (alive.ExecuteScalar() is null) throw new SupersededException();
             }
+            CheckFence(c);
             // A savepoint keeps a failing projection's partial writes out of the group transaction.
             Exec(c, "SAVEPOINT projection");
             try
@@ -249,6 +279,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
     private Task<object?> RecordFaultAsync(RecordedEvent e, Exception ex, CancellationToken ct) =>
         _store.ExecuteInWriterAsync(c =>
         {
+            CheckFence(c);
             using var cmd = c.CreateCommand();
             cmd.CommandText = "UPDATE projections SET state = 'Faulted', last_error = $err, failing_position = $p WHERE name = $n AND version = $v";
             cmd.Parameters.AddWithValue("$err", ex.Message);
@@ -262,6 +293,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
     private Task<object?> PromoteIfBehindAsync(CancellationToken ct) =>
         _store.ExecuteInWriterAsync(c =>
         {
+            CheckFence(c);
             using var check = c.CreateCommand();
             check.CommandText = "SELECT active FROM projections WHERE name = $n AND version = $v";
             check.Parameters.AddWithValue("$n", _projection.Name);

@@ -181,7 +181,8 @@ public sealed class MessagingCliTests : IDisposable
             // The relay runs live while another process appends; it is killed as soon as it has relayed part of this
             // round, and the test proves the kill landed mid-relay: its checkpoint was behind the round's last event.
             var roundStart = Scalar("SELECT MAX(position) FROM events");
-            using var p = Process.Start(FactumCli.StartInfo(_dir.Path, "relay"))!;
+            // A short lease: the killed relay's lease lapses soon, so the next round's relay takes over quickly.
+            using var p = Process.Start(FactumCli.StartInfo(_dir.Path, "relay", "--lease", "1s"))!;
             // The appends start once the relay is live (it says so), so they stream in while it relays: a relay still
             // starting up when a fast import had already finished could catch up in one go and make the kill land late.
             var ready = Task.Run(async () =>
@@ -206,7 +207,7 @@ public sealed class MessagingCliTests : IDisposable
             var roundEnd = Scalar("SELECT MAX(position) FROM events");
             Assert.True(atKill < roundEnd, $"round {round}: the kill landed after the relay had caught up (checkpoint {atKill}, last event {roundEnd})");
         }
-        Assert.Equal(0, (await F("relay", "--once")).ExitCode);
+        Assert.Equal(0, (await F("relay", "--once", "--lease", "1s")).ExitCode);
         var stored = (await F("read-all", "--json", "--type", "RelayTested")).Lines.Select(l => Json(l).GetProperty("eventId").GetString()!).ToHashSet();
         Assert.Equal(20_000, stored.Count);
         await using var check = SqliteMessageTransport.Open(_dir.Db);

@@ -163,13 +163,14 @@ public abstract class LeaseConformance<TFactory> : IAsyncLifetime where TFactory
             try { await Task.Delay(Timeout.Infinite, ct); }
             finally { Interlocked.Decrement(ref running); }
         };
-        var options = new LeaseOptions { Duration = TimeSpan.FromMilliseconds(400) };
+        // Renewals every 0.5 s leave a second of slack before the lease lapses, even on a loaded machine.
+        var options = new LeaseOptions { Duration = TimeSpan.FromMilliseconds(1_500) };
         using var stopA = new CancellationTokenSource();
         using var stopB = new CancellationTokenSource();
         var a = SingleOwner.RunAsync(backend.Leases, "job", options with { Owner = "a" }, Job("a"), null, NullLogger.Instance, stopA.Token);
         await WaitUntil(() => runs.Count == 1);
         var b = SingleOwner.RunAsync(backend.Leases, "job", options with { Owner = "b" }, Job("b"), null, NullLogger.Instance, stopB.Token);
-        await Task.Delay(1_000); // several of the owner's renewals and the standby's attempts
+        await Task.Delay(2_000); // several of the owner's renewals and the standby's attempts
         Assert.Equal(["a"], runs.ToArray());
 
         // The owner stops: it releases, and the standby takes over without waiting for the lease to lapse.
@@ -182,7 +183,7 @@ public abstract class LeaseConformance<TFactory> : IAsyncLifetime where TFactory
         // An owner that stalls (renews far too late) loses the lease to a standby and its job is cancelled.
         using var stopC = new CancellationTokenSource();
         var cJobEnded = new TaskCompletionSource();
-        var c = SingleOwner.RunAsync(backend.Leases, "job2", options with { Owner = "c", RenewInterval = TimeSpan.FromSeconds(2) }, async (lease, ct) =>
+        var c = SingleOwner.RunAsync(backend.Leases, "job2", options with { Owner = "c", RenewInterval = TimeSpan.FromSeconds(3) }, async (lease, ct) =>
         {
             runs.Enqueue("c");
             try { await Task.Delay(Timeout.Infinite, ct); }

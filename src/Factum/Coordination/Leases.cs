@@ -66,6 +66,17 @@ public sealed class LeaseLostException(Lease lease)
     public Lease Lease { get; } = lease;
 }
 
+/// <summary>A job could not start: another owner holds its lease and it is live.</summary>
+public sealed class LeaseHeldException(string name, string? holder)
+    : InvalidOperationException($"'{name}' is running in another process ({holder ?? "unknown owner"}); stop it first, or wait for its lease to lapse.")
+{
+    /// <summary>The lease's name.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>Who holds it, as its record says.</summary>
+    public string? Holder { get; } = holder;
+}
+
 /// <summary>How a job holds its lease.</summary>
 public sealed record LeaseOptions
 {
@@ -87,8 +98,15 @@ public sealed record LeaseOptions
     /// <summary>How often a standby tries to take the lease (default a third of <see cref="Duration"/>).</summary>
     public TimeSpan? AcquireInterval { get; init; }
 
-    /// <summary>This process's owner id (default: host name, process id and a random suffix, unique per instance).</summary>
-    public string Owner { get; init; } = NewOwnerId();
+    /// <summary>
+    /// This process's name in lease records (default: host name and process id). Each job running under a lease adds
+    /// a random suffix, so two instances of one job in one process are still two owners.
+    /// </summary>
+    public string Owner
+    {
+        get;
+        init => field = !string.IsNullOrWhiteSpace(value) ? value : throw new ArgumentException("A lease owner is not empty.", nameof(value));
+    } = NewOwnerId();
 
     /// <summary>The clock for the waits between renewals and attempts (the lease store keeps its own).</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
@@ -97,8 +115,8 @@ public sealed record LeaseOptions
 
     internal TimeSpan Acquire => AcquireInterval ?? Duration / 3;
 
-    /// <summary>A fresh owner id: host name, process id and a random suffix.</summary>
-    public static string NewOwnerId() => $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}";
+    /// <summary>This process's default owner name: host name and process id.</summary>
+    public static string NewOwnerId() => $"{Environment.MachineName}/{Environment.ProcessId}";
 }
 
 /// <summary>
@@ -132,6 +150,8 @@ public static class SingleOwner
         ArgumentNullException.ThrowIfNull(logger);
         var time = options.TimeProvider;
         var saidStandingBy = false;
+        // This instance of the job is its own owner, even beside another instance in the same process.
+        options = options with { Owner = $"{options.Owner}/{Guid.NewGuid().ToString("N")[..8]}" };
         while (!cancellationToken.IsCancellationRequested)
         {
             Lease? lease;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Factum.Coordination;
 using Factum.Subscriptions;
 
 namespace Factum.Messaging;
@@ -35,6 +36,18 @@ public sealed record OutboxRelayOptions
         init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "LagWarningThreshold is at least 1.");
     } = 10_000;
 
+    /// <summary>
+    /// Where the relay's lease lives when several processes share the store; default none (this relay assumes it is
+    /// the only one of its name). With a lease store, one relay of each name runs across all the processes and the
+    /// others stand by, taking over within <see cref="LeaseOptions.Duration"/> when the owner dies; the owner's
+    /// checkpoints are fenced, so a relay that lost its lease cannot move the checkpoint back. The checkpoint store
+    /// must then implement <see cref="IFencedCheckpointStore"/> over the same database.
+    /// </summary>
+    public ILeaseStore? Leases { get; init; }
+
+    /// <summary>How the relay holds its lease (used with <see cref="Leases"/>).</summary>
+    public LeaseOptions Lease { get; init; } = new();
+
     /// <summary>Where failures and lag are logged (category <c>Factum.Outbox</c>); default none.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
 }
@@ -44,7 +57,9 @@ public sealed record OutboxRelayOptions
 /// event to the bus, then stores the checkpoint. Delivery is at least once and nothing is lost across crashes: an event
 /// is published before the checkpoint passes it, so after a crash the relay publishes again from the last checkpoint.
 /// The message id is the event id, so consumers' inboxes drop the duplicates; the partition key is the stream id, so
-/// order holds per aggregate; correlation and causation ids are carried over unchanged.
+/// order holds per aggregate; correlation and causation ids are carried over unchanged. It reads only up to the
+/// store's high-water mark, so an append still committing is never passed. With
+/// <see cref="OutboxRelayOptions.Leases"/>, one relay of each name runs across the processes sharing the store.
 /// </summary>
 public sealed class OutboxRelay : IAsyncDisposable
 {
@@ -67,7 +82,38 @@ public sealed class OutboxRelay : IAsyncDisposable
         _transport = transport ?? throw new ArgumentNullException(nameof(transport));
         _checkpoints = checkpoints ?? throw new ArgumentNullException(nameof(checkpoints));
         _options = options ?? new OutboxRelayOptions();
+        if (_options.Leases is not null && checkpoints is not IFencedCheckpointStore)
+            throw new ArgumentException("A relay with a lease store needs a checkpoint store that fences its writes (IFencedCheckpointStore) in the same database.", nameof(checkpoints));
         _log = _options.LoggerFactory.CreateLogger(FactumLog.OutboxCategory);
+        _leaseLog = _options.LoggerFactory.CreateLogger(FactumLog.CoordinationCategory);
+    }
+
+    private readonly Microsoft.Extensions.Logging.ILogger _leaseLog;
+
+    /// <summary>The lease the checkpoints are written under, while this relay owns it.</summary>
+    private volatile Lease? _fence;
+
+    private volatile bool _isOwner;
+
+    /// <summary>The lease's name: <c>relay:</c> and the relay's name.</summary>
+    public string LeaseName => "relay:" + _options.Name;
+
+    /// <summary>
+    /// True while this relay is the one publishing: always once started without a lease store; with one, while it
+    /// holds the lease (the others stand by).
+    /// </summary>
+    public bool IsOwner => _isOwner;
+
+    /// <summary>
+    /// Raised when this relay becomes the owner (true, after it has loaded the checkpoint, so <see cref="Position"/>
+    /// is where it resumes) or stops being it (false).
+    /// </summary>
+    public event Action<bool>? OwnershipChanged;
+
+    private void SetOwner(bool owner)
+    {
+        _isOwner = owner;
+        OwnershipChanged?.Invoke(owner);
     }
 
     /// <summary>The last store position published and checkpointed.</summary>
@@ -105,50 +151,107 @@ public sealed class OutboxRelay : IAsyncDisposable
         };
     }
 
-    /// <summary>Loads the checkpoint and relays in the background until stopped.</summary>
+    /// <summary>
+    /// Loads the checkpoint and relays in the background until stopped. With a lease store, it first stands by until
+    /// it holds the lease (see <see cref="IsOwner"/>), and stands by again if it loses it.
+    /// </summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
-        _position = await _checkpoints.LoadAsync(_options.Name, cancellationToken).ConfigureAwait(false) ?? 0;
         _stop = new CancellationTokenSource();
         var ct = _stop.Token;
-        _completion = Task.Run(async () =>
+        if (_options.Leases is not { } leases)
         {
-            while (!ct.IsCancellationRequested)
+            _position = await _checkpoints.LoadAsync(_options.Name, cancellationToken).ConfigureAwait(false) ?? 0;
+            SetOwner(true);
+            _completion = Task.Run(async () =>
             {
-                try
-                {
-                    if (await RelayBatchAsync(ct).ConfigureAwait(false) > 0) continue;
-                    if (_store is IAppendNotifier notifier) await notifier.WaitForAppendAsync(new GlobalPosition(Position), _options.LiveWaitTimeout, ct).ConfigureAwait(false);
-                    else await Task.Delay(_options.LiveWaitTimeout, ct).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (ct.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (Exception ex) when (ex is not OutOfMemoryException)
-                {
-                    // Publish or checkpoint failed: nothing past the checkpoint is lost; try again shortly.
-                    _lastError = $"{ex.GetType().Name}: {ex.Message}";
-                    FactumLog.RelayFailed(_log, ex, _options.Name, Position);
-                    try { await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false); }
-                    catch (OperationCanceledException) { return; }
-                }
-            }
-        }, CancellationToken.None);
+                try { await RelayLoopAsync(ct).ConfigureAwait(false); }
+                finally { SetOwner(false); }
+            }, CancellationToken.None);
+            return;
+        }
+        _completion = Task.Run(() => SingleOwner.RunAsync(leases, LeaseName, _options.Lease, async (lease, owned) =>
+        {
+            _fence = lease;
+            // Another process may have relayed while this one stood by: resume from the checkpoint as it is now.
+            _position = await _checkpoints.LoadAsync(_options.Name, owned).ConfigureAwait(false) ?? 0;
+            SetOwner(true);
+            await RelayLoopAsync(owned).ConfigureAwait(false);
+        }, lease =>
+        {
+            if (lease is not null) return;
+            _fence = null;
+            if (_isOwner) SetOwner(false);
+        }, _leaseLog, ct), CancellationToken.None);
     }
 
-    /// <summary>Publishes everything appended after the checkpoint, then returns how many events it published.</summary>
-    public async Task<long> CatchUpAsync(CancellationToken cancellationToken = default)
+    private async Task RelayLoopAsync(CancellationToken ct)
     {
-        _position = await _checkpoints.LoadAsync(_options.Name, cancellationToken).ConfigureAwait(false) ?? 0;
-        long total = 0;
-        while (true)
+        while (!ct.IsCancellationRequested)
         {
-            var n = await RelayBatchAsync(cancellationToken).ConfigureAwait(false);
-            if (n == 0) return total;
-            total += n;
+            try
+            {
+                if (await RelayBatchAsync(ct).ConfigureAwait(false) > 0) continue;
+                if (_store is IAppendNotifier notifier) await notifier.WaitForAppendAsync(new GlobalPosition(Position), _options.LiveWaitTimeout, ct).ConfigureAwait(false);
+                else await Task.Delay(_options.LiveWaitTimeout, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException and not LeaseLostException)
+            {
+                // Publish or checkpoint failed: nothing past the checkpoint is lost; try again shortly.
+                _lastError = $"{ex.GetType().Name}: {ex.Message}";
+                FactumLog.RelayFailed(_log, ex, _options.Name, Position);
+                try { await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false); }
+                catch (OperationCanceledException) { return; }
+            }
         }
     }
+
+    /// <summary>
+    /// Publishes everything appended after the checkpoint, then returns how many events it published. With a lease
+    /// store it holds the lease while it runs.
+    /// </summary>
+    /// <exception cref="LeaseHeldException">With a lease store: another process's relay of this name holds the lease.</exception>
+    public async Task<long> CatchUpAsync(CancellationToken cancellationToken = default)
+    {
+        Lease? lease = null;
+        if (_options.Leases is { } leases)
+        {
+            var owner = $"{_options.Lease.Owner}/{Guid.NewGuid().ToString("N")[..8]}";
+            lease = await leases.TryAcquireAsync(LeaseName, owner, _options.Lease.Duration, cancellationToken).ConfigureAwait(false);
+            if (lease is null)
+            {
+                var holder = (await leases.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(l => l.Name == LeaseName)?.Owner;
+                throw new LeaseHeldException(LeaseName, holder);
+            }
+            _fence = lease;
+        }
+        try
+        {
+            _position = await _checkpoints.LoadAsync(_options.Name, cancellationToken).ConfigureAwait(false) ?? 0;
+            long total = 0;
+            while (true)
+            {
+                var n = await RelayBatchAsync(cancellationToken).ConfigureAwait(false);
+                if (n == 0) return total;
+                total += n;
+                // A long catch-up keeps its lease (a standby would otherwise take over halfway).
+                if (lease is not null) lease = await _options.Leases!.RenewAsync(lease, _options.Lease.Duration, cancellationToken).ConfigureAwait(false) ?? throw new LeaseLostException(lease);
+            }
+        }
+        finally
+        {
+            _fence = null;
+            if (lease is not null) await _options.Leases!.ReleaseAsync(lease, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private Task StoreCheckpointAsync(long position, CancellationToken ct) => _fence is { } fence
+        ? ((IFencedCheckpointStore)_checkpoints).StoreAsync(_options.Name, position, fence, ct)
+        : _checkpoints.StoreAsync(_options.Name, position, ct);
 
     private async Task<int> RelayBatchAsync(CancellationToken ct)
     {
@@ -161,7 +264,7 @@ public sealed class OutboxRelay : IAsyncDisposable
         if (batch.Count == 0)
         {
             // Nothing up to the mark passed the filter (or a rolled-back gap): the checkpoint may move there.
-            await _checkpoints.StoreAsync(_options.Name, head, ct).ConfigureAwait(false);
+            await StoreCheckpointAsync(head, ct).ConfigureAwait(false);
             Interlocked.Exchange(ref _position, head);
             return 0;
         }
@@ -170,7 +273,7 @@ public sealed class OutboxRelay : IAsyncDisposable
             .GroupBy(x => x.Topic!.Value).ToList();
         await Task.WhenAll(byTopic.Select(g => _transport.PublishAsync(g.Key, g.Select(x => ToMessage(x.Event)).ToList(), ct).AsTask())).ConfigureAwait(false);
         var last = batch[^1].Position.Value;
-        await _checkpoints.StoreAsync(_options.Name, last, ct).ConfigureAwait(false);
+        await StoreCheckpointAsync(last, ct).ConfigureAwait(false);
         Interlocked.Exchange(ref _position, last);
         Interlocked.Add(ref _published, byTopic.Sum(g => g.Count()));
         FactumDiagnostics.Published.Add(byTopic.Sum(g => g.Count()), new KeyValuePair<string, object?>("destination", "outbox"));

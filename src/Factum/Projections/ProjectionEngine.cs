@@ -46,6 +46,13 @@ public sealed record ProjectionOptions
 
     /// <summary>Where retries, parked events and a stop are logged (category <c>Factum.Projections</c>); default: the store's.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>
+    /// How a runner holds its projection version's lease: one runner per projection version runs across all the
+    /// processes sharing the store; the others stand by and take over within <see cref="Coordination.LeaseOptions.Duration"/>
+    /// (default 10 s) after the owner dies, at once after it stops. A runner that lost its lease cannot commit a batch.
+    /// </summary>
+    public Coordination.LeaseOptions Lease { get; init; } = new();
 }
 
 /// <summary>A running projection.</summary>
