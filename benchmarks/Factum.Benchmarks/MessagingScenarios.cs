@@ -63,18 +63,24 @@ public static class MessagingScenarios
 
     // ------------------------------------------------------------------ pub/sub
 
-    public static async Task<ScenarioResult> PubSub(string dir, long messages)
+    public static async Task<ScenarioResult> PubSub(string dir, long messages, bool sqlite = true)
     {
         await PubSubRun(false, dir, Math.Min(messages / 10, 20_000)); // warm-up (JIT)
         var memory = await PubSubRun(false, dir, messages);
-        var durableCount = Math.Min(messages, 100_000);
-        var durable = await PubSubRun(true, dir, durableCount);
         var channel = await ChannelFanOut(messages, 3);
-        var raw = RawSqliteFanOut(Path.Combine(dir, "raw-pubsub.db"), durableCount, 3);
+        var durableCount = Math.Min(messages, 100_000);
+        var ratios = new Dictionary<string, double> { ["in-memory over Channel<T>"] = memory.EventsPerSecond / channel.EventsPerSecond };
+        List<Measurement> baselines = [channel];
+        if (sqlite)
+        {
+            var durable = await PubSubRun(true, dir, durableCount);
+            var raw = RawSqliteFanOut(Path.Combine(dir, "raw-pubsub.db"), durableCount, 3);
+            baselines.AddRange([durable, raw]);
+            ratios["durable over raw SQLite"] = durable.EventsPerSecond / raw.EventsPerSecond;
+        }
         return new ScenarioResult("pubsub", Scenarios.Machine, DateTimeOffset.UtcNow,
-            new Dictionary<string, object> { ["messages"] = messages, ["durableMessages"] = durableCount, ["groups"] = 3, ["publisherInFlight"] = InFlight },
-            memory, [channel, durable, raw],
-            new Dictionary<string, double> { ["in-memory over Channel<T>"] = memory.EventsPerSecond / channel.EventsPerSecond, ["durable over raw SQLite"] = durable.EventsPerSecond / raw.EventsPerSecond },
+            new Dictionary<string, object> { ["messages"] = messages, ["durableMessages"] = sqlite ? durableCount : 0, ["groups"] = 3, ["publisherInFlight"] = InFlight },
+            memory, baselines, ratios,
             [new Target("in-memory pub/sub ≥ 1,000,000 deliveries/s", memory.EventsPerSecond >= 1_000_000)]);
     }
 
@@ -180,8 +186,18 @@ public static class MessagingScenarios
 
     // ------------------------------------------------------------------ queue
 
-    public static async Task<ScenarioResult> Queue(string dir, long messages)
+    public static async Task<ScenarioResult> Queue(string dir, long messages, bool sqlite = true)
     {
+        if (!sqlite)
+        {
+            // The in-memory transport alone, against Channel<T>.
+            await QueueRun(false, dir, Math.Min(messages / 10, 5_000));
+            var inMemory = await QueueRun(false, dir, messages);
+            var channels = await ChannelQueue(messages, 4);
+            return new ScenarioResult("queue", Scenarios.Machine, DateTimeOffset.UtcNow,
+                new Dictionary<string, object> { ["messages"] = messages, ["consumers"] = 4, ["producerInFlight"] = InFlight, ["transport"] = "memory:" },
+                inMemory, [channels], new Dictionary<string, double> { ["in-memory over Channel<T>"] = inMemory.EventsPerSecond / channels.EventsPerSecond }, []);
+        }
         await QueueRun(true, dir, Math.Min(messages / 10, 5_000));
         var durable = await QueueRun(true, dir, messages);
         var memory = await QueueRun(false, dir, messages);
@@ -283,15 +299,16 @@ public static class MessagingScenarios
 
     // ------------------------------------------------------------------ request-reply
 
-    public static async Task<ScenarioResult> RequestReply(string dir, long requests)
+    public static async Task<ScenarioResult> RequestReply(string dir, long requests, bool sqlite = true)
     {
         await RequestReplyRun(false, dir, Math.Min(requests / 5, 2_000));
         var memory = await RequestReplyRun(false, dir, requests);
-        var durable = await RequestReplyRun(true, dir, Math.Min(requests, 2_000));
+        List<Measurement> baselines = sqlite ? [await RequestReplyRun(true, dir, Math.Min(requests, 2_000))] : [];
         var channel = await ChannelPingPong(requests);
+        baselines.Add(channel);
         return new ScenarioResult("request-reply", Scenarios.Machine, DateTimeOffset.UtcNow,
-            new Dictionary<string, object> { ["requests"] = requests, ["durableRequests"] = Math.Min(requests, 2_000), ["concurrency"] = 1 },
-            memory, [durable, channel],
+            new Dictionary<string, object> { ["requests"] = requests, ["durableRequests"] = sqlite ? Math.Min(requests, 2_000) : 0, ["concurrency"] = 1 },
+            memory, baselines,
             new Dictionary<string, double> { ["in-memory p99 over Channel<T> p99"] = memory.P99Ms!.Value / channel.P99Ms!.Value },
             [new Target("request-reply p99 < 5 ms in process", memory.P99Ms < 5)]);
     }
@@ -347,8 +364,17 @@ public static class MessagingScenarios
 
     // ------------------------------------------------------------------ stream
 
-    public static async Task<ScenarioResult> Stream(string dir, long messages)
+    public static async Task<ScenarioResult> Stream(string dir, long messages, bool sqlite = true)
     {
+        if (!sqlite)
+        {
+            // The in-memory transport alone: there is no in-process baseline for a partitioned log with a group.
+            await StreamRun(false, dir, Math.Min(messages / 10, 5_000));
+            var inMemory = await StreamRun(false, dir, messages);
+            return new ScenarioResult("stream", Scenarios.Machine, DateTimeOffset.UtcNow,
+                new Dictionary<string, object> { ["messages"] = messages, ["partitions"] = 8, ["groupMembers"] = 4, ["keys"] = 1000, ["producerInFlight"] = InFlight, ["transport"] = "memory:" },
+                inMemory, [], new Dictionary<string, double>(), []);
+        }
         await StreamRun(true, dir, Math.Min(messages / 10, 5_000));
         var durable = await StreamRun(true, dir, messages);
         var memory = await StreamRun(false, dir, messages);

@@ -7,14 +7,56 @@ using Factum;
 using Factum.Benchmarks;
 using Factum.Sqlite;
 
-// dotnet run -c Release --project benchmarks/Factum.Benchmarks -- <scenario> [--events N] [--writers N] [--batch N] [--json]
+// dotnet run -c Release --project benchmarks/Factum.Benchmarks -- <scenario> [--events N] [--writers N] [--batch N] [--json] [--store S] [--transport T]
 var scenarios = new[] { "append-seq", "append-concurrent", "append-batch", "read-stream", "read-all", "subscription-latency", "aggregate-load", "projection-rebuild", "pubsub", "queue", "request-reply", "stream", "all" };
+var usage = $"""
+    usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N | --messages N] [--writers N] [--batch N] [--page-size N] [--rate N] [--json] [--dir PATH] [--store STORE] [--transport TRANSPORT]
+      --store STORE          the store of the store scenarios, as the CLI takes it: sqlite:DIR (the default, in a temporary
+                             folder or --dir: each scenario writes its own files under DIR) or memory: (append-*,
+                             subscription-latency and aggregate-load; the others need sqlite:). postgres:// is refused.
+      --transport TRANSPORT  the messaging scenarios: sqlite (the default: the SQLite transport measured with the
+                             in-memory one) or memory: (the in-memory transport alone, against Channel<T>).
+                             amqp:// and nats:// are refused.
+    """;
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(usage);
+    return 0;
+}
 if (args.Length == 0 || !scenarios.Contains(args[0]))
 {
-    Console.Error.WriteLine($"usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N | --messages N] [--writers N] [--batch N] [--page-size N] [--rate N] [--json] [--dir PATH]");
+    Console.Error.WriteLine(usage);
     return 2;
 }
 var scenario = args[0];
+string? Text(string name) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+// No --store: SQLite files in a temporary folder (or --dir), as always. The messaging scenarios open their own buses.
+StoreConnectionString? store;
+TransportConnectionString transport;
+try
+{
+    store = Text("--store") is { } s ? StoreConnectionString.Parse(s) : null;
+    transport = Text("--transport") is { } t ? TransportConnectionString.Parse(t) : TransportConnectionString.Sqlite;
+    if (store is not null && BackendProviders.NotYetAvailable(store) is { } noStore) throw new BackendNotAvailableException(noStore);
+    if (BackendProviders.NotYetAvailable(transport) is { } noTransport) throw new BackendNotAvailableException(noTransport);
+    if (store?.Kind == StoreKind.Sqlite && store.DatabaseFile != Path.Combine(store.Path!, StoreConnectionString.DatabaseFileName))
+        throw new ArgumentException($"--store {store}: the benchmarks need a directory (each scenario writes its own files in it), not a database file.");
+}
+catch (Exception ex) when (ex is FormatException or ArgumentException or BackendNotAvailableException)
+{
+    Console.Error.WriteLine("error: " + ex.Message);
+    return 2;
+}
+var inMemory = store?.Kind == StoreKind.Memory;
+var sqliteTransport = transport.Kind == TransportKind.Sqlite;
+string[] memoryScenarios = ["append-seq", "append-concurrent", "append-batch", "subscription-latency", "aggregate-load"];
+if (inMemory && scenario != "all" && !memoryScenarios.Contains(scenario) && !MessagingScenario(scenario))
+{
+    Console.Error.WriteLine($"error: the {scenario} scenario is not supported by the memory: store: it measures the SQLite file. It runs on sqlite: (the default); on memory: run {string.Join(", ", memoryScenarios)}.");
+    return 2;
+}
+
+static bool MessagingScenario(string s) => s is "pubsub" or "queue" or "request-reply" or "stream";
 long? Arg(string name)
 {
     // --messages is the messaging scenarios' name for --events.
@@ -22,7 +64,7 @@ long? Arg(string name)
     return Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? long.Parse(args[i + 1], CultureInfo.InvariantCulture) : null;
 }
 var json = args.Contains("--json");
-var dirArg = Array.IndexOf(args, "--dir") is var d and >= 0 ? args[d + 1] : null;
+var dirArg = Array.IndexOf(args, "--dir") is var d and >= 0 ? args[d + 1] : store?.Kind == StoreKind.Sqlite ? store.Path : null;
 var root = dirArg ?? Path.Combine(Path.GetTempPath(), "factum-bench-" + Guid.NewGuid().ToString("N")[..8]);
 Directory.CreateDirectory(root);
 
@@ -31,6 +73,11 @@ try
 {
     foreach (var s in scenario == "all" ? scenarios[..^1] : [scenario])
     {
+        if (inMemory && !memoryScenarios.Contains(s) && !MessagingScenario(s))
+        {
+            Console.Error.WriteLine($"{s}: skipped, it measures the SQLite file and --store is memory:");
+            continue;
+        }
         var (events, writers, batch) = s switch
         {
             "append-seq" => (Arg("--events") ?? 3_000, 1L, 1L),
@@ -50,14 +97,14 @@ try
         Directory.CreateDirectory(dir);
         var result = s switch
         {
-            "subscription-latency" => await Scenarios.SubscriptionLatency(dir, events, (int)(Arg("--rate") ?? 1000)),
-            "aggregate-load" => await Scenarios.AggregateLoad(dir, events),
+            "subscription-latency" => await Scenarios.SubscriptionLatency(dir, events, (int)(Arg("--rate") ?? 1000), inMemory),
+            "aggregate-load" => await Scenarios.AggregateLoad(dir, events, inMemory),
             "projection-rebuild" => await Scenarios.ProjectionRebuild(dir, events),
-            "pubsub" => await MessagingScenarios.PubSub(dir, events),
-            "queue" => await MessagingScenarios.Queue(dir, events),
-            "request-reply" => await MessagingScenarios.RequestReply(dir, events),
-            "stream" => await MessagingScenarios.Stream(dir, events),
-            _ when s.StartsWith("append", StringComparison.Ordinal) => await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 2048)),
+            "pubsub" => await MessagingScenarios.PubSub(dir, events, sqliteTransport),
+            "queue" => await MessagingScenarios.Queue(dir, events, sqliteTransport),
+            "request-reply" => await MessagingScenarios.RequestReply(dir, events, sqliteTransport),
+            "stream" => await MessagingScenarios.Stream(dir, events, sqliteTransport),
+            _ when s.StartsWith("append", StringComparison.Ordinal) => await Scenarios.Append(s, dir, events, (int)writers, (int)batch, (int)(Arg("--page-size") ?? 2048), inMemory),
             _ => await Scenarios.Read(s, dir, events),
         };
         results.Add(result);

@@ -20,10 +20,10 @@ public static class Scenarios
 
     // ---------------------------------------------------------------- appends
 
-    public static async Task<ScenarioResult> Append(string scenario, string dir, long events, int writers, int batch, int pageSize)
+    public static async Task<ScenarioResult> Append(string scenario, string dir, long events, int writers, int batch, int pageSize, bool inMemory = false)
     {
         var perTransaction = scenario == "append-concurrent" ? writers : batch;
-        var factum = await FactumAppend(Path.Combine(dir, "factum.db"), events, writers, batch, pageSize);
+        var factum = await FactumAppend(Path.Combine(dir, "factum.db"), events, writers, batch, pageSize, inMemory);
         // The same rows as Factum writes: spread over as many streams as there are writers.
         var rawSqlite = RawSqliteAppend(Path.Combine(dir, "raw.db"), events, perTransaction, pageSize, streams: writers);
         var rawFile = RawFileAppend(Path.Combine(dir, "raw.log"), events, perTransaction);
@@ -43,19 +43,20 @@ public static class Scenarios
             _ => [],
         };
         return new ScenarioResult(scenario, Machine, DateTimeOffset.UtcNow,
-            new Dictionary<string, object> { ["events"] = events, ["writers"] = writers, ["batch"] = batch, ["rowsPerBaselineTransaction"] = perTransaction, ["pageSize"] = pageSize, ["durability"] = "synchronous=FULL, WAL" },
+            new Dictionary<string, object> { ["events"] = events, ["writers"] = writers, ["batch"] = batch, ["rowsPerBaselineTransaction"] = perTransaction, ["pageSize"] = pageSize, ["durability"] = inMemory ? "none (memory: store)" : "synchronous=FULL, WAL" },
             factum, [rawSqlite, rawFile], ratios, targets);
     }
 
-    private static async Task<Measurement> FactumAppend(string path, long events, int writers, int batch, int pageSize)
+    private static async Task<Measurement> FactumAppend(string path, long events, int writers, int batch, int pageSize, bool inMemory)
     {
-        await using var store = new SqliteEventStore(new SqliteEventStoreOptions(path) { PageSize = pageSize });
+        await using var sqlite = inMemory ? null : new SqliteEventStore(new SqliteEventStoreOptions(path) { PageSize = pageSize });
+        IEventStore store = sqlite ?? (IEventStore)new Factum.InMemory.InMemoryEventStore();
         // Warm up the JIT and the file.
         for (var i = 0; i < 20; i++) await store.AppendAsync(StreamId.Parse($"Warmup-{i}"), ExpectedVersion.Any, [NewEvent()]);
         var perWriter = events / writers / batch;
         var histograms = Enumerable.Range(0, writers).Select(_ => Latency.NewHistogram()).ToArray();
         using var memory = new MemorySampler();
-        var commitsBefore = store.CommitCount;
+        var commitsBefore = sqlite?.CommitCount ?? 0;
         var sw = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
         {
@@ -75,8 +76,9 @@ public static class Scenarios
         memory.Dispose();
         var written = perWriter * writers * batch;
         var (p50, p99, max) = Latency.Summarize(histograms);
-        Console.Error.WriteLine($"  factum: {store.CommitCount - commitsBefore:N0} commits for {written:N0} events ({(double)written / Math.Max(1, store.CommitCount - commitsBefore):F1} events per fsync)");
-        return new Measurement("Factum (SQLite backend)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+        if (sqlite is not null)
+            Console.Error.WriteLine($"  factum: {sqlite.CommitCount - commitsBefore:N0} commits for {written:N0} events ({(double)written / Math.Max(1, sqlite.CommitCount - commitsBefore):F1} events per fsync)");
+        return new Measurement(inMemory ? "Factum (memory: backend)" : "Factum (SQLite backend)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
     }
 
     /// <summary>
@@ -338,9 +340,10 @@ public static class Scenarios
     /// Appends at a steady rate while a live subscriber records append→handler latency. The baseline is the append's own
     /// latency (the handler cannot see an event before it is durable): the difference is what the subscription adds.
     /// </summary>
-    public static async Task<ScenarioResult> SubscriptionLatency(string dir, long events, int ratePerSecond)
+    public static async Task<ScenarioResult> SubscriptionLatency(string dir, long events, int ratePerSecond, bool inMemory = false)
     {
-        await using var store = new SqliteEventStore(Path.Combine(dir, "factum.db"));
+        await using var sqlite = inMemory ? null : new SqliteEventStore(Path.Combine(dir, "factum.db"));
+        IEventStore store = sqlite ?? (IEventStore)new Factum.InMemory.InMemoryEventStore();
         var started = new ConcurrentDictionary<EventId, long>();
         var handlerLatency = Latency.NewHistogram();
         var appendLatency = Latency.NewHistogram();
@@ -380,7 +383,7 @@ public static class Scenarios
         var (p50, p99, max) = Latency.Summarize([handlerLatency]);
         var (ap50, ap99, amax) = Latency.Summarize([appendLatency]);
         var factum = new Measurement("append → live handler", events, sw.Elapsed.TotalSeconds, events / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
-        var append = new Measurement("append alone (durable commit)", events, sw.Elapsed.TotalSeconds, events / sw.Elapsed.TotalSeconds, ap50, ap99, amax, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+        var append = new Measurement(inMemory ? "append alone (memory: store)" : "append alone (durable commit)", events, sw.Elapsed.TotalSeconds, events / sw.Elapsed.TotalSeconds, ap50, ap99, amax, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
         return new ScenarioResult("subscription-latency", Machine, DateTimeOffset.UtcNow,
             new Dictionary<string, object> { ["events"] = events, ["rate"] = ratePerSecond },
             factum, [append], new Dictionary<string, double> { ["p99 over append p99"] = p99 / ap99 },
@@ -392,14 +395,15 @@ public static class Scenarios
     private sealed record Counter(long Count, decimal Sum);
 
     /// <summary>Loads one aggregate of N events from scratch and from its latest snapshot; the scratch load is the baseline.</summary>
-    public static async Task<ScenarioResult> AggregateLoad(string dir, long events)
+    public static async Task<ScenarioResult> AggregateLoad(string dir, long events, bool inMemory = false)
     {
         var path = Path.Combine(dir, "factum.db");
-        await using var store = new SqliteEventStore(path);
+        await using var sqlite = inMemory ? null : new SqliteEventStore(path);
+        IEventStore store = sqlite ?? (IEventStore)new Factum.InMemory.InMemoryEventStore();
         var registry = new EventTypeRegistry().Register<Factum.Benchmarks.ItemCounted>();
         var plain = new Factum.Aggregates.AggregateDefinition<Counter>("Counter", () => new Counter(0, 0), (c, e) => e is ItemCounted i ? new Counter(c.Count + 1, c.Sum + i.Amount) : c);
         var withSnapshots = plain with { SnapshotEvery = 1000 };
-        var snapshots = new SqliteSnapshotStore(store);
+        Factum.Aggregates.ISnapshotStore snapshots = sqlite is null ? new Factum.Aggregates.InMemorySnapshotStore() : new SqliteSnapshotStore(sqlite);
         var aggregates = new Factum.Aggregates.AggregateStore(store, registry, snapshots);
         // Build the aggregate through the aggregate store so snapshots are taken as in production (every 1,000 events).
         const int perCommand = 100;

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Factum.Sqlite;
+using System.CommandLine.Parsing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 
@@ -32,27 +32,31 @@ internal static class Cli
             }));
 
     /// <summary>
-    /// Opens the store, runs the command, maps errors to exit codes with a clear message on stderr. Only commands that
-    /// write (<paramref name="create"/>) create a missing store; a command that reads a store that is not there fails
-    /// with exit 4 instead of creating an empty one (and its folder) where a typo pointed.
+    /// Runs a command that needs only an event store, on whichever backend was chosen (see <see cref="RunOn"/>).
     /// </summary>
-    public static async Task<int> Run(ParseResult pr, DataDir data, Option<bool> json, Func<SqliteEventStore, Output, Task<int>> body, bool create = false)
+    public static Task<int> Run(ParseResult pr, BackendOptions backend, Option<bool> json, Func<IEventStore, Output, Task<int>> body, bool create = false) =>
+        RunOn(pr, backend, json, Needs.Store, (b, output) => body(b.Store, output), create);
+
+    /// <summary>
+    /// Chooses the backend, refuses it when it cannot do what the command <paramref name="needs"/>, opens it, runs the
+    /// command, maps errors to exit codes with a clear message on stderr. Only commands that write
+    /// (<paramref name="create"/>) create a missing store; a command that reads a store that is not there fails with
+    /// exit 4 instead of creating an empty one (and its folder) where a typo pointed.
+    /// </summary>
+    public static async Task<int> RunOn(ParseResult pr, BackendOptions backend, Option<bool> json, Needs needs, Func<Backend, Output, Task<int>> body, bool create = false)
     {
         var output = new Output(Console.Out, pr.GetValue(json));
         using var logging = CreateLogging(pr);
         try
         {
-            var db = DbPath(data.Resolve(pr));
-            CheckStorePath(db, create);
-            await using var store = Open(db, create, logging);
-            return await body(store, output);
+            var choice = backend.Resolve(pr);
+            choice.Check(needs, CommandName(pr));
+            await using var opened = Backend.Open(choice, create, logging);
+            return await body(opened, output);
         }
         catch (Exception ex)
         {
-            var (code, message) = ExitCodes.From(ex);
-            Output.Error(message);
-            if (Environment.GetEnvironmentVariable("FACTUM_DEBUG") == "1") Console.Error.WriteLine(ex);
-            return code;
+            return Fail(ex);
         }
         finally
         {
@@ -60,20 +64,34 @@ internal static class Cli
         }
     }
 
-    /// <summary>
-    /// Opens the store for writing; a command that only reads falls back to a read-only open when the file or its folder
-    /// cannot be written (a backup on read-only media, another user's store), so reads and verify still work there.
-    /// </summary>
-    private static SqliteEventStore Open(string db, bool create, ILoggerFactory logging)
+    /// <summary>Prints the error's one-line message (the stack trace too with FACTUM_DEBUG=1) and returns its exit code.</summary>
+    public static int Fail(Exception ex)
     {
-        try
-        {
-            return new SqliteEventStore(new SqliteEventStoreOptions(db) { LoggerFactory = logging });
-        }
-        catch (Exception ex) when (!create && ex is UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 8 or 14 })
-        {
-            return new SqliteEventStore(new SqliteEventStoreOptions(db) { ReadOnly = true, LoggerFactory = logging });
-        }
+        var (code, message) = ExitCodes.From(ex);
+        Output.Error(message);
+        if (Environment.GetEnvironmentVariable("FACTUM_DEBUG") == "1") Console.Error.WriteLine(ex);
+        return code;
+    }
+
+    /// <summary>
+    /// The causation tree of one process: from the store's correlation index where it has one (both backends today),
+    /// else by reading the whole log, so trace works on any store.
+    /// </summary>
+    public static async Task<Factum.Tracing.CausationTree> TraceAsync(IEventStore store, string correlationId, CancellationToken ct)
+    {
+        if (store is Factum.Tracing.ICorrelationIndex index) return await Factum.Tracing.CausationTree.BuildAsync(index, correlationId, ct);
+        var events = new List<RecordedEvent>();
+        await foreach (var e in store.ReadAllAsync(cancellationToken: ct))
+            if (e.CorrelationId == correlationId) events.Add(e);
+        return Factum.Tracing.CausationTree.Build(correlationId, events);
+    }
+
+    /// <summary>The command as typed after <c>factum</c>: <c>projections list</c>.</summary>
+    public static string CommandName(ParseResult pr)
+    {
+        var names = new List<string>();
+        for (var r = pr.CommandResult; r.Parent is CommandResult parent; r = parent) names.Insert(0, r.Command.Name);
+        return string.Join(' ', names);
     }
 
     /// <summary>Refuses a missing store (unless creating one) and a factum.db that is a link to nothing, naming the path.</summary>
@@ -83,7 +101,7 @@ internal static class Cli
         if (info.LinkTarget is { } target && info.ResolveLinkTarget(returnFinalTarget: true) is not { Exists: true })
             throw new StoreMissingException($"'{db}' is a symbolic link to '{target}', which does not exist.");
         if (!create && !info.Exists)
-            throw new StoreMissingException($"no store at '{Path.GetFullPath(db)}' (factum.db not found). Pass --data DIR (or set FACTUM_DATA) to name the folder that holds it; commands that write, such as append or demo, create it.");
+            throw new StoreMissingException($"no store at '{Path.GetFullPath(db)}' (factum.db not found). Pass --data DIR or --store sqlite:DIR (or set FACTUM_DATA or FACTUM_STORE) to name the folder that holds it; commands that write, such as append or demo, create it.");
     }
 
     /// <summary><c>--wide</c> on read and read-all: every column (ids, correlation, causation, metadata), not fitted to 120 columns.</summary>
@@ -140,29 +158,6 @@ internal static class Cli
             w.WriteEndObject();
             w.WriteEndObject();
         });
-    }
-}
-
-/// <summary>Resolves the data directory from the command's option, the root option, FACTUM_DATA, or the default.</summary>
-internal sealed class DataDir(Option<string?> root)
-{
-    private readonly Dictionary<Command, Option<string?>> _local = [];
-
-    public void AddTo(Command command, bool payloadTakesData = false)
-    {
-        // On append, --data is the payload (as documented), so only --data-dir names the directory there.
-        var option = payloadTakesData
-            ? new Option<string?>("--data-dir") { Description = "The data directory holding factum.db." }
-            : new Option<string?>("--data", "--data-dir") { Description = "The data directory holding factum.db (env FACTUM_DATA; default ./factum-data)." };
-        command.Options.Add(option);
-        _local[command] = option;
-    }
-
-    public string Resolve(ParseResult pr)
-    {
-        if (_local.TryGetValue(pr.CommandResult.Command, out var local) && pr.GetValue(local) is { Length: > 0 } l) return l;
-        if (pr.GetValue(root) is { Length: > 0 } r) return r;
-        return Environment.GetEnvironmentVariable("FACTUM_DATA") is { Length: > 0 } d ? d : "./factum-data";
     }
 }
 

@@ -41,8 +41,9 @@ internal sealed record Warehouse(string[] ReservedOrders, int Reservations);
 /// </summary>
 internal static class Demo
 {
-    public static async Task<int> RunAsync(IEventStore store, Output output, CancellationToken ct)
+    public static async Task<int> RunAsync(Backend backend, Output output, CancellationToken ct)
     {
+        var store = backend.Store;
         var registry = new EventTypeRegistry().RegisterAssembly(typeof(Demo).Assembly);
         var orders = new (string Id, string Customer, decimal Total, string[] Items, bool PaymentOk)[]
         {
@@ -103,7 +104,7 @@ internal static class Demo
         }
 
         // An aggregate with snapshots: the warehouse reserves stock for each order's items (once: re-running decides nothing).
-        var aggregates = new Factum.Aggregates.AggregateStore(store, registry, store is Factum.Sqlite.SqliteEventStore sqlite ? new Factum.Sqlite.SqliteSnapshotStore(sqlite) : null);
+        var aggregates = new Factum.Aggregates.AggregateStore(store, registry, backend.Snapshots);
         var warehouse = new Factum.Aggregates.AggregateDefinition<Warehouse>("Warehouse", () => new Warehouse([], 0),
             (w, e) => e is StockReserved r ? new Warehouse(w.ReservedOrders.Contains(r.OrderId) ? w.ReservedOrders : [.. w.ReservedOrders, r.OrderId], w.Reservations + 1) : w)
         { SnapshotEvery = 2 };
@@ -134,13 +135,12 @@ internal static class Demo
         output.Writer.WriteLine();
         output.Writer.WriteLine($"Aggregate Warehouse-main: {loadedWarehouse.State.Reservations} reservations for {loadedWarehouse.State.ReservedOrders.Length} orders, version {loadedWarehouse.Version}, loaded from the snapshot at version {loadedWarehouse.SnapshotVersion?.ToString() ?? "-"} plus {loadedWarehouse.EventsReplayed} event(s).");
         output.Writer.WriteLine();
-        if (store is Factum.Sqlite.SqliteEventStore sqliteStore)
+        if (backend.Projections is { } models)
         {
-            var models = new Factum.Sqlite.SqliteReadModels(sqliteStore);
             foreach (var projection in DemoProjections.All(registry))
             {
                 // The demo's projections park what they cannot apply (events someone else appended, say) and go on.
-                if (!await DemoProjections.CatchUpAsync(sqliteStore, projection, null, Factum.Subscriptions.FailureAction.Park, ct))
+                if (!await DemoProjections.CatchUpAsync(models, projection, null, Factum.Subscriptions.FailureAction.Park, ct))
                     throw new InvalidOperationException($"Projection {projection.Name} stopped; 'factum projections status {projection.Name}' says why.");
                 output.Writer.WriteLine($"Projection {projection.Name}:");
                 foreach (var (k, doc) in await models.QueryAsync(projection.Name, null, null, ct)) output.Writer.WriteLine($"  {k}: {doc}");
@@ -152,16 +152,20 @@ internal static class Demo
             }
             output.Writer.WriteLine();
         }
-        if (store is Factum.Sqlite.SqliteEventStore messagingStore) await DemoMessaging.RunAsync(messagingStore, registry, output, ct);
+        else
+        {
+            notDone.Add($"the read models orders-by-customer and revenue-per-day were not built: the {backend.Choice.Store} store has no read-model store for projections yet (a sqlite: store has).");
+        }
+        await DemoMessaging.RunAsync(backend, registry, output, ct);
         if (all.FirstOrDefault(e => e.StreamId.Category == "Order") is { } firstOrder)
         {
             output.Writer.WriteLine($"The causation tree of {firstOrder.StreamId} (factum trace {firstOrder.CorrelationId}):");
-            output.Writer.Write((await Factum.Tracing.CausationTree.BuildAsync((Factum.Tracing.ICorrelationIndex)store, firstOrder.CorrelationId, ct)).Render());
+            output.Writer.Write((await Cli.TraceAsync(store, firstOrder.CorrelationId, ct)).Render());
             output.Writer.WriteLine();
         }
         if (notDone.Count > 0)
         {
-            output.Writer.WriteLine("What the demo did not do, and why (this store holds more than the demo's events):");
+            output.Writer.WriteLine("What the demo did not do, and why:");
             foreach (var line in notDone) output.Writer.WriteLine("  - " + line);
             output.Writer.WriteLine();
         }

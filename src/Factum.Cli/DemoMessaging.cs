@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Factum.Messaging;
-using Factum.Sqlite;
 
 namespace Factum.Cli;
 
@@ -22,8 +21,9 @@ internal sealed record StockLevel(string OrderId, int Available, int Requested);
 /// </summary>
 internal static class DemoMessaging
 {
-    public static async Task RunAsync(SqliteEventStore store, EventTypeRegistry registry, Output output, CancellationToken ct)
+    public static async Task RunAsync(Backend backend, EventTypeRegistry registry, Output output, CancellationToken ct)
     {
+        var store = backend.Store;
         var log = new ConcurrentQueue<string>();
         var bugFixed = false;
         var ordersPerCustomer = new ConcurrentDictionary<string, int>();
@@ -61,30 +61,32 @@ internal static class DemoMessaging
                 return Task.CompletedTask;
             }, h => { h.FromStream = true; h.Group = "analytics"; });
 
-        var transport = new SqliteMessageTransport(store);
+        await using var transport = backend.OpenTransport();
         var services = new BusServices();
         var bus = new MessageBus(transport, registry, builder, new MessagingOptions
         {
             ServiceName = "demo",
             HeartbeatInterval = TimeSpan.FromMilliseconds(200),
             PollInterval = TimeSpan.FromMilliseconds(20),
-            LoggerFactory = store.Options.LoggerFactory,
+            LoggerFactory = backend.Logging,
         }, services);
         services.Bus = bus;
         await using (bus)
         {
             await bus.StartAsync(ct);
             var w = output.Writer;
-            w.WriteLine("Messaging, in the same file: pub/sub, a queue, request-reply, a partitioned stream and the dead-letter queue.");
+            w.WriteLine(transport is InMemoryTransport
+                ? "Messaging, on the in-memory transport (gone when the demo ends): pub/sub, a queue, request-reply, a partitioned stream and the dead-letter queue."
+                : "Messaging, in the same file: pub/sub, a queue, request-reply, a partitioned stream and the dead-letter queue.");
 
             // The store is the outbox: stored events go to the topics named after their types (once; the checkpoint remembers).
             // The demo's relay publishes only the demo's own events (under its own checkpoint, demo-outbox), so whatever
             // else the store holds never reaches the demo's handlers; 'factum relay' (checkpoint outbox) publishes everything.
             var foreign = 0;
-            var relay = new OutboxRelay(store, transport, new SqliteSubscriptionStore(store), new OutboxRelayOptions
+            var relay = new OutboxRelay(store, transport, backend.RelayCheckpoints(transport), new OutboxRelayOptions
             {
                 Name = "demo-outbox",
-                LoggerFactory = store.Options.LoggerFactory,
+                LoggerFactory = backend.Logging,
                 Topic = e =>
                 {
                     if (e.Metadata.TryGetValue("source", out var source) && source == "factum-demo") return new TopicName(e.Type);
@@ -149,7 +151,7 @@ internal static class DemoMessaging
     private static string Money(decimal d) => d.ToString("0.00", CultureInfo.InvariantCulture);
 
     /// <summary>Waits until every queue is empty and every stream group has caught up (or 15 s pass).</summary>
-    private static async Task WaitQuietAsync(SqliteMessageTransport transport, CancellationToken ct)
+    private static async Task WaitQuietAsync(IMessageTransport transport, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
         var quietSince = (DateTime?)null;

@@ -1,5 +1,4 @@
 using Factum.Projections;
-using Factum.Sqlite;
 
 namespace Factum.Cli;
 
@@ -44,29 +43,26 @@ internal static class DemoProjections
     /// <c>projections rebuild|run NAME</c> for the projections the CLI defines: optionally reset, then catch up with progress
     /// on stderr, then print the status.
     /// </summary>
-    public static async Task<int> RunFromCliAsync(SqliteEventStore store, Output output, string name, bool fromScratch, Factum.Subscriptions.FailureAction onFailure, CancellationToken ct)
+    public static async Task<int> RunFromCliAsync(IProjectionEngine models, Output output, string name, bool fromScratch, Factum.Subscriptions.FailureAction onFailure, CancellationToken ct)
     {
         var known = All(Registry());
         var projection = known.FirstOrDefault(p => p.Name == name)
             ?? throw new ArgumentException($"'{name}' is not a projection the factum CLI defines ({string.Join(", ", known.Select(p => p.Name))}); rebuild application projections by bumping their version in the application, or use 'projections reset'.");
-        var models = new SqliteReadModels(store);
         if (fromScratch && (await models.ListAsync(ct)).Any(p => p.Name == name)) await models.ResetAsync(name, ct);
-        var ok = await CatchUpAsync(store, projection, (pos, head) => Console.Error.WriteLine($"  {name}: position {pos:N0} of {head:N0}"), onFailure, ct);
+        var ok = await CatchUpAsync(models, projection, (pos, head) => Console.Error.WriteLine($"  {name}: position {pos:N0} of {head:N0}"), onFailure, ct);
         ProjectionOutput.Print(output, (await models.ListAsync(ct)).Where(p => p.Name == name).ToList());
         return ok ? ExitCodes.Success : ExitCodes.Failure;
     }
 
     /// <summary>Runs a projection until it has caught up with the head, reporting progress; returns false if it faulted.</summary>
-    public static async Task<bool> CatchUpAsync(SqliteEventStore store, IProjection projection, Action<long, long>? progress, Factum.Subscriptions.FailureAction onFailure, CancellationToken ct)
+    public static async Task<bool> CatchUpAsync(IProjectionEngine models, IProjection projection, Action<long, long>? progress, Factum.Subscriptions.FailureAction onFailure, CancellationToken ct)
     {
-        var models = new SqliteReadModels(store);
-        await using var runner = new SqliteProjectionRunner(store, projection, new ProjectionOptions
+        await using var runner = await models.StartAsync(projection, new ProjectionOptions
         {
             LiveWaitTimeout = TimeSpan.FromMilliseconds(50),
             OnFailure = onFailure,
             Retry = new Factum.Subscriptions.RetryPolicy { MaxAttempts = 2, InitialDelay = TimeSpan.FromMilliseconds(10) },
-        });
-        await runner.StartAsync(ct);
+        }, ct);
         var lastReport = DateTime.MinValue;
         while (true)
         {

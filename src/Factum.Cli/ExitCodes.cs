@@ -23,6 +23,8 @@ internal static class ExitCodes
         Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 14 } =>
             (Failure, "the store cannot be opened: SQLite could not open factum.db or create its -wal/-shm files next to it (check that the folder exists and is writable)."),
         EventTooLargeException => (InvalidInput, ex.Message),
+        // A backend that cannot do the command, or does not exist yet: choose another with --store/--transport.
+        CommandNotSupportedException or BackendNotAvailableException => (InvalidInput, ex.Message),
         ArgumentException or FormatException or System.Text.Json.JsonException => (InvalidInput, ex.Message),
         StoreFormatException => (Failure, ex.Message),
         OperationCanceledException => (Failure, "Cancelled."),

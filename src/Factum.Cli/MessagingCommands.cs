@@ -3,17 +3,23 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Factum.Messaging;
-using Factum.Sqlite;
 
 namespace Factum.Cli;
 
-/// <summary>`factum topics|queues|groups|dlq|publish|send|relay`: the embedded transport from the command line.</summary>
+/// <summary>
+/// `factum topics|queues|groups|dlq|publish|send|relay`: the chosen transport from the command line. They need a transport
+/// whose messages outlive the command (the sqlite one): on memory: there is nothing another command could see.
+/// </summary>
 internal static class MessagingCommands
 {
-    public static void Add(Command root, DataDir data, Option<bool> json)
+    public static void Add(Command root, BackendOptions data, Option<bool> json)
     {
-        Task<int> Run(ParseResult pr, Func<SqliteMessageTransport, Output, Task<int>> body, bool create = false) =>
-            Cli.Run(pr, data, json, (store, output) => body(new SqliteMessageTransport(store), output), create);
+        Task<int> Run(ParseResult pr, Func<IMessageTransport, Output, Task<int>> body, bool create = false) =>
+            Cli.RunOn(pr, data, json, Needs.LastingTransport, async (backend, output) =>
+            {
+                await using var transport = backend.OpenTransport();
+                return await body(transport, output);
+            }, create);
 
         // topics
         {
@@ -257,7 +263,7 @@ internal static class MessagingCommands
             dlq.Subcommands.Add(show);
 
             // replay and discard select the same way and report a count.
-            void Bulk(string name, string description, string verb, Func<SqliteMessageTransport, DeadLetterFilter, CancellationToken, ValueTask<int>> act)
+            void Bulk(string name, string description, string verb, Func<IMessageTransport, DeadLetterFilter, CancellationToken, ValueTask<int>> act)
             {
                 var cmd = new Command(name, description) { ids, source, group, type, exception, since, until, limit, all };
                 data.AddTo(cmd);
@@ -365,11 +371,12 @@ internal static class MessagingCommands
             var lease = new Option<string>("--lease") { Description = "How long the relay's lease lasts without renewal (default 10s): one relay of a name runs across all processes sharing the store, and a standby takes over within about this long after the owner dies.", DefaultValueFactory = _ => "10s" };
             var cmd = new Command("relay", "The outbox relay: publish every event appended to the store to the topic named after its type (at least once; resumes from its checkpoint). One relay of a name runs at a time; others started on the same store stand by and take over.") { once, name, lease };
             data.AddTo(cmd);
-            cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+            cmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.LastingTransport, async (backend, output) =>
             {
-                var transport = new SqliteMessageTransport(store);
+                var store = backend.Store;
+                await using var transport = backend.OpenTransport();
                 var relayName = pr.GetValue(name)!;
-                var checkpoints = new SqliteSubscriptionStore(store);
+                var checkpoints = backend.RelayCheckpoints(transport);
                 // Say which checkpoint is used and where it starts: a relay under a new name publishes the whole log again.
                 var from = await checkpoints.LoadAsync(relayName, ct);
                 var start = from is { } f0
@@ -378,11 +385,11 @@ internal static class MessagingCommands
                 var leaseDuration = Durations.Parse(pr.GetValue(lease)!, "--lease");
                 if (leaseDuration < TimeSpan.FromMilliseconds(100) || leaseDuration > TimeSpan.FromDays(1))
                     throw new ArgumentException($"--lease '{pr.GetValue(lease)}' is outside 100ms to 1d.");
-                var leases = new SqliteLeaseStore(store);
+                var leases = backend.Leases;
                 var relay = new OutboxRelay(store, transport, checkpoints, new OutboxRelayOptions
                 {
                     Name = relayName,
-                    LoggerFactory = store.Options.LoggerFactory,
+                    LoggerFactory = backend.Logging,
                     Leases = leases,
                     Lease = new Factum.Coordination.LeaseOptions { Duration = leaseDuration },
                 });

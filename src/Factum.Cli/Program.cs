@@ -6,10 +6,11 @@ using Factum;
 using Factum.Cli;
 using Factum.Sqlite;
 
-// The data directory: `factum --data DIR <command>`, or `--data DIR` after any command but append (where --data is the payload),
-// or `--data-dir DIR` anywhere, or FACTUM_DATA. Default ./factum-data.
-var rootData = new Option<string?>("--data", "--data-dir") { Description = "The data directory holding factum.db (env FACTUM_DATA; default ./factum-data)." };
-var data = new DataDir(rootData);
+// The store: `factum --store sqlite:PATH|memory: <command>` (or FACTUM_STORE), or the data directory: `factum --data DIR
+// <command>`, or `--data DIR` after any command but append (where --data is the payload), or `--data-dir DIR` anywhere, or
+// FACTUM_DATA. Default ./factum-data. The transport: --transport or FACTUM_TRANSPORT, default the store's own.
+var rootData = new Option<string?>("--data", "--data-dir") { Description = "The data directory holding factum.db (env FACTUM_DATA; default ./factum-data); the same as --store sqlite:DIR." };
+var data = new BackendOptions(rootData);
 var json = new Option<bool>("--json") { Description = "Print one JSON object per line instead of tables.", Recursive = true };
 
 // Named "factum" whatever the executable is called (dotnet run, the .NET tool, Factum.Cli.dll), so help says "Usage: factum".
@@ -19,6 +20,8 @@ var root = new Command("factum", "factum — the Factum event store from the com
     new VersionOption(),
 };
 root.Options.Add(rootData);
+root.Options.Add(data.Store);
+root.Options.Add(data.Transport);
 root.Options.Add(json);
 root.Options.Add(Cli.Verbose);
 
@@ -88,11 +91,11 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var anyName = AllowNonConventionalNames();
     var cmd = new Command("import", "Append JSON lines {stream, type, data, eventId?, expectedVersion?, correlationId?, causationId?, metadata?} from standard input; prints one result line per input line once it is durable.") { maxLine, anyName };
     data.AddTo(cmd);
-    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) =>
+    cmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Store, (backend, output) =>
     {
-        var limit = pr.GetValue(maxLine) ?? Import.DefaultMaxLineBytes(store.Options.MaxEventSize);
+        var limit = pr.GetValue(maxLine) ?? Import.DefaultMaxLineBytes(backend.MaxEventSize);
         if (limit < 1) throw new ArgumentException("--max-line-bytes must be at least 1.");
-        return Import.RunAsync(store, limit, pr.GetValue(anyName), ct);
+        return Import.RunAsync(backend.Store, limit, pr.GetValue(anyName), ct);
     }, create: true));
     root.Subcommands.Add(cmd);
 }
@@ -256,12 +259,18 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     cmd.SetAction((pr, ct) =>
     {
         var output = new Output(Console.Out, pr.GetValue(json));
-        var path = Cli.DbPath(data.Resolve(pr));
-        try { Cli.CheckStorePath(path, create: false); }
-        catch (StoreMissingException ex)
+        string path;
+        try
         {
-            Output.Error(ex.Message);
-            return Task.FromResult(ExitCodes.StreamNotFound);
+            // verify reads the file itself (it must work on a file the store would refuse to open), so it only checks the choice.
+            var choice = data.Resolve(pr);
+            choice.Check(Needs.StoreFile, Cli.CommandName(pr));
+            path = choice.Store.DatabaseFile!;
+            Cli.CheckStorePath(path, create: false);
+        }
+        catch (Exception ex)
+        {
+            return Task.FromResult(Cli.Fail(ex));
         }
         var report = SqliteStoreVerifier.Verify(path);
         if (output.Json)
@@ -300,7 +309,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     {
         var id = pr.GetValue(correlation)!;
         if (string.IsNullOrWhiteSpace(id)) throw new ArgumentException("The correlation id must not be empty.");
-        var tree = await Factum.Tracing.CausationTree.BuildAsync(store, id, ct);
+        var tree = await Cli.TraceAsync(store, id, ct);
         if (tree.Count == 0)
         {
             Output.Error($"no events carry correlation id '{id}'.");
@@ -318,18 +327,18 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var projections = new Command("projections", "Read models: list, status, query, reset, rebuild, run, skip, parked.");
     var listCmd = new Command("list", "Every projection version: active, state, checkpoint, lag, documents, last error.");
     data.AddTo(listCmd);
-    listCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    listCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>
     {
-        var rows = await new SqliteReadModels(store).ListAsync(ct);
+        var rows = await backend.Projections!.ListAsync(ct);
         ProjectionOutput.Print(output, rows);
         return ExitCodes.Success;
     }));
     var name = new Argument<string>("name") { Description = "The projection's name." };
     var statusCmd = new Command("status", "One projection: state, checkpoint, head, lag, failing event and error.") { name };
     data.AddTo(statusCmd);
-    statusCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    statusCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>
     {
-        var rows = (await new SqliteReadModels(store).ListAsync(ct)).Where(p => p.Name == pr.GetValue(name)).ToList();
+        var rows = (await backend.Projections!.ListAsync(ct)).Where(p => p.Name == pr.GetValue(name)).ToList();
         if (rows.Count == 0) throw new ArgumentException($"There is no projection named '{pr.GetValue(name)}' in this store.");
         ProjectionOutput.Print(output, rows);
         return rows.Any(r => r.State == "Faulted") ? ExitCodes.Failure : ExitCodes.Success;
@@ -338,9 +347,9 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var where = new Option<string?>("--where") { Description = "PATH=VALUE: documents whose JSON value at PATH equals VALUE (e.g. view.customerId=c-ann)." };
     var queryCmd = new Command("query", "Print documents of a projection's active version.") { name, key, where };
     data.AddTo(queryCmd);
-    queryCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    queryCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>
     {
-        var models = new SqliteReadModels(store);
+        var models = backend.Projections!;
         var n = pr.GetValue(name)!;
         IReadOnlyList<(string Key, string Json)> docs;
         if (pr.GetValue(key) is { } k)
@@ -364,9 +373,9 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     }));
     var resetCmd = new Command("reset", "Rebuild in place (development): empty the active version and rewind its checkpoint; the running application rebuilds it.") { name };
     data.AddTo(resetCmd);
-    resetCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    resetCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>
     {
-        await new SqliteReadModels(store).ResetAsync(pr.GetValue(name)!, ct);
+        await backend.Projections!.ResetAsync(pr.GetValue(name)!, ct);
         output.Writer.WriteLine($"reset {pr.GetValue(name)}: documents emptied, checkpoint at 0");
         return ExitCodes.Success;
     }));
@@ -384,17 +393,17 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     var rebuildFailure = OnFailure();
     var rebuildCmd = new Command("rebuild", "Rebuild a projection this program knows (the demo's) from the first event, showing progress.") { name, rebuildFailure };
     data.AddTo(rebuildCmd);
-    rebuildCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: true, ParseOnFailure(pr.GetValue(rebuildFailure)!), ct)));
+    rebuildCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, (backend, output) => DemoProjections.RunFromCliAsync(backend.Projections!, output, pr.GetValue(name)!, fromScratch: true, ParseOnFailure(pr.GetValue(rebuildFailure)!), ct)));
     var runFailure = OnFailure();
     var runCmd = new Command("run", "Bring a projection this program knows (the demo's) up to date from its checkpoint, showing progress.") { name, runFailure };
     data.AddTo(runCmd);
-    runCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => DemoProjections.RunFromCliAsync(store, output, pr.GetValue(name)!, fromScratch: false, ParseOnFailure(pr.GetValue(runFailure)!), ct)));
+    runCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, (backend, output) => DemoProjections.RunFromCliAsync(backend.Projections!, output, pr.GetValue(name)!, fromScratch: false, ParseOnFailure(pr.GetValue(runFailure)!), ct)));
     var skipCmd = new Command("skip", "For a projection stopped on an event it cannot apply: park that event with its error and move the checkpoint past it, so its next run goes on. The event stays in the log.") { name };
     data.AddTo(skipCmd);
-    skipCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    skipCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>
     {
         var n = pr.GetValue(name)!;
-        foreach (var p in await new SqliteReadModels(store).SkipFailingEventAsync(n, ct))
+        foreach (var p in await backend.Projections!.SkipFailingEventAsync(n, ct))
         {
             if (output.Json) output.JsonLine(w => ProjectionOutput.WriteParked(w, p));
             else output.Writer.WriteLine($"{n}: parked {p.Type} at position {p.Position} ({p.StreamId} version {p.StreamVersion}); its next run starts after it. 'factum projections parked {n}' lists what it skipped.");
@@ -403,9 +412,9 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     }));
     var parkedCmd = new Command("parked", "The events a projection parked (its park policy, or a skip) with their errors: what its read model does not reflect.") { name };
     data.AddTo(parkedCmd);
-    parkedCmd.SetAction((pr, ct) => Cli.Run(pr, data, json, async (store, output) =>
+    parkedCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>
     {
-        ProjectionOutput.PrintParked(output, await new SqliteReadModels(store).ListParkedAsync(pr.GetValue(name)!, ct));
+        ProjectionOutput.PrintParked(output, await backend.Projections!.ListParkedAsync(pr.GetValue(name)!, ct));
         return ExitCodes.Success;
     }));
     projections.Subcommands.Add(skipCmd);
@@ -423,7 +432,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 {
     var cmd = new Command("demo", "Write a small order-fulfilment domain (orders, payments, shipments with correlated events) and print it.");
     data.AddTo(cmd);
-    cmd.SetAction((pr, ct) => Cli.Run(pr, data, json, (store, output) => Demo.RunAsync(store, output, ct), create: true));
+    cmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Transport, (backend, output) => Demo.RunAsync(backend, output, ct), create: true));
     root.Subcommands.Add(cmd);
 }
 

@@ -28,6 +28,6 @@ public static class SqliteMessagingBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         return builder.UseTransport(sp => sp.GetService(typeof(IEventStore)) is SqliteEventStore store
             ? new SqliteMessageTransport(store)
-            : throw new InvalidOperationException("UseSqliteTransport keeps messages in the SQLite store's file; register the store with UseSqlite(path) first."));
+            : throw new InvalidOperationException("UseSqliteTransport keeps messages in the SQLite store's file; register the store with UseSqlite(path) or UseStore(\"sqlite:<path>\") first."));
     }
 }

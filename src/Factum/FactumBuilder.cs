@@ -30,6 +30,26 @@ public sealed class FactumBuilder
     public FactumBuilder UseInMemory(EventStoreOptions? options = null) =>
         UseEventStore(sp => new InMemoryEventStore(WithLogging(options ?? new EventStoreOptions(), sp)));
 
+    /// <summary>
+    /// Uses the store a connection string names: <c>sqlite:&lt;path&gt;</c> (a data directory holding factum.db, or a
+    /// .db file; needs the Factum.Sqlite package), <c>memory:</c>, or <c>postgres://user:password@host:port/db</c>
+    /// (recognised; refused until a PostgreSQL backend exists).
+    /// </summary>
+    /// <exception cref="FormatException">The string is none of those forms (the message masks its password).</exception>
+    /// <exception cref="BackendNotAvailableException">The backend does not exist yet, or its package is not referenced.</exception>
+    public FactumBuilder UseStore(string connectionString) => UseStore(StoreConnectionString.Parse(connectionString));
+
+    /// <summary>Uses the store <paramref name="store"/> names (see <see cref="UseStore(string)"/>).</summary>
+    /// <exception cref="BackendNotAvailableException">The backend does not exist yet, or its package is not referenced.</exception>
+    public FactumBuilder UseStore(StoreConnectionString store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (BackendProviders.NotYetAvailable(store) is { } why) throw new BackendNotAvailableException(why);
+        if (store.Kind == StoreKind.Memory) return UseInMemory();
+        BackendProviders.Find(BackendProviders.Sqlite, "the sqlite: store", "Factum.Sqlite").UseStore(this, store);
+        return this;
+    }
+
     /// <summary>The options with the application's logger factory, unless they name one already.</summary>
     public static T WithLogging<T>(T options, IServiceProvider services) where T : EventStoreOptions
     {

@@ -48,6 +48,8 @@ public static class FactumCli
         psi.ArgumentList.Add(dataDir);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["FACTUM_DATA"] = "";
+        psi.Environment["FACTUM_STORE"] = "";
+        psi.Environment["FACTUM_TRANSPORT"] = "";
         psi.Environment["DOTNET_NOLOGO"] = "1";
         return psi;
     }
@@ -69,6 +71,18 @@ public static class FactumCli
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.WorkingDirectory = workingDirectory;
         return RunAsync(psi, null);
+    }
+
+    /// <summary>Runs factum in <paramref name="workingDirectory"/> (no --data added) with these environment variables set.</summary>
+    public static Task<CliResult> RunWithEnvironment(string workingDirectory, IReadOnlyDictionary<string, string> environment, string? stdin, params string[] args)
+    {
+        var psi = StartInfo(workingDirectory, args);
+        psi.ArgumentList.Clear();
+        psi.ArgumentList.Add(DllPath);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment) psi.Environment[k] = v;
+        psi.WorkingDirectory = workingDirectory;
+        return RunAsync(psi, stdin);
     }
 
     private static async Task<CliResult> RunAsync(ProcessStartInfo psi, string? stdin)

@@ -34,6 +34,28 @@ public static class FactumMessagingExtensions
         return builder;
     }
 
+    /// <summary>
+    /// Uses the transport a connection string names: <c>sqlite</c> (the SQLite store's own file; needs the
+    /// Factum.Sqlite package and a <c>sqlite:</c> store), <c>memory:</c>, or <c>amqp://…</c> / <c>nats://host:port[,host:port…]</c>
+    /// (recognised; refused until those transports exist).
+    /// </summary>
+    /// <exception cref="FormatException">The string is none of those forms (the message masks its password).</exception>
+    /// <exception cref="BackendNotAvailableException">The transport does not exist yet, or its package is not referenced.</exception>
+    public static FactumBuilder UseTransport(this FactumBuilder builder, string connectionString) =>
+        builder.UseTransport(TransportConnectionString.Parse(connectionString));
+
+    /// <summary>Uses the transport <paramref name="transport"/> names (see <see cref="UseTransport(FactumBuilder, string)"/>).</summary>
+    /// <exception cref="BackendNotAvailableException">The transport does not exist yet, or its package is not referenced.</exception>
+    public static FactumBuilder UseTransport(this FactumBuilder builder, TransportConnectionString transport)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(transport);
+        if (BackendProviders.NotYetAvailable(transport) is { } why) throw new BackendNotAvailableException(why);
+        if (transport.Kind == TransportKind.Memory) return builder.UseInMemoryTransport();
+        BackendProviders.Find(BackendProviders.Sqlite, "the sqlite transport", "Factum.Sqlite").UseTransport(builder, transport);
+        return builder;
+    }
+
     /// <summary>Uses the in-memory transport (tests, or messages that may be lost on a crash).</summary>
     public static FactumBuilder UseInMemoryTransport(this FactumBuilder builder) => builder.UseTransport(_ => new InMemoryTransport());
 
