@@ -94,7 +94,7 @@ internal abstract class Backend(BackendChoice choice, ILoggerFactory logging) : 
     /// </summary>
     public abstract Factum.Coordination.IFencedCheckpointStore RelayCheckpoints(IMessageTransport transport);
 
-    /// <summary>Where jobs that must run once across processes (the relay, projections) take their leases.</summary>
+    /// <summary>Where jobs that must run once across processes (the relay, projections) take their leases: the store's.</summary>
     public abstract Factum.Coordination.ILeaseStore Leases { get; }
 
     public abstract ValueTask DisposeAsync();
@@ -160,7 +160,7 @@ internal sealed class SqliteBackend : Backend
     public override Factum.Coordination.IFencedCheckpointStore RelayCheckpoints(IMessageTransport transport) =>
         transport is SqliteMessageTransport ? new SqliteSubscriptionStore(_store) : new InMemorySubscriptionStore(_memoryLeases);
 
-    public override Factum.Coordination.ILeaseStore Leases => Choice.Transport.Kind == TransportKind.Memory ? _memoryLeases : new SqliteLeaseStore(_store);
+    public override Factum.Coordination.ILeaseStore Leases => new SqliteLeaseStore(_store);
 
     public override ValueTask DisposeAsync() => _store.DisposeAsync();
 

@@ -140,7 +140,7 @@ internal static class Demo
             foreach (var projection in DemoProjections.All(registry))
             {
                 // The demo's projections park what they cannot apply (events someone else appended, say) and go on.
-                if (!await DemoProjections.CatchUpAsync(models, projection, null, Factum.Subscriptions.FailureAction.Park, ct))
+                if (!await DemoProjections.CatchUpAsync(models, projection, null, Factum.Subscriptions.FailureAction.Park, null, follow: false, ct))
                     throw new InvalidOperationException($"Projection {projection.Name} stopped; 'factum projections status {projection.Name}' says why.");
                 output.Writer.WriteLine($"Projection {projection.Name}:");
                 foreach (var (k, doc) in await models.QueryAsync(projection.Name, null, null, ct)) output.Writer.WriteLine($"  {k}: {doc}");

@@ -41,40 +41,67 @@ internal static class DemoProjections
 
     /// <summary>
     /// <c>projections rebuild|run NAME</c> for the projections the CLI defines: optionally reset, then catch up with progress
-    /// on stderr, then print the status.
+    /// on stderr (and with <paramref name="follow"/>, keep it live until stopped), then print the status. One runner of
+    /// a projection version runs across the processes sharing the store: started beside another, it stands by.
     /// </summary>
-    public static async Task<int> RunFromCliAsync(IProjectionEngine models, Output output, string name, bool fromScratch, Factum.Subscriptions.FailureAction onFailure, CancellationToken ct)
+    public static async Task<int> RunFromCliAsync(IProjectionEngine models, Factum.Coordination.ILeaseStore leases, Output output, string name, bool fromScratch,
+        Factum.Subscriptions.FailureAction onFailure, TimeSpan lease, bool follow, CancellationToken ct)
     {
         var known = All(Registry());
         var projection = known.FirstOrDefault(p => p.Name == name)
             ?? throw new ArgumentException($"'{name}' is not a projection the factum CLI defines ({string.Join(", ", known.Select(p => p.Name))}); rebuild application projections by bumping their version in the application, or use 'projections reset'.");
         if (fromScratch && (await models.ListAsync(ct)).Any(p => p.Name == name)) await models.ResetAsync(name, ct);
-        var ok = await CatchUpAsync(models, projection, (pos, head) => Console.Error.WriteLine($"  {name}: position {pos:N0} of {head:N0}"), onFailure, ct);
-        ProjectionOutput.Print(output, (await models.ListAsync(ct)).Where(p => p.Name == name).ToList());
+        var leaseOptions = new Factum.Coordination.LeaseOptions { Duration = lease };
+        var leaseName = $"projection:{projection.Name}:v{projection.Version}";
+        var saidStandingBy = false;
+        var ok = await CatchUpAsync(models, projection, async (pos, head) =>
+        {
+            Console.Error.WriteLine($"  {name}: position {pos:N0} of {head:N0}");
+            // Say so when another process runs it: this one's progress is then that process's.
+            var holder = (await leases.ListAsync(ct)).FirstOrDefault(l => l.Name == leaseName)?.Owner;
+            var other = holder is not null && !holder.StartsWith(leaseOptions.Owner + "/", StringComparison.Ordinal);
+            if (other && !saidStandingBy) Console.Error.WriteLine($"  {name}: standing by: v{projection.Version} runs in another process ({holder}); this one takes over within {Durations.Format(lease)} of its end");
+            saidStandingBy = other;
+        }, onFailure, leaseOptions, follow, ct);
+        ProjectionOutput.Print(output, (await models.ListAsync(CancellationToken.None)).Where(p => p.Name == name).ToList());
         return ok ? ExitCodes.Success : ExitCodes.Failure;
     }
 
-    /// <summary>Runs a projection until it has caught up with the head, reporting progress; returns false if it faulted.</summary>
-    public static async Task<bool> CatchUpAsync(IProjectionEngine models, IProjection projection, Action<long, long>? progress, Factum.Subscriptions.FailureAction onFailure, CancellationToken ct)
+    /// <summary>
+    /// Runs a projection until it has caught up with the head (or, with <paramref name="follow"/>, until cancelled),
+    /// reporting progress about once a second; returns false if it faulted.
+    /// </summary>
+    public static async Task<bool> CatchUpAsync(IProjectionEngine models, IProjection projection, Func<long, long, Task>? progress, Factum.Subscriptions.FailureAction onFailure,
+        Factum.Coordination.LeaseOptions? lease, bool follow, CancellationToken ct)
     {
         await using var runner = await models.StartAsync(projection, new ProjectionOptions
         {
             LiveWaitTimeout = TimeSpan.FromMilliseconds(50),
             OnFailure = onFailure,
             Retry = new Factum.Subscriptions.RetryPolicy { MaxAttempts = 2, InitialDelay = TimeSpan.FromMilliseconds(10) },
+            Lease = lease ?? new Factum.Coordination.LeaseOptions(),
         }, ct);
         var lastReport = DateTime.MinValue;
-        while (true)
+        long reported = -1;
+        try
         {
-            var info = (await models.ListAsync(ct)).Single(p => p.Name == projection.Name && p.Version == projection.Version);
-            if (info.State == "Faulted") return false;
-            if (DateTime.UtcNow - lastReport > TimeSpan.FromSeconds(1) || (info.Lag == 0 && info.Active))
+            while (true)
             {
-                progress?.Invoke(info.Position, info.Head);
-                lastReport = DateTime.UtcNow;
+                var info = (await models.ListAsync(ct)).Single(p => p.Name == projection.Name && p.Version == projection.Version);
+                if (info.State == "Faulted") return false;
+                var caughtUp = info.Lag == 0 && info.Active;
+                if (DateTime.UtcNow - lastReport > TimeSpan.FromSeconds(1) && (!follow || info.Position != reported) || (caughtUp && !follow))
+                {
+                    if (progress is not null) await progress(info.Position, info.Head);
+                    (lastReport, reported) = (DateTime.UtcNow, info.Position);
+                }
+                if (caughtUp && !follow) return true;
+                await Task.Delay(follow ? 200 : 20, ct);
             }
-            if (info.Lag == 0 && info.Active) return true;
-            await Task.Delay(20, ct);
+        }
+        catch (OperationCanceledException) when (follow && ct.IsCancellationRequested)
+        {
+            return true; // Ctrl+C: what was applied is committed
         }
     }
 }

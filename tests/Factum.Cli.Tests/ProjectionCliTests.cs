@@ -103,7 +103,7 @@ public sealed class ProjectionCliTests : IDisposable
         var interrupted = 0;
         for (var kill = 0; kill < 4; kill++)
         {
-            using var p = Process.Start(FactumCli.StartInfo(_dir.Path, "projections", "run", "revenue-per-day"))!;
+            using var p = Process.Start(FactumCli.StartInfo(_dir.Path, "projections", "run", "revenue-per-day", "--lease", "1s"))!;
             p.StandardInput.Close();
             // Wait for the first progress line, so the kill lands while batches are being applied.
             var started = p.StandardError.ReadLineAsync();
@@ -115,7 +115,7 @@ public sealed class ProjectionCliTests : IDisposable
             if (status.GetProperty("lag").GetInt64() > 0) interrupted++;
         }
         Assert.True(interrupted > 0, "no kill landed before the projection caught up; the test proved nothing");
-        Assert.Equal(0, (await F("projections", "run", "revenue-per-day")).ExitCode);
+        Assert.Equal(0, (await F("projections", "run", "revenue-per-day", "--lease", "1s")).ExitCode);
         var days = (await F("projections", "query", "revenue-per-day", "--json")).Lines.Select(Json).ToList();
         // The projection adds to a running total: a batch applied twice or lost would show here.
         Assert.Equal(payments, days.Sum(d => d.GetProperty("document").GetProperty("payments").GetInt32()));
