@@ -168,4 +168,93 @@ public sealed class TakeoverTests : IDisposable
             Assert.Equal(stream.Select(s => s.Id), firstSeen);
         }
     }
+
+    private static string TestHostDll
+    {
+        get
+        {
+            var configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+            var dll = Path.Combine(FactumCli.RepoRoot, "tests", "Factum.TestHost", "bin", configuration, "net10.0", "Factum.TestHost.dll");
+            return File.Exists(dll) ? dll : throw new InvalidOperationException($"Build the test host first: {dll} does not exist.");
+        }
+    }
+
+    private Running StartMember(string name)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(TestHostDll);
+        psi.ArgumentList.Add("stream-member");
+        psi.ArgumentList.Add(_dir.Db);
+        psi.ArgumentList.Add(name);
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        var p = Process.Start(psi)!;
+        _processes.Add(p);
+        p.StandardInput.Close();
+        var running = new Running(p);
+        _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) running.Lines.Enqueue(l); });
+        _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) running.Lines.Enqueue(l); });
+        return running;
+    }
+
+    [Fact]
+    public async Task A_stream_group_member_killed_mid_stream_has_its_partitions_taken_over_and_every_record_takes_effect_once_in_key_order()
+    {
+        const int records = 3_000;
+        await using (var t = SqliteMessageTransport.Open(_dir.Db)) await t.DeclareTopicAsync("Ticked", new TopicOptions { Partitions = 4 });
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_dir.Db};Pooling=False"))
+        {
+            c.Open();
+            using var cmd = c.CreateCommand();
+            cmd.CommandText = "CREATE TABLE effects(seq INTEGER PRIMARY KEY, n INTEGER NOT NULL, key TEXT NOT NULL, member TEXT NOT NULL)";
+            cmd.ExecuteNonQuery();
+        }
+        var a = StartMember("a");
+        await a.WaitForLine("member a started", TimeSpan.FromMinutes(1));
+        var b = StartMember("b");
+        await b.WaitForLine("member b started", TimeSpan.FromMinutes(1));
+        await Until(() => Scalar("SELECT COUNT(DISTINCT owner) FROM msg_group_offsets WHERE topic = 'Ticked' AND grp = 'g'") == 2, "both members own partitions");
+
+        // The records stream in while both consume; a is killed part-way, and b takes its partitions after the session timeout.
+        var publishing = Task.Run(async () =>
+        {
+            await using var producer = SqliteMessageTransport.Open(_dir.Db);
+            for (var n = 0; n < records; n += 100)
+            {
+                var batch = Enumerable.Range(n, 100).Select(i => new TransportMessage
+                {
+                    Id = MessageId.New(),
+                    Type = "Ticked",
+                    Timestamp = DateTimeOffset.UtcNow,
+                    CorrelationId = "takeover",
+                    PartitionKey = $"k{i % 40}",
+                    Body = System.Text.Encoding.UTF8.GetBytes($$"""{"key":"k{{i % 40}}","n":{{i}}}"""),
+                }).ToList();
+                await producer.PublishAsync(new TopicName("Ticked"), batch);
+                await Task.Delay(20);
+            }
+        });
+        await Until(() => Scalar("SELECT COUNT(*) FROM effects WHERE member = 'a'") > 50 && Scalar("SELECT COUNT(*) FROM effects WHERE member = 'b'") > 50, "both members handled records");
+        await Kill(a);
+        var atKill = Scalar("SELECT COUNT(*) FROM effects");
+        await publishing;
+        Assert.True(atKill < records, $"everything was handled before the kill ({atKill}); the test proves nothing");
+        await Until(() => Scalar("SELECT COUNT(DISTINCT n) FROM effects") == records, "the survivor handled the rest");
+        await Task.Delay(500); // a late duplicate would land now
+        await Kill(b);
+
+        // Exactly as one consumer: every record took effect once (an effect commits with its offset, so the killed
+        // member's uncommitted batch is redone by b, never applied twice) ...
+        Assert.Equal(records, Scalar("SELECT COUNT(*) FROM effects"));
+        Assert.True(Scalar("SELECT COUNT(*) FROM effects WHERE member = 'b' AND n > (SELECT MAX(n) FROM effects WHERE member = 'a')") > 0, "b went on after a");
+        // ... and each key's records took effect in the order they were published.
+        using var check = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_dir.Db};Pooling=False;Mode=ReadOnly");
+        check.Open();
+        using var q = check.CreateCommand();
+        q.CommandText = "SELECT key, n FROM effects ORDER BY seq";
+        var byKey = new Dictionary<string, List<long>>();
+        using (var r = q.ExecuteReader())
+            while (r.Read()) (byKey.TryGetValue(r.GetString(0), out var l) ? l : byKey[r.GetString(0)] = []).Add(r.GetInt64(1));
+        Assert.Equal(40, byKey.Count);
+        foreach (var (key, ns) in byKey) Assert.True(ns.Order().SequenceEqual(ns), $"{key}: {string.Join(",", ns)}");
+    }
 }
