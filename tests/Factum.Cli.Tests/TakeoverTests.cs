@@ -54,9 +54,12 @@ public sealed class TakeoverTests : IDisposable
         }
     }
 
-    private Running Start(params string[] args)
+    private Running Start(params string[] args) => Launch(FactumCli.StartInfo(_dir.Path, args));
+
+    /// <summary>Starts a process with no input, collecting its output lines; it is killed at the end of the test.</summary>
+    private Running Launch(ProcessStartInfo psi)
     {
-        var p = Process.Start(FactumCli.StartInfo(_dir.Path, args))!;
+        var p = Process.Start(psi)!;
         _processes.Add(p);
         p.StandardInput.Close();
         var running = new Running(p);
@@ -187,13 +190,7 @@ public sealed class TakeoverTests : IDisposable
         psi.ArgumentList.Add(_dir.Db);
         psi.ArgumentList.Add(name);
         psi.Environment["DOTNET_NOLOGO"] = "1";
-        var p = Process.Start(psi)!;
-        _processes.Add(p);
-        p.StandardInput.Close();
-        var running = new Running(p);
-        _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) running.Lines.Enqueue(l); });
-        _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) running.Lines.Enqueue(l); });
-        return running;
+        return Launch(psi);
     }
 
     [Fact]
