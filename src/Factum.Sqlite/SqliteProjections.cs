@@ -63,11 +63,11 @@ public sealed class SqliteProjectionRunner : IProjectionRun
             return cmd.ExecuteNonQuery();
         }, cancellationToken).ConfigureAwait(false);
         _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
-        _metrics = Factum.Messaging.FactumDiagnostics.TrackComponent("projection", _projection.Name);
+        _metrics = FactumMetrics.Default.TrackComponent("projection", _projection.Name);
         _metricsTimer = new Timer(_ => _ = RefreshMetricsAsync(), null, TimeSpan.Zero, TimeSpan.FromSeconds(5));
     }
 
-    private Factum.Messaging.FactumDiagnostics.ComponentStatus? _metrics;
+    private FactumMetrics.ComponentStatus? _metrics;
     private Timer? _metricsTimer;
 
     /// <summary>Keeps the lag and state gauges (factum.projection.*) current from the same record the CLI reads.</summary>
@@ -341,7 +341,7 @@ public sealed class SqliteProjectionRunner : IProjectionRun
     {
         await StopAsync().ConfigureAwait(false);
         if (_metricsTimer is not null) await _metricsTimer.DisposeAsync().ConfigureAwait(false);
-        if (_metrics is not null) Factum.Messaging.FactumDiagnostics.Untrack(_metrics);
+        if (_metrics is not null) FactumMetrics.Default.Untrack(_metrics);
         _stop.Dispose();
     }
 

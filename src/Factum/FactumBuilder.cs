@@ -16,6 +16,20 @@ public sealed class FactumBuilder
     /// <summary>The service collection being configured.</summary>
     public IServiceCollection Services { get; }
 
+    /// <summary>
+    /// The value of the <c>factum.instance</c> tag on this registration's metrics (default <c>default</c>); give each
+    /// store in a process its own, so they report separately.
+    /// </summary>
+    public string InstanceName { get; private set; } = "default";
+
+    /// <summary>Names this Factum instance in its metrics (<c>factum.instance</c>).</summary>
+    public FactumBuilder WithInstanceName(string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        InstanceName = name;
+        return this;
+    }
+
     /// <summary>The event type registry shared by the application.</summary>
     public EventTypeRegistry Registry { get; }
 
@@ -84,6 +98,8 @@ public static class FactumServiceCollectionExtensions
         services.TryAddSingleton(registry);
         var builder = new FactumBuilder(services, registry);
         configure(builder);
+        // The metrics come from the application's meter factory (AddMetrics, or any host), tagged with the instance.
+        services.TryAddSingleton(sp => new FactumMetrics(sp.GetService<System.Diagnostics.Metrics.IMeterFactory>(), builder.InstanceName));
         if (!services.Any(d => d.ServiceType == typeof(IEventStore))) builder.UseInMemory();
         if (services.Any(d => d.ServiceType == typeof(Factum.Messaging.MessagingBuilder)) && !services.Any(d => d.ServiceType == typeof(Factum.Messaging.IMessageTransport)))
             builder.UseInMemoryTransport();

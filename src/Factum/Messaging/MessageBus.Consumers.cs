@@ -276,7 +276,7 @@ public sealed partial class MessageBus
             if (remote.Count != s.Outgoing.Count) settlements[i] = s with { Outgoing = remote };
         }
         var results = await Transport.SettleAsync(settlements, ct).ConfigureAwait(false);
-        var measure = FactumDiagnostics.Handled.Enabled || FactumDiagnostics.Retried.Enabled || FactumDiagnostics.DeadLettered.Enabled;
+        var measure = Metrics.Handled.Enabled || Metrics.Retried.Enabled || Metrics.DeadLettered.Enabled;
         for (var i = 0; i < settlements.Count; i++)
         {
             var o = outcomes[i];
@@ -291,13 +291,13 @@ public sealed partial class MessageBus
             switch (kind)
             {
                 case SettlementKind.Ack when !o.Skipped:
-                    FactumDiagnostics.Handled.Add(1, tags);
+                    Metrics.Handled.Add(1, tags);
                     break;
                 case SettlementKind.Retry:
-                    FactumDiagnostics.Retried.Add(1, tags);
+                    Metrics.Retried.Add(1, tags);
                     break;
                 case SettlementKind.DeadLetter:
-                    FactumDiagnostics.DeadLettered.Add(1, tags);
+                    Metrics.DeadLettered.Add(1, tags);
                     break;
             }
         }
@@ -368,7 +368,7 @@ public sealed partial class MessageBus
         for (var run = 0; run <= policy.ImmediateRetries; run++)
         {
             ct.ThrowIfCancellationRequested();
-            var started = FactumDiagnostics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
+            var started = Metrics.HandlerDuration.Enabled ? Stopwatch.GetTimestamp() : 0;
             var scope = _scopes?.CreateAsyncScope();
             var context = new MessageContext(this, m, attempt, source, scope?.ServiceProvider ?? _services);
             // The message context is also the ambient EventContext (events the handler appends are caused by this
@@ -385,7 +385,7 @@ public sealed partial class MessageBus
                 }
                 if (answering is not null && m.ReplyTo is { } replyTo)
                     context.Add(new OutgoingMessage(CreateReply(response, answering.ResponseType!, m, null), null, QueueName.Parse(replyTo)));
-                if (FactumDiagnostics.HandlerDuration.Enabled) FactumDiagnostics.HandlerDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("type", m.Type));
+                if (Metrics.HandlerDuration.Enabled) Metrics.HandlerDuration.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, new KeyValuePair<string, object?>("type", m.Type));
                 return context.Outgoing.Count == 0 && context.Enlisted.Count == 0 ? Outcome.Handled : new Outcome(SettlementKind.Ack, null, context.Outgoing, context.Enlisted, null, false, null);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -394,7 +394,7 @@ public sealed partial class MessageBus
                 first ??= Now;
                 Interlocked.Increment(ref e.Failed);
                 e.LastError = $"{m.Type} {m.Id}: {ex.GetType().Name}: {ex.Message}";
-                FactumDiagnostics.Failed.Add(1, new("type", m.Type), new("source", e.Source.Name), new("group", e.Source.Group));
+                Metrics.Failed.Add(1, new("type", m.Type), new("source", e.Source.Name), new("group", e.Source.Group));
                 FactumLog.HandlerFailed(_log, ex, m.Type, m.Id.ToString(), e.Source.ToString(), attempt, run + 1, m.CorrelationId);
                 activity?.AddEvent(new ActivityEvent("exception", tags: new ActivityTagsCollection { ["exception.type"] = ex.GetType().FullName, ["exception.message"] = ex.Message }));
                 if (policy.IsNonTransient(ex)) return Outcome.Dead(FailureInfo.From(ex, attempt, first.Value, Now), e, m, this);

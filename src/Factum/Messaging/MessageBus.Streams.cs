@@ -148,7 +148,7 @@ public sealed partial class MessageBus
             first ??= result.Failure!.FirstFailure;
             if (delivery > policy.DelayedRetries) return Outcome.Dead(result.Failure!, e, r.Message, this);
             // Streams keep order per key, so the retry waits here instead of letting later records of the key pass.
-            FactumDiagnostics.Retried.Add(1, new("type", r.Message.Type), new("source", e.Source.Name), new("group", e.Source.Group));
+            Metrics.Retried.Add(1, new("type", r.Message.Type), new("source", e.Source.Name), new("group", e.Source.Group));
             await Task.Delay(policy.DelayBefore(delivery, Random.Shared), Options.TimeProvider, ct).ConfigureAwait(false);
         }
     }

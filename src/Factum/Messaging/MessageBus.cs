@@ -72,7 +72,8 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         InstanceId = $"{Options.ServiceName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
         _replyQueue = QueueName.ForReplies(InstanceId);
         LocalReplyQueues[_replyQueue.Value] = this;
-        FactumDiagnostics.Track(this);
+        Metrics = Options.Metrics ?? _services.GetService(typeof(FactumMetrics)) as FactumMetrics ?? FactumMetrics.Default;
+        Metrics.Track(this);
     }
 
     /// <summary>The transport.</summary>
@@ -83,6 +84,9 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
 
     /// <summary>The settings.</summary>
     public MessagingOptions Options { get; }
+
+    /// <summary>Where this bus reports its metrics.</summary>
+    public FactumMetrics Metrics { get; }
 
     /// <summary>This bus instance's id (consumer and group member id).</summary>
     public string InstanceId { get; }
@@ -104,7 +108,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         activity?.SetTag("messaging.destination.name", topic.Value);
         activity?.SetTag("messaging.message.id", m.Id.ToString());
         await Transport.PublishAsync(topic, [m], cancellationToken).ConfigureAwait(false);
-        if (FactumDiagnostics.Published.Enabled) FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", topic.Value));
+        if (Metrics.Published.Enabled) Metrics.Published.Add(1, new("type", m.Type), new("destination", topic.Value));
     }
 
     /// <inheritdoc />
@@ -120,7 +124,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         activity?.SetTag("messaging.destination.name", queue.Value);
         activity?.SetTag("messaging.message.id", m.Id.ToString());
         await Transport.SendAsync(queue, [m], options?.DeliverAt, cancellationToken).ConfigureAwait(false);
-        if (FactumDiagnostics.Published.Enabled) FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
+        if (Metrics.Published.Enabled) Metrics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
     }
 
     /// <inheritdoc />
@@ -144,7 +148,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         try
         {
             await Transport.SendAsync(queue, [m], null, cancellationToken).ConfigureAwait(false);
-            FactumDiagnostics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
+            Metrics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
             reply = await tcs.Task.WaitAsync(wait, Options.TimeProvider, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException)

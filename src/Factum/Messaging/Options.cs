@@ -42,6 +42,12 @@ public sealed record MessagingOptions
     /// </summary>
     public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; init; }
 
+    /// <summary>
+    /// Where the bus reports its metrics; default: the container's <see cref="FactumMetrics"/> when the bus comes from
+    /// dependency injection (<c>AddFactum</c>), else <see cref="FactumMetrics.Default"/>.
+    /// </summary>
+    public FactumMetrics? Metrics { get; init; }
+
     internal static string SanitizeServiceName(string? name)
     {
         if (string.IsNullOrEmpty(name)) return "app";

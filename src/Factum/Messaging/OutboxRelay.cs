@@ -48,6 +48,9 @@ public sealed record OutboxRelayOptions
     /// <summary>How the relay holds its lease (used with <see cref="Leases"/>).</summary>
     public LeaseOptions Lease { get; init; } = new();
 
+    /// <summary>Where the published count is reported; default <see cref="FactumMetrics.Default"/>.</summary>
+    public FactumMetrics? Metrics { get; init; }
+
     /// <summary>Where failures and lag are logged (category <c>Factum.Outbox</c>); default none.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
 }
@@ -276,7 +279,7 @@ public sealed class OutboxRelay : IAsyncDisposable
         await StoreCheckpointAsync(last, ct).ConfigureAwait(false);
         Interlocked.Exchange(ref _position, last);
         Interlocked.Add(ref _published, byTopic.Sum(g => g.Count()));
-        FactumDiagnostics.Published.Add(byTopic.Sum(g => g.Count()), new KeyValuePair<string, object?>("destination", "outbox"));
+        (_options.Metrics ?? FactumMetrics.Default).Published.Add(byTopic.Sum(g => g.Count()), new KeyValuePair<string, object?>("destination", "outbox"));
         _lastError = null;
         // A full batch means there is more: check how far behind the head the relay is.
         if (batch.Count == _options.BatchSize && _log.IsEnabled(Microsoft.Extensions.Logging.LogLevel.Warning)

@@ -98,11 +98,11 @@ public sealed class EventSubscription : IAsyncDisposable
         var reading = Task.Run(() => ReadLoopAsync(after + 1, _stop.Token), CancellationToken.None);
         var handling = Task.Run(() => HandleLoopAsync(_stop.Token), CancellationToken.None);
         _completion = Task.WhenAll(reading, handling);
-        _metrics = Messaging.FactumDiagnostics.TrackComponent("subscription", Id);
+        _metrics = (_options.Metrics ?? FactumMetrics.Default).TrackComponent("subscription", Id);
         _metricsTimer = new Timer(_ => _ = RefreshMetricsAsync(), null, TimeSpan.Zero, TimeSpan.FromSeconds(5));
     }
 
-    private Messaging.FactumDiagnostics.ComponentStatus? _metrics;
+    private FactumMetrics.ComponentStatus? _metrics;
     private Timer? _metricsTimer;
 
     /// <summary>Keeps the lag and state gauges (factum.subscription.*) current.</summary>
@@ -400,7 +400,7 @@ public sealed class EventSubscription : IAsyncDisposable
     {
         await StopAsync().ConfigureAwait(false);
         if (_metricsTimer is not null) await _metricsTimer.DisposeAsync().ConfigureAwait(false);
-        if (_metrics is not null) Messaging.FactumDiagnostics.Untrack(_metrics);
+        if (_metrics is not null) (_options.Metrics ?? FactumMetrics.Default).Untrack(_metrics);
         _stop.Dispose();
     }
 }

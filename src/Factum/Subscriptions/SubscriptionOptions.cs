@@ -113,6 +113,9 @@ public sealed record SubscriptionOptions
 
     /// <summary>Where retries, parked events and a stop are logged (category <c>Factum.Subscriptions</c>); default none.</summary>
     public Microsoft.Extensions.Logging.ILoggerFactory LoggerFactory { get; init; } = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance;
+
+    /// <summary>Where the lag and state gauges (<c>factum.subscription.*</c>) are reported; default <see cref="FactumMetrics.Default"/>.</summary>
+    public FactumMetrics? Metrics { get; init; }
 }
 
 /// <summary>The state of a subscription.</summary>
