@@ -40,34 +40,19 @@ public sealed partial class SqliteMessageTransport
             {
                 while (r.Read()) members.Add(r.GetString(0));
             }
-            members.Sort(StringComparer.Ordinal);
-            var me = members.IndexOf(member);
-            var rows = new List<(int Partition, long Committed, string? Owner, long Start)>();
+            var rows = new List<GroupCoordinator.PartitionState>();
             using (var r = P(P(Cmd(c, """
                 SELECT o.partition, o.committed, o.owner, p.start_offset FROM msg_group_offsets o
                 JOIN msg_partitions p ON p.topic = o.topic AND p.partition = o.partition
                 WHERE o.topic = $t AND o.grp = $g ORDER BY o.partition
                 """), "$t", t), "$g", g).ExecuteReader())
             {
-                while (r.Read()) rows.Add((r.GetInt32(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetInt64(3)));
+                while (r.Read()) rows.Add(new(r.GetInt32(0), r.IsDBNull(2) ? null : r.GetString(2), Math.Max(r.GetInt64(1), r.GetInt64(3))));
             }
-            var owned = new List<PartitionOffset>();
-            var revoke = new List<int>();
-            foreach (var (p, committed, owner, start) in rows)
-            {
-                var mine = p % members.Count == me;
-                if (mine && (owner is null || owner == member))
-                {
-                    if (owner is null) SetOwner(c, t, g, p, member);
-                    owned.Add(new PartitionOffset(p, Math.Max(committed, start)));
-                }
-                else if (!mine && owner == member)
-                {
-                    if (running.Contains(p)) revoke.Add(p);
-                    else SetOwner(c, t, g, p, null);
-                }
-            }
-            return new GroupAssignment(owned, revoke, members.Count);
+            var decision = GroupCoordinator.Assign(member, members, rows, running);
+            foreach (var p in decision.Take) SetOwner(c, t, g, p, member);
+            foreach (var p in decision.Release) SetOwner(c, t, g, p, null);
+            return decision.Assignment;
         }, cancellationToken).ConfigureAwait(false);
     }
 

@@ -482,28 +482,14 @@ public sealed class InMemoryTransport : IMessageTransport
                 g.Members.Remove(dead);
                 for (var p = 0; p < g.Owners.Length; p++) if (g.Owners[p] == dead) g.Owners[p] = null;
             }
-            var members = g.Members.Keys.Order(StringComparer.Ordinal).ToList();
-            var me = members.IndexOf(member);
-            var owned = new List<PartitionOffset>();
-            var revoke = new List<int>();
             lock (t.Gate)
             {
-                for (var p = 0; p < g.Owners.Length; p++)
-                {
-                    var mine = p % members.Count == me;
-                    if (mine && (g.Owners[p] is null || g.Owners[p] == member))
-                    {
-                        g.Owners[p] = member;
-                        owned.Add(new PartitionOffset(p, Math.Max(g.Committed[p], t.Logs[p].Start)));
-                    }
-                    else if (!mine && g.Owners[p] == member)
-                    {
-                        if (running.Contains(p)) revoke.Add(p);
-                        else g.Owners[p] = null;
-                    }
-                }
+                var partitions = Enumerable.Range(0, g.Owners.Length).Select(p => new GroupCoordinator.PartitionState(p, g.Owners[p], Math.Max(g.Committed[p], t.Logs[p].Start))).ToList();
+                var decision = GroupCoordinator.Assign(member, g.Members.Keys, partitions, running);
+                foreach (var p in decision.Take) g.Owners[p] = member;
+                foreach (var p in decision.Release) g.Owners[p] = null;
+                return ValueTask.FromResult(decision.Assignment);
             }
-            return ValueTask.FromResult(new GroupAssignment(owned, revoke, members.Count));
         }
     }
 
