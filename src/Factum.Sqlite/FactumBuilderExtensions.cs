@@ -1,5 +1,6 @@
 using Factum;
 using Factum.Sqlite;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -12,7 +13,11 @@ public static class SqliteFactumBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         var options = new SqliteEventStoreOptions(path);
         if (configure is not null) options = configure(options);
-        return builder.UseEventStore(sp => new SqliteEventStore(FactumBuilder.WithLogging(options, sp)));
+        builder.UseEventStore(sp => new SqliteEventStore(FactumBuilder.WithLogging(options, sp)));
+        // Leases in the same file: every process sharing it agrees on one owner per job.
+        builder.Services.RemoveAll<Factum.Coordination.ILeaseStore>();
+        builder.Services.AddSingleton<Factum.Coordination.ILeaseStore>(sp => new SqliteLeaseStore((SqliteEventStore)sp.GetRequiredService<IEventStore>()));
+        return builder;
     }
 }
 

@@ -78,4 +78,46 @@ public sealed class MetricsTests
         Assert.Same(services.GetRequiredService<IMeterFactory>(), metrics.Meter.Scope);
         Assert.Same(metrics, services.GetRequiredService<MessageBus>().Metrics);
     }
+
+    [Fact]
+    public async Task One_process_reports_the_backend_wide_gauges_and_another_takes_over_when_it_stops()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = services.GetRequiredService<IMeterFactory>();
+        var measured = new ConcurrentQueue<Measured>();
+        using var listener = Listen(measured, factory);
+        var registry = new EventTypeRegistry().Register<CapturePayment>(o => o.Kind = MessageKind.Command);
+        var transport = new InMemoryTransport(); // one transport shared by two "processes"
+        var leases = new Coordination.InMemoryLeaseStore();
+        using var first = new FactumMetrics(factory, "first");
+        using var second = new FactumMetrics(factory, "second");
+        MessagingOptions Options(FactumMetrics m) => new() { Metrics = m, Leases = leases, MaintenanceInterval = TimeSpan.FromMilliseconds(200), HeartbeatInterval = TimeSpan.FromMilliseconds(10) };
+        var builder = new MessagingBuilder().AddHandler<CapturePayment>((_, _, _) => Task.CompletedTask);
+        await using var a = new MessageBus(transport, registry, builder, Options(first));
+        await using var b = new MessageBus(transport, registry, builder, Options(second));
+        await a.StartAsync();
+        await b.StartAsync();
+
+        async Task<List<string?>> ReportersAsync(Func<List<string?>, bool> until)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (true)
+            {
+                measured.Clear();
+                listener.RecordObservableInstruments();
+                var reporters = measured.Where(m => m.Instrument == "factum.queue.depth").Select(m => m.Instance).Distinct().ToList();
+                if (until(reporters) || DateTime.UtcNow > deadline) return reporters;
+                await Task.Delay(20);
+            }
+        }
+        // Both buses see the same queue; only the lease holder reports it.
+        var reporters = await ReportersAsync(r => r.Count > 0);
+        var owner = Assert.Single(reporters);
+        await Task.Delay(700); // several housekeeping rounds of both
+        Assert.Equal([owner], await ReportersAsync(_ => true));
+
+        await (owner == "first" ? a : b).StopAsync();
+        var other = owner == "first" ? "second" : "first";
+        Assert.Equal([other], await ReportersAsync(r => r.SequenceEqual([other])));
+    }
 }

@@ -126,7 +126,7 @@ public sealed class FactumMetrics : IDisposable
         lock (_buses)
         {
             _buses.RemoveAll(w => !w.TryGetTarget(out _));
-            foreach (var w in _buses) if (w.TryGetTarget(out var b) && b.LastStatus is { } s) statuses.Add(s);
+            foreach (var w in _buses) if (w.TryGetTarget(out var b) && b.GaugeStatus is { } s) statuses.Add(s);
         }
         return statuses.SelectMany(select).ToList();
     }

@@ -62,6 +62,14 @@ public sealed partial class MessageBus
         {
             // Loops end by cancellation.
         }
+        if (_gaugeLease is { } gauges && _leases is not null)
+        {
+            // Another process's bus reports the gauges from its next housekeeping round on; this one no longer does.
+            _gaugeLease = null;
+            _reportsGauges = false;
+            try { await _leases.ReleaseAsync(gauges, cancellationToken).ConfigureAwait(false); }
+            catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException) { FactumLog.MaintenanceFailed(_log, ex); }
+        }
         foreach (var e in _endpoints)
         {
             e.Running = false;
@@ -135,6 +143,25 @@ public sealed partial class MessageBus
         return byKey.Values.ToList();
     }
 
+    /// <summary>
+    /// One process reports the backend-wide gauges: the holder of the gauges' lease (taken or extended each housekeeping
+    /// round). Without a lease store every bus reports.
+    /// </summary>
+    private async Task TakeGaugesAsync(CancellationToken ct)
+    {
+        if (_leases is null) return;
+        try
+        {
+            _gaugeLease = await _leases.TryAcquireAsync($"gauges:{Transport.Name}", InstanceId, Options.MaintenanceInterval * 3, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException)
+        {
+            _gaugeLease = null;
+            FactumLog.MaintenanceFailed(_log, ex);
+        }
+        _reportsGauges = _gaugeLease is not null;
+    }
+
     private async Task MaintenanceLoopAsync(CancellationToken ct)
     {
         var nextHousekeeping = DateTimeOffset.MinValue;
@@ -150,6 +177,7 @@ public sealed partial class MessageBus
                     await Transport.ApplyRetentionAsync(ct).ConfigureAwait(false);
                     await Transport.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
                     LastStatus = await Transport.GetStatusAsync(ct).ConfigureAwait(false);
+                    await TakeGaugesAsync(ct).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)

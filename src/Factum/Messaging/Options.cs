@@ -48,6 +48,14 @@ public sealed record MessagingOptions
     /// </summary>
     public FactumMetrics? Metrics { get; init; }
 
+    /// <summary>
+    /// Where the bus takes the lease <c>gauges:&lt;transport&gt;</c> that makes one process, among all those sharing the
+    /// transport, report the backend-wide gauges (queue depth, DLQ depth, consumer lag), so that a sum over processes
+    /// counts each queue once. Default: the container's <see cref="Coordination.ILeaseStore"/> under <c>AddFactum</c>
+    /// (the store's own), else none: every bus reports. The lease lasts three <see cref="MaintenanceInterval"/>s.
+    /// </summary>
+    public Coordination.ILeaseStore? Leases { get; init; }
+
     internal static string SanitizeServiceName(string? name)
     {
         if (string.IsNullOrEmpty(name)) return "app";
