@@ -6,7 +6,8 @@ namespace Factum.Sqlite.Tests;
 /// <summary>Each test gets a real SQLite file; the transport owns its store.</summary>
 public sealed class SqliteTransportFactory : ITransportFactory
 {
-    public IMessageTransport Create() => SqliteMessageTransport.Open(Path.Combine(TempDir.Create(), "factum.db"));
+    public IMessageTransport Create(TimeProvider? clock = null) =>
+        new SqliteMessageTransport(new SqliteEventStore(new SqliteEventStoreOptions(Path.Combine(TempDir.Create(), "factum.db")) { TimeProvider = clock ?? TimeProvider.System }), ownsStore: true);
 
     public async ValueTask DestroyAsync(IMessageTransport transport)
     {

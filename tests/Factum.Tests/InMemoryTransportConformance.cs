@@ -5,7 +5,7 @@ namespace Factum.Tests;
 
 public sealed class InMemoryTransportFactory : ITransportFactory
 {
-    public IMessageTransport Create() => new InMemoryTransport();
+    public IMessageTransport Create(TimeProvider? clock = null) => new InMemoryTransport(clock);
 
     public ValueTask DestroyAsync(IMessageTransport transport) => transport.DisposeAsync();
 }

@@ -7,6 +7,16 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Time moves by hand: a lease expires, a delay falls due, a member falls silent when the test says so, not after a
+    /// wall-clock sleep (which is slow and, on a loaded machine, flaky).
+    /// </summary>
+    private readonly ManualClock _clock = new() { Now = DateTimeOffset.UtcNow };
+
+    protected override TimeProvider? Clock => _clock;
+
+    private DateTimeOffset Now => _clock.Now;
+
     [Fact]
     public async Task Queue_delivers_in_order_and_ack_removes()
     {
@@ -51,7 +61,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         var first = await Transport.ReceiveAsync("lease", "dies", 10, TimeSpan.FromMilliseconds(300));
         Assert.Equal(2, first.Count);
         Assert.Empty(await Transport.ReceiveAsync("lease", "other", 10, Lease));
-        await Task.Delay(400);
+        _clock.Advance(TimeSpan.FromMilliseconds(400));
         var again = await Transport.ReceiveAsync("lease", "other", 10, Lease);
         Assert.Equal(first.Select(d => d.Message.Id).Order(), again.Select(d => d.Message.Id).Order());
         Assert.All(again, d => Assert.Equal(2, d.Attempt));
@@ -67,7 +77,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         var d = await Transport.ReceiveAsync("ext", "c", 1, TimeSpan.FromMilliseconds(300));
         var kept = await Transport.ExtendLeasesAsync(d, TimeSpan.FromSeconds(5));
         Assert.Single(kept);
-        await Task.Delay(400);
+        _clock.Advance(TimeSpan.FromMilliseconds(400));
         Assert.Empty(await Transport.ReceiveAsync("ext", "other", 1, Lease));
         Assert.True((await Transport.SettleAsync([Ack(kept[0])]))[0]);
     }
@@ -89,11 +99,11 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     {
         await Transport.SendAsync("retry", [Msg(key: "a", json: """{"n":1}"""), Msg(key: "a", json: """{"n":2}""")]);
         var d = Assert.Single(await Transport.ReceiveAsync("retry", "c", 10, Lease));
-        var retryAt = DateTimeOffset.UtcNow.AddMilliseconds(300);
+        var retryAt = Now.AddMilliseconds(300);
         Assert.True((await Transport.SettleAsync([new Settlement { Kind = SettlementKind.Retry, Delivery = d, RetryAt = retryAt, Failure = Failure(), Source = new MessageSource(MessageSourceKind.Queue, "retry") }]))[0]);
         Assert.Empty(await Transport.ReceiveAsync("retry", "c", 10, Lease));
         Assert.Equal(1, (await Transport.GetStatusAsync()).Queues.Single(q => q.Name == "retry").Delayed);
-        await Task.Delay(400);
+        _clock.Advance(TimeSpan.FromMilliseconds(400));
         var again = Assert.Single(await Transport.ReceiveAsync("retry", "c", 10, Lease));
         Assert.Equal(d.Message.Id, again.Message.Id);
         Assert.Equal(2, again.Attempt);
@@ -104,7 +114,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     public async Task A_delayed_message_does_not_hold_back_an_older_one_of_its_key()
     {
         await Transport.SendAsync("k-order", [Msg(key: "k", json: """{"n":1}""")]);
-        await Transport.SendAsync("k-order", [Msg(key: "k", json: """{"n":2}""")], DateTimeOffset.UtcNow.AddHours(1));
+        await Transport.SendAsync("k-order", [Msg(key: "k", json: """{"n":2}""")], Now.AddHours(1));
         var d = Assert.Single(await Transport.ReceiveAsync("k-order", "c", 10, Lease));
         Assert.Equal("""{"n":1}""", Json(d.Message));
     }
@@ -147,9 +157,9 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     [Fact]
     public async Task Delayed_delivery_is_invisible_until_due()
     {
-        await Transport.SendAsync("later", [Msg()], DateTimeOffset.UtcNow.AddMilliseconds(400));
+        await Transport.SendAsync("later", [Msg()], Now.AddMilliseconds(400));
         Assert.Empty(await Transport.ReceiveAsync("later", "c", 1, Lease));
-        await Task.Delay(500);
+        _clock.Advance(TimeSpan.FromMilliseconds(500));
         Assert.Single(await Transport.ReceiveAsync("later", "c", 1, Lease));
     }
 
@@ -253,7 +263,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         await Transport.HeartbeatGroupAsync("silent", "grp", "dies", [], timeout);
         var other = await Transport.HeartbeatGroupAsync("silent", "grp", "lives", [], timeout);
         Assert.Empty(other.Owned);
-        await Task.Delay(400);
+        _clock.Advance(TimeSpan.FromMilliseconds(400));
         other = await Transport.HeartbeatGroupAsync("silent", "grp", "lives", [], timeout);
         Assert.Equal(2, other.Owned.Count);
         Assert.Equal(1, other.Members);
@@ -281,9 +291,9 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     {
         await Transport.DeclareTopicAsync("reset", new TopicOptions { Partitions = 1 });
         await Transport.PublishAsync("reset", [Msg(), Msg()]);
-        await Task.Delay(50);
-        var mid = DateTimeOffset.UtcNow;
-        await Task.Delay(50);
+        _clock.Advance(TimeSpan.FromMilliseconds(50));
+        var mid = Now;
+        _clock.Advance(TimeSpan.FromMilliseconds(50));
         await Transport.PublishAsync("reset", [Msg(), Msg(), Msg()]);
         var a = await Transport.HeartbeatGroupAsync("reset", "grp", "a", [], TimeSpan.FromSeconds(30));
         await Transport.CommitOffsetsAsync("reset", "grp", "a", [new PartitionOffset(0, 5)]);
@@ -327,7 +337,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     {
         await Transport.DeclareTopicAsync("age", new TopicOptions { Partitions = 1, MaxAge = TimeSpan.FromMilliseconds(300) });
         await Transport.PublishAsync("age", [Msg(), Msg()]);
-        await Task.Delay(400);
+        _clock.Advance(TimeSpan.FromMilliseconds(400));
         await Transport.PublishAsync("age", [Msg()]);
         Assert.Equal(2, await Transport.ApplyRetentionAsync());
         Assert.Equal(2, Assert.Single(await Transport.FetchAsync("age", "g", 0, 0, 100)).Offset);
@@ -368,7 +378,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     [Fact]
     public async Task Dead_letters_filter_by_source_type_exception_time_and_id()
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = Now;
         await Transport.SendAsync("qa", [Msg("OrderPlaced"), Msg("OrderShipped")]);
         await Transport.SendAsync("qb", [Msg("OrderPlaced")]);
         foreach (var (q, ex) in new[] { ("qa", "System.TimeoutException"), ("qb", "Acme.PaymentDeclinedException") })
@@ -472,8 +482,8 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         Assert.Single(await Transport.ReceiveAsync("next", "c", 10, Lease));
         Assert.Equal([d.Message.Id], await Transport.FilterHandledAsync("in", [d.Message.Id, MessageId.New()]));
         Assert.Empty(await Transport.FilterHandledAsync("other-inbox", [d.Message.Id]));
-        Assert.Equal(0, await Transport.PurgeInboxAsync(DateTimeOffset.UtcNow.AddMinutes(-1)));
-        Assert.Equal(1, await Transport.PurgeInboxAsync(DateTimeOffset.UtcNow.AddMinutes(1)));
+        Assert.Equal(0, await Transport.PurgeInboxAsync(Now.AddMinutes(-1)));
+        Assert.Equal(1, await Transport.PurgeInboxAsync(Now.AddMinutes(1)));
         Assert.Empty(await Transport.FilterHandledAsync("in", [d.Message.Id]));
     }
 
@@ -482,7 +492,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     {
         await Transport.SendAsync("lost", [Msg()]);
         var d = Assert.Single(await Transport.ReceiveAsync("lost", "c", 1, TimeSpan.FromMilliseconds(100)));
-        await Task.Delay(200);
+        _clock.Advance(TimeSpan.FromMilliseconds(200));
         var taken = Assert.Single(await Transport.ReceiveAsync("lost", "c2", 1, Lease));
         var enlisted = 0;
         var ok = await Transport.SettleAsync([Ack(d, "lost", new OutgoingMessage(Msg(), null, "side-effect")) with { Enlisted = [_ => enlisted++] }]);
@@ -523,7 +533,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     {
         await Transport.HeartbeatConsumerAsync("lapse", "steady", TimeSpan.FromSeconds(5));
         await Transport.HeartbeatConsumerAsync("lapse", "killed", TimeSpan.FromMilliseconds(50));
-        await Task.Delay(300);
+        _clock.Advance(TimeSpan.FromMilliseconds(300));
         var consumers = (await Transport.GetStatusAsync()).Queues.Single(q => q.Name == "lapse").Consumers;
         Assert.Contains("steady", consumers);
         Assert.DoesNotContain("killed", consumers);

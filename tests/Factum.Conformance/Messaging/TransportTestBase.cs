@@ -7,8 +7,8 @@ namespace Factum.Conformance.Messaging;
 /// <summary>How a transport enrolls in the transport conformance suites: a fresh, empty transport per test.</summary>
 public interface ITransportFactory
 {
-    /// <summary>Creates a fresh transport.</summary>
-    IMessageTransport Create();
+    /// <summary>Creates a fresh transport whose leases, delays, heartbeats and retention follow <paramref name="clock"/> (the system clock when null).</summary>
+    IMessageTransport Create(TimeProvider? clock = null);
 
     /// <summary>Disposes it and removes its files.</summary>
     ValueTask DestroyAsync(IMessageTransport transport);
@@ -56,9 +56,12 @@ public abstract class TransportTestBase<TFactory> : IAsyncLifetime where TFactor
 
     protected static readonly MessageRetryPolicy FastRetry = new() { ImmediateRetries = 0, DelayedRetries = 2, InitialDelay = TimeSpan.FromMilliseconds(30), MaxDelay = TimeSpan.FromMilliseconds(100) };
 
+    /// <summary>The clock the transport judges time by; null for the system clock (a bus's timers need real time).</summary>
+    protected virtual TimeProvider? Clock => null;
+
     public Task InitializeAsync()
     {
-        _transport = _factory.Create();
+        _transport = _factory.Create(Clock);
         return Task.CompletedTask;
     }
 
