@@ -100,7 +100,7 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         Assert.Equal(new CustomerView("ann", 2, 15m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
         Assert.Equal(new CustomerView("bob", 1, 7m), await _models.GetViewAsync<CustomerView>("customers", "bob"));
         Assert.Null(await _models.GetViewAsync<CustomerView>("customers", "nobody"));
-        var annOrders = await _models.QueryAsync("orders", "view.customerId", "ann");
+        var annOrders = await _models.QueryAsync("orders", ProjectionQuery.WhereEquals("view.customerId", "ann"));
         Assert.Equal(["Order-1", "Order-2"], annOrders.Select(x => x.Key));
     }
 
@@ -351,8 +351,8 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
 
         public void Release() => _release.Release();
 
-        public void Apply(RecordedEvent e, IProjectionContext context) =>
-            context.Put(e.Type, new Count((context.Get<Count>(e.Type)?.count ?? 0) + 1));
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken) =>
+            context.Put(e.Type, new Count(((await context.GetAsync<Count>(e.Type, cancellationToken))?.count ?? 0) + 1));
     }
 
     private sealed record Count(int count);
@@ -363,7 +363,7 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         public int Version => 1;
         public EventFilter Filter => EventFilter.None;
 
-        public void Apply(RecordedEvent e, IProjectionContext context) =>
-            context.Put(e.Type, new Count((context.Get<Count>(e.Type)?.count ?? 0) + 1));
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken) =>
+            context.Put(e.Type, new Count(((await context.GetAsync<Count>(e.Type, cancellationToken))?.count ?? 0) + 1));
     }
 }
