@@ -224,30 +224,42 @@ public sealed class ProjectionRunner : IProjectionRun
 
     private async Task RunOwnedAsync(Lease fence, CancellationToken ct)
     {
+        var reader = await _store.OpenReaderAsync(Name, Version, ct).ConfigureAwait(false);
+        // While catching up, the next batch is read while this one commits (the commit's fsync is the slow part).
+        Prefetch? next = null;
         try
         {
             var active = false;
+            // Known while catching up (each commit checks it has not moved); loaded again whenever the runner has
+            // caught up, so a reset, a skip or a newer version taking over is seen without a read per batch.
+            long? known = null;
             while (!ct.IsCancellationRequested)
             {
                 // A newer version took over and dropped this version: this runner's work is done.
-                if (await _store.LoadCheckpointAsync(Name, Version, ct).ConfigureAwait(false) is not { } position) throw new ProjectionSupersededException(Name, Version);
-                var head = await _events.GetHeadPositionAsync(ct).ConfigureAwait(false);
-                var batch = new List<RecordedEvent>(_options.BatchSize);
-                var filter = _projection.Filter;
-                // Only up to the high-water mark: past it, a position may still be committing.
-                if (head.Value > position)
+                var position = known ?? await _store.LoadCheckpointAsync(Name, Version, ct).ConfigureAwait(false) ?? throw new ProjectionSupersededException(Name, Version);
+                known = null;
+                GlobalPosition head;
+                List<RecordedEvent>? batch = null;
+                EventFilter filter;
+                if (next is { } n && n.From == position && await n.Events.ConfigureAwait(false) is { } prefetched) (head, filter, batch) = (n.Head, n.Filter, prefetched);
+                else
                 {
-                    await foreach (var e in _events.ReadAllAsync(new ReadAllOptions { From = new GlobalPosition(position + 1), To = head, MaxCount = _options.BatchSize, Filter = filter }, ct).ConfigureAwait(false))
-                        batch.Add(e);
+                    head = await _events.GetHeadPositionAsync(ct).ConfigureAwait(false);
+                    filter = _projection.Filter;
                 }
+                if (next is { } stale && stale.From != position) await stale.Events.ConfigureAwait(false); // observed, then dropped
+                next = null;
+                batch ??= await ReadBatchAsync(position, head, filter, ct).ConfigureAwait(false);
                 var caughtUp = batch.Count < _options.BatchSize;
                 // Up to the head, nothing else matched: the checkpoint may move there.
                 var through = caughtUp ? Math.Max(head.Value, batch.Count > 0 ? batch[^1].Position.Value : position) : batch[^1].Position.Value;
+                if (!caughtUp) next = new Prefetch(through, head, filter, PrefetchAsync(through, head, filter, ct));
                 if (batch.Count > 0 || through > position)
                 {
                     try
                     {
-                        if (!await ApplyWithRetriesAsync(batch, position, through, fence, ct).ConfigureAwait(false)) return;
+                        if (!await ApplyWithRetriesAsync(reader, batch, position, through, fence, ct).ConfigureAwait(false)) return;
+                        known = through;
                     }
                     catch (ProjectionCheckpointMovedException)
                     {
@@ -256,6 +268,7 @@ public sealed class ProjectionRunner : IProjectionRun
                 }
                 if (caughtUp)
                 {
+                    known = null;
                     if (!active)
                     {
                         if (await _store.PromoteAsync(Name, Version, fence, ct).ConfigureAwait(false)) FactumLog.ProjectionPromoted(_log, Name, Version, through);
@@ -273,16 +286,41 @@ public sealed class ProjectionRunner : IProjectionRun
         {
             FactumLog.ProjectionSuperseded(_log, Name, Version);
         }
+        finally
+        {
+            if (next is { } pending) await pending.Events.ConfigureAwait(false);
+            await reader.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The next batch, being read from <paramref name="From"/> (exclusive) up to <paramref name="Head"/>.</summary>
+    private sealed record Prefetch(long From, GlobalPosition Head, EventFilter Filter, Task<List<RecordedEvent>?> Events);
+
+    /// <summary>Up to a batch of events after <paramref name="position"/>, only up to the high-water mark <paramref name="head"/>: past it, a position may still be committing.</summary>
+    private async Task<List<RecordedEvent>> ReadBatchAsync(long position, GlobalPosition head, EventFilter filter, CancellationToken ct)
+    {
+        var batch = new List<RecordedEvent>(_options.BatchSize);
+        if (head.Value <= position) return batch;
+        await foreach (var e in _events.ReadAllAsync(new ReadAllOptions { From = new GlobalPosition(position + 1), To = head, MaxCount = _options.BatchSize, Filter = filter }, ct).ConfigureAwait(false))
+            batch.Add(e);
+        return batch;
+    }
+
+    /// <summary>Reads ahead; null when that fails (the loop then reads again, and reports what goes wrong).</summary>
+    private async Task<List<RecordedEvent>?> PrefetchAsync(long position, GlobalPosition head, EventFilter filter, CancellationToken ct)
+    {
+        try { return await ReadBatchAsync(position, head, filter, ct).ConfigureAwait(false); }
+        catch (Exception ex) when (ex is not OutOfMemoryException) { return null; }
     }
 
     /// <summary>Applies a batch; on failure retries it, then isolates the failing event and stops (false) or parks it.</summary>
-    private async Task<bool> ApplyWithRetriesAsync(List<RecordedEvent> batch, long from, long through, Lease fence, CancellationToken ct)
+    private async Task<bool> ApplyWithRetriesAsync(IProjectionDocumentReader reader, List<RecordedEvent> batch, long from, long through, Lease fence, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                await ApplyAsync(batch, from, through, fence, ct).ConfigureAwait(false);
+                await ApplyAsync(reader, batch, from, through, fence, ct).ConfigureAwait(false);
                 return true;
             }
             catch (ProjectionFailedException ex) when (attempt < _options.Retry.MaxAttempts)
@@ -301,7 +339,7 @@ public sealed class ProjectionRunner : IProjectionRun
         {
             try
             {
-                await ApplyAsync([e], at, e.Position.Value, fence, ct).ConfigureAwait(false);
+                await ApplyAsync(reader, [e], at, e.Position.Value, fence, ct).ConfigureAwait(false);
             }
             catch (ProjectionFailedException ex)
             {
@@ -312,7 +350,7 @@ public sealed class ProjectionRunner : IProjectionRun
                     var now = _time.GetUtcNow();
                     await _store.Parked.ParkAsync(new ParkedEvent(ProjectionEngine.ParkedId(Name, Version), e.Position, e.EventId, e.StreamId, e.StreamVersion, e.Type,
                         cause.GetType().FullName!, cause.Message, cause.StackTrace, _options.Retry.MaxAttempts, now, now), ct).ConfigureAwait(false);
-                    await ApplyAsync([], at, e.Position.Value, fence, ct).ConfigureAwait(false);
+                    await ApplyAsync(reader, [], at, e.Position.Value, fence, ct).ConfigureAwait(false);
                     at = e.Position.Value;
                     continue;
                 }
@@ -322,30 +360,26 @@ public sealed class ProjectionRunner : IProjectionRun
             }
             at = e.Position.Value;
         }
-        if (through > at) await ApplyAsync([], at, through, fence, ct).ConfigureAwait(false);
+        if (through > at) await ApplyAsync(reader, [], at, through, fence, ct).ConfigureAwait(false);
         return true;
     }
 
     /// <summary>Runs the events through the projection (no I/O but its document reads), then commits documents and checkpoint together.</summary>
-    private async Task ApplyAsync(List<RecordedEvent> events, long from, long through, Lease fence, CancellationToken ct)
+    private async Task ApplyAsync(IProjectionDocumentReader reader, List<RecordedEvent> events, long from, long through, Lease fence, CancellationToken ct)
     {
         IReadOnlyList<DocumentChange> changes = [];
         if (events.Count > 0)
         {
-            var reader = await _store.OpenReaderAsync(Name, Version, ct).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
+            var context = new ProjectionBatchContext(reader.GetAsync, _options.Json);
+            foreach (var e in events)
             {
-                var context = new ProjectionBatchContext(reader.GetAsync, _options.Json);
-                foreach (var e in events)
+                try { await _projection.ApplyAsync(e, context, ct).ConfigureAwait(false); }
+                catch (Exception ex) when (ex is not OperationCanceledException and not ProjectionSupersededException and not LeaseLostException)
                 {
-                    try { await _projection.ApplyAsync(e, context, ct).ConfigureAwait(false); }
-                    catch (Exception ex) when (ex is not OperationCanceledException and not ProjectionSupersededException and not LeaseLostException)
-                    {
-                        throw new ProjectionFailedException($"Projection '{Name}' v{Version} failed on {e.Type} at position {e.Position}: {ex.Message}", ex);
-                    }
+                    throw new ProjectionFailedException($"Projection '{Name}' v{Version} failed on {e.Type} at position {e.Position}: {ex.Message}", ex);
                 }
-                changes = context.Changes();
             }
+            changes = context.Changes();
         }
         await _store.CommitAsync(new ProjectionBatch(Name, Version, from, through, changes), fence, ct).ConfigureAwait(false);
     }

@@ -25,7 +25,10 @@ public readonly record struct DocumentChange(string Key, string? Json);
 /// <param name="Changes">The document changes, at most one per key.</param>
 public sealed record ProjectionBatch(string Name, int Version, long From, long Through, IReadOnlyList<DocumentChange> Changes);
 
-/// <summary>Reads the documents of one projection version while a batch runs (before its changes are committed).</summary>
+/// <summary>
+/// Reads the committed documents of one projection version for its runner, which holds it open while it owns the
+/// version: each read sees every batch committed before it. Used by one runner at a time (not thread-safe).
+/// </summary>
 public interface IProjectionDocumentReader : IAsyncDisposable
 {
     /// <summary>The committed JSON under <paramref name="key"/>, or null.</summary>
@@ -68,7 +71,7 @@ public interface IProjectionStore
     /// <summary>The version's checkpoint, or null when it has no record (a newer version took over and dropped it).</summary>
     Task<long?> LoadCheckpointAsync(string name, int version, CancellationToken cancellationToken = default);
 
-    /// <summary>Opens a reader of the version's committed documents for one batch.</summary>
+    /// <summary>Opens a reader of the version's committed documents (its runner keeps it while it owns the version).</summary>
     ValueTask<IProjectionDocumentReader> OpenReaderAsync(string name, int version, CancellationToken cancellationToken = default);
 
     /// <summary>
