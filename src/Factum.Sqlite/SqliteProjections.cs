@@ -70,8 +70,9 @@ public sealed class SqliteProjectionStore(SqliteEventStore store) : IProjectionS
         foreach (var field in indexedFields)
         {
             ProjectionQuery.ValidateField(field);
-            // The indexed expression must be the one queries use (a literal path), or SQLite will not use the index.
-            sql.Append($"CREATE INDEX IF NOT EXISTS \"ix_{table[1..^1]}_{field.Replace("_", "__", StringComparison.Ordinal).Replace('.', '_')}\" ON {table} ({Extract(field)});");
+            // The indexed expression must be the one queries use (a literal path), or SQLite will not use the index; the key
+            // second, so an order by the field (then by key) reads the index in order.
+            sql.Append($"CREATE INDEX IF NOT EXISTS \"ix_{table[1..^1]}_{field.Replace("_", "__", StringComparison.Ordinal).Replace('.', '_')}\" ON {table} ({Extract(field)}, key);");
         }
         Exec(c, tx, sql.ToString());
     }
