@@ -436,6 +436,35 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         Assert.Equal(5, await store.LoadCheckpointAsync("fenced", 1));
     }
 
+    [Fact]
+    public async Task A_paused_runner_whose_lease_expired_cannot_commit_even_before_another_takes_it()
+    {
+        // A store on the manual clock: the lease lapses when the clock says so, with no wall-clock sleep.
+        var factory = new TFactory();
+        var store = factory.Create(new EventStoreOptions { TimeProvider = Clock });
+        try
+        {
+            var projections = Assert.IsAssignableFrom<ProjectionEngine>(factory.CreateProjectionEngine(store)).Store;
+            await projections.RegisterAsync(new ProjectionRegistration("paused", 1, ["view.total"]));
+            var lease = ProjectionEngine.LeaseName("paused", 1);
+            var owner = (await projections.Leases.TryAcquireAsync(lease, "owner", TimeSpan.FromSeconds(10)))!;
+            var batch = new ProjectionBatch("paused", 1, 0, 3, [new DocumentChange("k", "{\"n\":1}")]);
+            Clock.Advance(TimeSpan.FromSeconds(11)); // the owner was paused past its lease
+            await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => projections.CommitAsync(batch, owner));
+            Assert.Equal(0, await projections.LoadCheckpointAsync("paused", 1));
+
+            var next = (await projections.Leases.TryAcquireAsync(lease, "next", TimeSpan.FromSeconds(10)))!;
+            await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => projections.CommitAsync(batch, owner));
+            await projections.CommitAsync(batch, next);
+            Assert.Equal(3, await projections.LoadCheckpointAsync("paused", 1));
+            Assert.Equal("{\"n\":1}", await projections.GetJsonAsync("paused", "k"));
+        }
+        finally
+        {
+            await factory.DestroyAsync(store);
+        }
+    }
+
     /// <summary>Counts events per type; <see cref="Hold"/> makes the runner wait when it next asks for the filter.</summary>
     private sealed class GatedCounter(int version) : IProjection
     {

@@ -106,6 +106,36 @@ public sealed class InlineProjectionTests : IDisposable
     }
 }
 
+/// <summary>An inline projection runs inside the append's transaction: one that awaits anything but its context is refused.</summary>
+public sealed class InlineProjectionAsyncTests : IDisposable
+{
+    private readonly string _dir = TempDir.Create();
+
+    public void Dispose() => TempDir.Delete(_dir);
+
+    private sealed class Yielding : IProjection
+    {
+        public string Name => "yielding";
+        public int Version => 1;
+        public EventFilter Filter => EventFilter.None;
+
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            context.Put(e.Type, 1);
+        }
+    }
+
+    [Fact]
+    public async Task An_inline_projection_that_does_not_complete_synchronously_fails_the_append_naming_why()
+    {
+        await using var store = new SqliteEventStore(new SqliteEventStoreOptions(Path.Combine(_dir, "factum.db")) { InlineProjections = [new Yielding()] });
+        var ex = await Assert.ThrowsAsync<ProjectionFailedException>(() => store.AppendAsync(StreamId.Parse("Noise-1"), ExpectedVersion.Any, [EventData.FromJson("NoiseMade", "{}")]));
+        Assert.Contains("must complete synchronously", ex.Message);
+        Assert.Equal(0, (await store.GetHeadPositionAsync()).Value);
+    }
+}
+
 /// <summary>A projection's indexed fields are real SQLite expression indexes, and queries on them use them.</summary>
 public sealed class ProjectionIndexTests : IDisposable
 {
