@@ -453,8 +453,8 @@ public static class Scenarios
 
         public EventFilter Filter => EventFilter.None;
 
-        public void Apply(RecordedEvent e, Factum.Projections.IProjectionContext context) =>
-            context.Put(e.Type, new CountDoc((context.Get<CountDoc>(e.Type)?.Count ?? 0) + 1));
+        public async ValueTask ApplyAsync(RecordedEvent e, Factum.Projections.IProjectionContext context, CancellationToken cancellationToken) =>
+            context.Put(e.Type, new CountDoc(((await context.GetAsync<CountDoc>(e.Type, cancellationToken))?.Count ?? 0) + 1));
     }
 
     /// <summary>Rebuilds a counting projection over N events; the baselines are a plain read of the same events.</summary>

@@ -52,7 +52,7 @@ internal sealed record BackendChoice(StoreConnectionString Store, TransportConne
         if (needs.HasFlag(Needs.StoreFile) && !sqlite)
             throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it checks a SQLite file, and {Store} has none. {UseSqlite}");
         if (needs.HasFlag(Needs.Projections) && !sqlite)
-            throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it has no read-model store for projections yet. {UseSqlite}");
+            throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it has no read-model store for projections that outlives one command (memory: read models live and end inside one process; the demo builds them). {UseSqlite}");
         if (!needs.HasFlag(Needs.Transport)) return;
         if (BackendProviders.NotYetAvailable(Transport) is { } transport) throw new BackendNotAvailableException(transport);
         if (Transport.Kind == TransportKind.Sqlite && !sqlite)
@@ -119,6 +119,8 @@ internal sealed class MemoryBackend(BackendChoice choice, ILoggerFactory logging
     public override int MaxEventSize => _options.MaxEventSize;
 
     public override ISnapshotStore Snapshots { get; } = new InMemorySnapshotStore();
+
+    public override IProjectionEngine Projections => new InMemoryReadModels((InMemoryEventStore)Store);
 
     public override IMessageTransport OpenTransport() => new InMemoryTransport();
 

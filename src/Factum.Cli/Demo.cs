@@ -143,7 +143,7 @@ internal static class Demo
                 if (!await DemoProjections.CatchUpAsync(models, projection, null, Factum.Subscriptions.FailureAction.Park, null, follow: false, ct))
                     throw new InvalidOperationException($"Projection {projection.Name} stopped; 'factum projections status {projection.Name}' says why.");
                 output.Writer.WriteLine($"Projection {projection.Name}:");
-                foreach (var (k, doc) in await models.QueryAsync(projection.Name, null, null, ct)) output.Writer.WriteLine($"  {k}: {doc}");
+                foreach (var (k, doc) in await models.QueryAsync(projection.Name, null, ct)) output.Writer.WriteLine($"  {k}: {doc}");
                 var parked = await models.ListParkedAsync(projection.Name, ct);
                 if (parked.Count > 0)
                 {

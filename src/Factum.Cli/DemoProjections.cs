@@ -26,11 +26,11 @@ internal static class DemoProjections
 
         public EventFilter Filter => EventFilter.ForEventTypes("PaymentCaptured");
 
-        public void Apply(RecordedEvent e, IProjectionContext context)
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken)
         {
             var amount = System.Text.Json.JsonDocument.Parse(e.Payload).RootElement.GetProperty("amount").GetDecimal();
             var day = e.Timestamp.UtcDateTime.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
-            var current = context.Get<DayRevenue>(day) ?? new DayRevenue(day, 0, 0);
+            var current = await context.GetAsync<DayRevenue>(day, cancellationToken) ?? new DayRevenue(day, 0, 0);
             context.Put(day, current with { Revenue = current.Revenue + amount, Payments = current.Payments + 1 });
         }
     }

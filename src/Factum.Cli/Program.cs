@@ -362,9 +362,9 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         {
             var eq = w.IndexOf('=', StringComparison.Ordinal);
             if (eq <= 0) throw new ArgumentException($"--where takes PATH=VALUE; got '{w}'.");
-            docs = await models.QueryAsync(n, w[..eq], w[(eq + 1)..], ct);
+            docs = await models.QueryAsync(n, ProjectionOutput.WhereQuery(w[..eq], w[(eq + 1)..]), ct);
         }
-        else docs = await models.QueryAsync(n, null, null, ct);
+        else docs = await models.QueryAsync(n, null, ct);
         if (output.Json)
             foreach (var (dk, dj) in docs)
                 output.JsonLine(wr => { wr.WriteString("key", dk); wr.WritePropertyName("document"); using var d = System.Text.Json.JsonDocument.Parse(dj); d.WriteTo(wr); });

@@ -5,6 +5,13 @@ namespace Factum.Cli;
 
 internal static class ProjectionOutput
 {
+    /// <summary>
+    /// <c>--where PATH=VALUE</c> as a query: the documents whose field PATH is the string VALUE, in key order. A leading
+    /// <c>$.</c> (the JSON-path form earlier versions took) is accepted and dropped.
+    /// </summary>
+    public static ProjectionQuery WhereQuery(string path, string value) =>
+        ProjectionQuery.WhereEquals(path.StartsWith("$.", StringComparison.Ordinal) ? path[2..] : path, value);
+
     public static void Print(Output output, IReadOnlyList<ProjectionInfo> rows)
     {
         if (output.Json)

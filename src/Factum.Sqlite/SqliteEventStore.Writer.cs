@@ -448,7 +448,6 @@ public sealed partial class SqliteEventStore
             foreach (var p in _inline)
             {
                 Factum.Projections.ProjectionName.Validate(p.Name);
-                var table = SqliteProjectionRunner.TableName(p.Name, p.Version);
                 using var cmd = _c.CreateCommand();
                 cmd.Transaction = tx;
                 // An inline projection has one version: older versions' tables go, and a new version starts from 0 at the next commit.
@@ -465,7 +464,8 @@ public sealed partial class SqliteEventStore
                     drop.Parameters.AddWithValue("$n", p.Name);
                     drop.ExecuteNonQuery();
                 }
-                cmd.CommandText = $"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, doc TEXT NOT NULL); INSERT INTO projections(name, version, active, position, state, updated_at) VALUES ($n, $v, 1, 0, 'Inline', $now) ON CONFLICT(name, version) DO UPDATE SET active = 1";
+                SqliteProjectionStore.CreateStorage(_c, tx, p.Name, p.Version, [.. p.IndexedFields]);
+                cmd.CommandText = $"INSERT INTO projections(name, version, active, position, state, updated_at) VALUES ($n, $v, 1, 0, 'Inline', $now) ON CONFLICT(name, version) DO UPDATE SET active = 1";
                 cmd.Parameters.AddWithValue("$now", now);
                 cmd.ExecuteNonQuery();
             }
@@ -500,17 +500,33 @@ public sealed partial class SqliteEventStore
             {
                 if (only >= 0 && i != only) continue;
                 var p = _inline[i];
-                using var docs = new ProjectionDocuments(_c, SqliteProjectionRunner.TableName(p.Name, p.Version), SystemTextJsonEventSerializer.Default.Options);
+                var table = SqliteProjectionRunner.TableName(p.Name, p.Version);
+                using var select = _c.CreateCommand();
+                select.CommandText = $"SELECT doc FROM {table} WHERE key = $k";
+                var key = select.Parameters.Add(new SqliteParameter { ParameterName = "$k" });
+                // Reads see this transaction's own writes; they are synchronous, so a projection that awaits only its
+                // context completes synchronously here, inside the append's transaction.
+                var docs = new Factum.Projections.ProjectionBatchContext((k, _) =>
+                {
+                    key.Value = k;
+                    return ValueTask.FromResult(select.ExecuteScalar() as string);
+                }, SystemTextJsonEventSerializer.Default.Options);
                 foreach (var e in events)
                 {
                     if (!p.Filter.Matches(e)) continue;
-                    try { p.Apply(e, docs); }
+                    try
+                    {
+                        var applied = p.ApplyAsync(e, docs, CancellationToken.None);
+                        if (!applied.IsCompleted)
+                            throw new InvalidOperationException("an inline projection runs inside the append's transaction and must complete synchronously: await only its context, and do no other I/O");
+                        applied.GetAwaiter().GetResult();
+                    }
                     catch (Exception ex) when (ex is not OperationCanceledException)
                     {
                         throw new Factum.Projections.ProjectionFailedException($"Inline projection '{p.Name}' v{p.Version} failed on {e.Type} at {e.StreamId}@{e.StreamVersion}: {ex.Message}. The append was not written.", ex);
                     }
                 }
-                docs.Flush();
+                SqliteProjectionStore.WriteChanges(_c, table, docs.Changes());
             }
         }
 

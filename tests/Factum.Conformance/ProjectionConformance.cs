@@ -100,7 +100,7 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         Assert.Equal(new CustomerView("ann", 2, 15m), await _models.GetViewAsync<CustomerView>("customers", "ann"));
         Assert.Equal(new CustomerView("bob", 1, 7m), await _models.GetViewAsync<CustomerView>("customers", "bob"));
         Assert.Null(await _models.GetViewAsync<CustomerView>("customers", "nobody"));
-        var annOrders = await _models.QueryAsync("orders", "view.customerId", "ann");
+        var annOrders = await _models.QueryAsync("orders", ProjectionQuery.WhereEquals("view.customerId", "ann"));
         Assert.Equal(["Order-1", "Order-2"], annOrders.Select(x => x.Key));
     }
 
@@ -321,6 +321,150 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         Assert.Equal("{\"count\":2}", await _models.GetJsonAsync("event-counts", "ShopOrderPlaced"));
     }
 
+    private DocumentProjection<OrderView> IndexedOrders() =>
+        new DocumentProjection<OrderView>("orders", 1, _registry, key => new OrderView(key))
+            .Index("view.customerId").Index("view.total")
+            .On<ShopOrderPlaced>((v, e) => v with { CustomerId = e.CustomerId, Total = e.Total })
+            .On<ShopOrderShipped>((v, e) => v with { Shipped = true });
+
+    private async Task<string[]> Keys(ProjectionQuery query) =>
+        (await _models.QueryAsync("orders", query)).Select(d => d.Key.Replace("Order-", "", StringComparison.Ordinal)).ToArray();
+
+    [Fact]
+    public async Task Queries_select_by_field_equality_and_range_order_by_a_field_and_page()
+    {
+        await Place("1", "ann", 10m);
+        await Place("2", "bob", 5m);
+        await Place("3", "ann", 7.5m);
+        await Place("4", "cat", 20m);
+        await Place("5", "ann", 1m);
+        await Store.AppendAsync(StreamId.For("Order", "3"), ExpectedVersion.Any, [_registry.Encode(new ShopOrderShipped("3"))]);
+        await Run(IndexedOrders());
+        await UntilCaughtUp("orders");
+
+        Assert.Equal(["1", "2", "3", "4", "5"], await Keys(ProjectionQuery.All));
+        Assert.Equal(["1", "3", "5"], await Keys(ProjectionQuery.WhereEquals("view.customerId", "ann")));
+        Assert.Equal(["1", "3", "4"], await Keys(ProjectionQuery.Where("view.total", QueryOperator.GreaterThanOrEqual, 7.5m)));
+        Assert.Equal(["1", "3"], await Keys(ProjectionQuery.Where("view.total", QueryOperator.GreaterThan, 5).And("view.total", QueryOperator.LessThan, 20)));
+        Assert.Equal(["2", "5"], await Keys(ProjectionQuery.Where("view.total", QueryOperator.LessThanOrEqual, 5L)));
+        Assert.Equal(["1", "3"], await Keys(ProjectionQuery.WhereEquals("view.customerId", "ann").And("view.total", QueryOperator.GreaterThan, 5)));
+        Assert.Equal(["3"], await Keys(ProjectionQuery.WhereEquals("view.shipped", true)));
+        Assert.Equal(["2", "4"], await Keys(ProjectionQuery.Where("view.customerId", QueryOperator.GreaterThan, "ann")));
+
+        // Ordered by a field (then by key), either way, and paged.
+        Assert.Equal(["5", "2", "3", "1", "4"], await Keys(ProjectionQuery.All.OrderedBy("view.total")));
+        Assert.Equal(["4", "1", "3", "2", "5"], await Keys(ProjectionQuery.All.OrderedBy("view.total", descending: true)));
+        Assert.Equal(["1", "3", "5", "2", "4"], await Keys(ProjectionQuery.All.OrderedBy("view.customerId")));
+        Assert.Equal(["2", "3"], await Keys(ProjectionQuery.All.OrderedBy("view.total").Page(skip: 1, take: 2)));
+        Assert.Equal(["4", "5"], await Keys(ProjectionQuery.All.Page(skip: 3, take: 10)));
+        Assert.Equal(["3"], await Keys(ProjectionQuery.WhereEquals("view.customerId", "ann").OrderedBy("view.total", descending: true).Page(1, 1)));
+
+        // A value matches only a field of its kind; a document without the field never matches, and orders first.
+        Assert.Empty(await Keys(ProjectionQuery.WhereEquals("view.total", "10")));
+        Assert.Empty(await Keys(ProjectionQuery.Where("view.customerId", QueryOperator.GreaterThan, 0)));
+        Assert.Empty(await Keys(ProjectionQuery.WhereEquals("view.nothing", "x")));
+        Assert.Equal(["1", "2", "3", "4", "5"], await Keys(ProjectionQuery.All.OrderedBy("view.nothing")));
+    }
+
+    [Fact]
+    public async Task A_query_on_a_malformed_field_or_value_fails_naming_it()
+    {
+        await Place("1", "ann", 10m);
+        await Run(IndexedOrders());
+        await UntilCaughtUp("orders");
+        foreach (var field in new[] { "$.view.total", "view..total", "view total", "", "view.total'" })
+        {
+            var ex = await Assert.ThrowsAsync<ArgumentException>(() => _models.QueryAsync("orders", new ProjectionQuery { Conditions = [new FieldCondition(field, QueryOperator.Equal, "x")] }));
+            Assert.Contains($"Unknown field '{field}'", ex.Message);
+            Assert.Throws<ArgumentException>(() => ProjectionQuery.All.OrderedBy(field));
+        }
+        var order = await Assert.ThrowsAsync<ArgumentException>(() => _models.QueryAsync("orders", new ProjectionQuery { OrderBy = "view.to-tal" }));
+        Assert.Contains("Unknown field 'view.to-tal'", order.Message);
+        var value = Assert.Throws<ArgumentException>(() => ProjectionQuery.WhereEquals("view.total", DateTime.UtcNow));
+        Assert.Contains("a string, a number or a bool", value.Message);
+        Assert.Throws<ArgumentException>(() => ProjectionQuery.WhereEquals("view.total", null!));
+        Assert.Throws<ArgumentException>(() => new DocumentProjection<OrderView>("orders", 1, _registry, key => new OrderView(key)).Index("view.customer id"));
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => _models.QueryAsync("nope", ProjectionQuery.All));
+        Assert.Contains("no projection named 'nope'", unknown.Message);
+    }
+
+    [Fact]
+    public async Task Two_runners_of_one_version_apply_each_event_once_through_one_lease_and_the_standby_takes_over()
+    {
+        for (var i = 0; i < 10; i++) await Place($"{i}", "ann", 1m);
+        var options = new ProjectionOptions { LiveWaitTimeout = TimeSpan.FromMilliseconds(50), Lease = new Coordination.LeaseOptions { Duration = TimeSpan.FromSeconds(2) } };
+        var a = Assert.IsType<ProjectionRunner>(await Run(new EventCounter(), options));
+        var b = Assert.IsType<ProjectionRunner>(await Run(new EventCounter(), options));
+        await UntilCaughtUp("event-counts");
+        Assert.True(a.IsOwner ^ b.IsOwner, $"one owner: a {a.IsOwner}, b {b.IsOwner}");
+        Assert.Equal("{\"count\":10}", await _models.GetJsonAsync("event-counts", "ShopOrderPlaced"));
+
+        var (owner, standby) = a.IsOwner ? (a, b) : (b, a);
+        await owner.StopAsync(); // releases the lease: the standby takes it at its next attempt
+        for (var i = 10; i < 15; i++) await Place($"{i}", "ann", 1m);
+        using var cts = new CancellationTokenSource(Patience);
+        while (!standby.IsOwner) await Task.Delay(10, cts.Token);
+        await UntilCaughtUp("event-counts");
+        Assert.Equal("{\"count\":15}", await _models.GetJsonAsync("event-counts", "ShopOrderPlaced"));
+    }
+
+    [Fact]
+    public async Task A_runner_whose_lease_was_taken_cannot_commit_promote_or_record_a_fault()
+    {
+        var store = Assert.IsAssignableFrom<ProjectionEngine>(_models).Store;
+        await store.RegisterAsync(new ProjectionRegistration("fenced", 1, []));
+        var lease = ProjectionEngine.LeaseName("fenced", 1);
+        var first = (await store.Leases.TryAcquireAsync(lease, "first", TimeSpan.FromMinutes(1)))!;
+        // The first owner pauses; its lease ends (released here, as a lapse would) and a second owner takes it.
+        await store.Leases.ReleaseAsync(first);
+        var second = (await store.Leases.TryAcquireAsync(lease, "second", TimeSpan.FromMinutes(1)))!;
+        Assert.True(second.FencingToken > first.FencingToken);
+
+        var batch = new ProjectionBatch("fenced", 1, 0, 5, [new DocumentChange("k", "{\"by\":\"first\"}")]);
+        await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => store.CommitAsync(batch, first));
+        await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => store.PromoteAsync("fenced", 1, first));
+        await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => store.RecordFaultAsync("fenced", 1, 3, "boom", first));
+        Assert.Equal(0, await store.LoadCheckpointAsync("fenced", 1));
+        Assert.Null(await _models.GetJsonAsync("fenced", "k"));
+        Assert.Equal(("Building", (long?)null), ((await Info("fenced")).State, (await Info("fenced")).FailingPosition));
+
+        // The owner commits; a batch computed from a checkpoint that has moved since is refused.
+        await store.CommitAsync(batch with { Changes = [new DocumentChange("k", "{\"by\":\"second\"}")] }, second);
+        Assert.Equal(5, await store.LoadCheckpointAsync("fenced", 1));
+        Assert.Equal("{\"by\":\"second\"}", await _models.GetJsonAsync("fenced", "k"));
+        await Assert.ThrowsAsync<ProjectionCheckpointMovedException>(() => store.CommitAsync(batch with { Through = 7 }, second));
+        Assert.Equal(5, await store.LoadCheckpointAsync("fenced", 1));
+    }
+
+    [Fact]
+    public async Task A_paused_runner_whose_lease_expired_cannot_commit_even_before_another_takes_it()
+    {
+        // A store on the manual clock: the lease lapses when the clock says so, with no wall-clock sleep.
+        var factory = new TFactory();
+        var store = factory.Create(new EventStoreOptions { TimeProvider = Clock });
+        try
+        {
+            var projections = Assert.IsAssignableFrom<ProjectionEngine>(factory.CreateProjectionEngine(store)).Store;
+            await projections.RegisterAsync(new ProjectionRegistration("paused", 1, ["view.total"]));
+            var lease = ProjectionEngine.LeaseName("paused", 1);
+            var owner = (await projections.Leases.TryAcquireAsync(lease, "owner", TimeSpan.FromSeconds(10)))!;
+            var batch = new ProjectionBatch("paused", 1, 0, 3, [new DocumentChange("k", "{\"n\":1}")]);
+            Clock.Advance(TimeSpan.FromSeconds(11)); // the owner was paused past its lease
+            await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => projections.CommitAsync(batch, owner));
+            Assert.Equal(0, await projections.LoadCheckpointAsync("paused", 1));
+
+            var next = (await projections.Leases.TryAcquireAsync(lease, "next", TimeSpan.FromSeconds(10)))!;
+            await Assert.ThrowsAsync<Coordination.LeaseLostException>(() => projections.CommitAsync(batch, owner));
+            await projections.CommitAsync(batch, next);
+            Assert.Equal(3, await projections.LoadCheckpointAsync("paused", 1));
+            Assert.Equal("{\"n\":1}", await projections.GetJsonAsync("paused", "k"));
+        }
+        finally
+        {
+            await factory.DestroyAsync(store);
+        }
+    }
+
     /// <summary>Counts events per type; <see cref="Hold"/> makes the runner wait when it next asks for the filter.</summary>
     private sealed class GatedCounter(int version) : IProjection
     {
@@ -351,8 +495,8 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
 
         public void Release() => _release.Release();
 
-        public void Apply(RecordedEvent e, IProjectionContext context) =>
-            context.Put(e.Type, new Count((context.Get<Count>(e.Type)?.count ?? 0) + 1));
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken) =>
+            context.Put(e.Type, new Count(((await context.GetAsync<Count>(e.Type, cancellationToken))?.count ?? 0) + 1));
     }
 
     private sealed record Count(int count);
@@ -363,7 +507,7 @@ public abstract class ProjectionConformance<TFactory> : StoreTestBase<TFactory>
         public int Version => 1;
         public EventFilter Filter => EventFilter.None;
 
-        public void Apply(RecordedEvent e, IProjectionContext context) =>
-            context.Put(e.Type, new Count((context.Get<Count>(e.Type)?.count ?? 0) + 1));
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken) =>
+            context.Put(e.Type, new Count(((await context.GetAsync<Count>(e.Type, cancellationToken))?.count ?? 0) + 1));
     }
 }

@@ -105,3 +105,81 @@ public sealed class InlineProjectionTests : IDisposable
         Assert.Equal("rm_customers_v2", cmd.ExecuteScalar());
     }
 }
+
+/// <summary>An inline projection runs inside the append's transaction: one that awaits anything but its context is refused.</summary>
+public sealed class InlineProjectionAsyncTests : IDisposable
+{
+    private readonly string _dir = TempDir.Create();
+
+    public void Dispose() => TempDir.Delete(_dir);
+
+    private sealed class Yielding : IProjection
+    {
+        public string Name => "yielding";
+        public int Version => 1;
+        public EventFilter Filter => EventFilter.None;
+
+        public async ValueTask ApplyAsync(RecordedEvent e, IProjectionContext context, CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            context.Put(e.Type, 1);
+        }
+    }
+
+    [Fact]
+    public async Task An_inline_projection_that_does_not_complete_synchronously_fails_the_append_naming_why()
+    {
+        await using var store = new SqliteEventStore(new SqliteEventStoreOptions(Path.Combine(_dir, "factum.db")) { InlineProjections = [new Yielding()] });
+        var ex = await Assert.ThrowsAsync<ProjectionFailedException>(() => store.AppendAsync(StreamId.Parse("Noise-1"), ExpectedVersion.Any, [EventData.FromJson("NoiseMade", "{}")]));
+        Assert.Contains("must complete synchronously", ex.Message);
+        Assert.Equal(0, (await store.GetHeadPositionAsync()).Value);
+    }
+}
+
+/// <summary>A projection's indexed fields are real SQLite expression indexes, and queries on them use them.</summary>
+public sealed class ProjectionIndexTests : IDisposable
+{
+    private readonly string _dir = TempDir.Create();
+    private readonly EventTypeRegistry _registry = new EventTypeRegistry().Register<ShopOrderPlaced>();
+
+    public void Dispose() => TempDir.Delete(_dir);
+
+    [Fact]
+    public async Task Queries_on_indexed_fields_use_their_expression_indexes_and_others_scan()
+    {
+        await using var store = new SqliteEventStore(Path.Combine(_dir, "factum.db"));
+        for (var i = 0; i < 20; i++)
+            await store.AppendAsync(StreamId.For("Order", $"{i}"), ExpectedVersion.Any, [_registry.Encode(new ShopOrderPlaced($"{i}", i % 3 == 0 ? "ann" : "bob", i))]);
+        var models = new SqliteReadModels(store);
+        var orders = new DocumentProjection<OrderView>("orders", 1, _registry, key => new OrderView(key))
+            .Index("view.customerId").Index("view.total")
+            .On<ShopOrderPlaced>((v, e) => v with { CustomerId = e.CustomerId, Total = e.Total });
+        await using (var run = await models.StartAsync(orders))
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            while ((await models.ListAsync(cts.Token)).Single() is var p && (p.Lag > 0 || !p.Active)) await Task.Delay(10, cts.Token);
+        }
+        Assert.Equal(7, (await models.QueryAsync("orders", ProjectionQuery.WhereEquals("view.customerId", "ann"))).Count);
+
+        Assert.Contains("USING INDEX ix_rm_orders_v1_view_customerId (<expr>=?)", Plan(store, ProjectionQuery.WhereEquals("view.customerId", "ann")));
+        Assert.Contains("USING INDEX ix_rm_orders_v1_view_total (<expr>>? AND <expr><?)", Plan(store, ProjectionQuery.Where("view.total", QueryOperator.GreaterThan, 3).And("view.total", QueryOperator.LessThan, 9)));
+        var ordered = Plan(store, ProjectionQuery.All.OrderedBy("view.total").Page(0, 5));
+        Assert.Contains("USING INDEX ix_rm_orders_v1_view_total", ordered);
+        Assert.DoesNotContain("TEMP B-TREE", ordered);
+        // A field without an index is still queried, by a scan.
+        var scan = Plan(store, ProjectionQuery.WhereEquals("view.shipped", false));
+        Assert.StartsWith("SCAN rm_orders_v1", scan);
+        Assert.DoesNotContain("ix_rm_orders", scan);
+    }
+
+    private static string Plan(SqliteEventStore store, ProjectionQuery query)
+    {
+        using var c = store.OpenReadConnection();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "EXPLAIN QUERY PLAN " + SqliteProjectionStore.QuerySql(SqliteProjectionRunner.TableName("orders", 1), query, cmd);
+        using var r = cmd.ExecuteReader();
+        var plan = new List<string>();
+        while (r.Read()) plan.Add(r.GetString(3));
+        return string.Join("\n", plan);
+    }
+}

@@ -3,13 +3,22 @@ using Factum.InMemory;
 
 namespace Factum.Tests;
 
-public sealed class InMemoryFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory
+public sealed class InMemoryFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory, IProjectionEngineFactory
 {
+    public Projections.IProjectionEngine CreateProjectionEngine(IEventStore store) => new Projections.InMemoryReadModels((InMemoryEventStore)store);
+
+    public Task RewindCheckpointOnlyAsync(IEventStore store, string projection)
+    {
+        ((InMemoryEventStore)store).ProjectionStore.RewindCheckpointOnly(projection);
+        return Task.CompletedTask;
+    }
+
     public Aggregates.ISnapshotStore CreateSnapshotStore(IEventStore store) => new Aggregates.InMemorySnapshotStore();
 
+    // The store's own: the parked events of its projections are among them.
     public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
     {
-        var s = new Subscriptions.InMemorySubscriptionStore();
+        var s = (Subscriptions.InMemorySubscriptionStore)((InMemoryEventStore)store).ProjectionStore.Parked;
         return (s, s);
     }
 
@@ -31,3 +40,4 @@ public sealed class InMemoryConcurrency : ConcurrencyConformance<InMemoryFactory
 public sealed class InMemorySubscriptions : SubscriptionConformance<InMemoryFactory>;
 public sealed class InMemoryAggregates : AggregateConformance<InMemoryFactory>;
 public sealed class InMemoryTracing : TracingConformance<InMemoryFactory>;
+public sealed class InMemoryProjections : ProjectionConformance<InMemoryFactory>;

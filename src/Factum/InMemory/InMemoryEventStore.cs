@@ -18,7 +18,19 @@ public sealed class InMemoryEventStore : IEventStore, Subscriptions.IAppendNotif
     private readonly Subscriptions.AppendSignal _signal = new();
 
     /// <summary>Creates an empty store.</summary>
-    public InMemoryEventStore(EventStoreOptions? options = null) => _options = options ?? new EventStoreOptions();
+    public InMemoryEventStore(EventStoreOptions? options = null)
+    {
+        _options = options ?? new EventStoreOptions();
+        _projections = new(() => new Projections.InMemoryProjectionStore(new Coordination.InMemoryLeaseStore(_options.TimeProvider)));
+    }
+
+    private readonly Lazy<Projections.InMemoryProjectionStore> _projections;
+
+    /// <summary>The options it was created with.</summary>
+    internal EventStoreOptions Options => _options;
+
+    /// <summary>This store's read models, parked projection events and projection leases (<see cref="Projections.InMemoryReadModels"/> uses them).</summary>
+    public Projections.InMemoryProjectionStore ProjectionStore => _projections.Value;
 
     private sealed class StreamEntry : IStreamLookup
     {

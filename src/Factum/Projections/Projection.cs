@@ -1,16 +1,20 @@
 namespace Factum.Projections;
 
 /// <summary>Where a projection writes: documents (JSON) by key in the projection's own table.</summary>
-/// <remarks>Runs inside the transaction that also stores the projection's checkpoint, so effects happen exactly once.</remarks>
+/// <remarks>
+/// A batch's changes are buffered and committed together with the projection's checkpoint, so effects happen exactly
+/// once. <see cref="GetAsync{T}"/> is the only call that may reach the backend; it sees the batch's own earlier writes.
+/// Not thread-safe: a projection applies one event at a time.
+/// </remarks>
 public interface IProjectionContext
 {
-    /// <summary>The document stored under <paramref name="key"/>, or default.</summary>
-    T? Get<T>(string key);
+    /// <summary>The document stored under <paramref name="key"/> (including this batch's own writes), or default.</summary>
+    ValueTask<T?> GetAsync<T>(string key, CancellationToken cancellationToken = default);
 
-    /// <summary>Stores <paramref name="document"/> under <paramref name="key"/> (insert or replace).</summary>
+    /// <summary>Stores <paramref name="document"/> under <paramref name="key"/> (insert or replace) when the batch commits.</summary>
     void Put<T>(string key, T document);
 
-    /// <summary>Deletes the document under <paramref name="key"/>, if any.</summary>
+    /// <summary>Deletes the document under <paramref name="key"/>, if any, when the batch commits.</summary>
     void Delete(string key);
 }
 
@@ -30,18 +34,29 @@ public interface IProjection
     /// <summary>The events it needs; everything else is skipped (and still advances its checkpoint).</summary>
     EventFilter Filter { get; }
 
-    /// <summary>Applies one event. It must only write through <paramref name="context"/> (no side effects), since a rebuild replays it.</summary>
-    void Apply(RecordedEvent @event, IProjectionContext context);
+    /// <summary>
+    /// Document fields (see <see cref="ProjectionQuery"/> for the field syntax) that queries filter or order on often:
+    /// the backend keeps a real index on each (SQLite: an expression index). Default: none.
+    /// </summary>
+    IReadOnlyList<string> IndexedFields => [];
+
+    /// <summary>
+    /// Applies one event. It must only write through <paramref name="context"/> (no side effects), since a rebuild
+    /// replays it. Inline projections (run inside an append) must complete synchronously: await only the context.
+    /// </summary>
+    ValueTask ApplyAsync(RecordedEvent @event, IProjectionContext context, CancellationToken cancellationToken);
 }
 
 /// <summary>
 /// A declarative projection of one view type: <c>On&lt;OrderPlaced&gt;((view, e) =&gt; view with { … })</c>, keyed by the
 /// event's stream by default or by any key — one event may update several views (one-to-many) and many events one view
 /// (many-to-one). Each view remembers the position of the last event applied to it, so a redelivered event is ignored.
+/// The stored document is <c>{"view": …, "position": …}</c>, so query fields of the view start with <c>view.</c>.
 /// </summary>
 public sealed class DocumentProjection<TView> : IProjection where TView : class
 {
-    private readonly Dictionary<Type, List<Func<RecordedEvent, object, IProjectionContext, bool>>> _handlers = [];
+    private readonly Dictionary<Type, List<Func<RecordedEvent, object, IProjectionContext, CancellationToken, ValueTask>>> _handlers = [];
+    private readonly List<string> _indexed = [];
     private readonly EventTypeRegistry _registry;
     private readonly Func<string, TView> _create;
 
@@ -65,6 +80,20 @@ public sealed class DocumentProjection<TView> : IProjection where TView : class
     /// <inheritdoc />
     public EventFilter Filter => EventFilter.ForEventTypes(_handlers.Keys.Select(t => _registry.GetInfo(t)!.Name).ToArray());
 
+    /// <inheritdoc />
+    public IReadOnlyList<string> IndexedFields => _indexed;
+
+    /// <summary>
+    /// Keeps an index on a document field, e.g. <c>Index("view.customerId")</c> (JSON names, as the view is stored), so
+    /// queries on it do not scan every document.
+    /// </summary>
+    public DocumentProjection<TView> Index(string field)
+    {
+        ProjectionQuery.ValidateField(field);
+        if (!_indexed.Contains(field, StringComparer.Ordinal)) _indexed.Add(field);
+        return this;
+    }
+
     /// <summary>Updates the view of the event's stream.</summary>
     public DocumentProjection<TView> On<TEvent>(Func<TView, TEvent, TView> apply) => On<TEvent>((_, r) => [r.StreamId.Value], (v, e, _) => apply(v, e));
 
@@ -82,14 +111,14 @@ public sealed class DocumentProjection<TView> : IProjection where TView : class
         ArgumentNullException.ThrowIfNull(apply);
         if (_registry.GetInfo(typeof(TEvent)) is null) throw new ArgumentException($"Register {typeof(TEvent).Name} in the EventTypeRegistry before projecting it.", nameof(keys));
         if (!_handlers.TryGetValue(typeof(TEvent), out var list)) _handlers[typeof(TEvent)] = list = [];
-        list.Add((recorded, decoded, ctx) =>
+        list.Add(async (recorded, decoded, ctx, ct) =>
         {
             var e = (TEvent)decoded;
             foreach (var key in keys(e, recorded))
             {
                 if (key is null)
                     throw new InvalidOperationException($"Projection '{Name}' got no key for {recorded.Type} at position {recorded.Position} in {recorded.StreamId}: its key function returned null (is a field missing from the event's payload?).");
-                var doc = ctx.Get<Versioned>(key);
+                var doc = await ctx.GetAsync<Versioned>(key, ct).ConfigureAwait(false);
                 // Idempotency: a view already holds this event (a redelivery after a crash before the checkpoint).
                 if (doc is not null && doc.Position >= recorded.Position.Value) continue;
                 var view = doc is null ? _create(key) : doc.View;
@@ -97,19 +126,19 @@ public sealed class DocumentProjection<TView> : IProjection where TView : class
                 if (next is null) ctx.Delete(key);
                 else ctx.Put(key, new Versioned(next, recorded.Position.Value));
             }
-            return true;
         });
         return this;
     }
 
     /// <inheritdoc />
-    public void Apply(RecordedEvent @event, IProjectionContext context)
+    public async ValueTask ApplyAsync(RecordedEvent @event, IProjectionContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(@event);
+        ArgumentNullException.ThrowIfNull(context);
         var decoded = _registry.Decode(@event);
         if (decoded.Event is null) throw new InvalidOperationException($"Projection '{Name}' cannot read {@event.Type} at position {@event.Position}: {decoded.Problem}.");
         if (!_handlers.TryGetValue(decoded.Event.GetType(), out var list)) return;
-        foreach (var h in list) h(@event, decoded.Event, context);
+        foreach (var h in list) await h(@event, decoded.Event, context, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The stored form: the view plus the position of the last event applied to it.</summary>

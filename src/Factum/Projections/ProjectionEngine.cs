@@ -53,6 +53,9 @@ public sealed record ProjectionOptions
     /// (default 10 s) after the owner dies, at once after it stops. A runner that lost its lease cannot commit a batch.
     /// </summary>
     public Coordination.LeaseOptions Lease { get; init; } = new();
+
+    /// <summary>Where the lag and state gauges (<c>factum.projection.*</c>) are reported; default <see cref="FactumMetrics.Default"/>.</summary>
+    public FactumMetrics? Metrics { get; init; }
 }
 
 /// <summary>A running projection.</summary>
@@ -80,8 +83,12 @@ public interface IProjectionEngine
     /// <summary>The active version's document under <paramref name="key"/> as JSON, or null.</summary>
     Task<string?> GetJsonAsync(string projection, string key, CancellationToken cancellationToken = default);
 
-    /// <summary>Documents of the active version, in key order; optionally those whose JSON value at a path equals a value.</summary>
-    Task<IReadOnlyList<(string Key, string Json)>> QueryAsync(string projection, string? jsonPath = null, string? equals = null, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Documents of the active version that <paramref name="query"/> selects (by field equality and ranges, ordered,
+    /// paged); every document in key order when it is null.
+    /// </summary>
+    /// <exception cref="ArgumentException">There is no such projection, or the query names a malformed field or value.</exception>
+    Task<IReadOnlyList<(string Key, string Json)>> QueryAsync(string projection, ProjectionQuery? query = null, CancellationToken cancellationToken = default);
 
     /// <summary>Rebuild in place: empty the active version and rewind its checkpoint.</summary>
     Task ResetAsync(string projection, CancellationToken cancellationToken = default);
