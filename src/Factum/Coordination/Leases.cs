@@ -131,7 +131,8 @@ public static class SingleOwner
     /// Acquires <paramref name="name"/> and runs <paramref name="job"/> under it, again after each loss, until
     /// <paramref name="cancellationToken"/> is cancelled or the job returns (its work is done). The job gets the lease
     /// for fenced writes and a token cancelled when the lease is lost; a <see cref="LeaseLostException"/> from it means
-    /// the same.
+    /// the same. Any other exception from the job ends the loop: the lease is released and the exception rethrown, so
+    /// the caller's completion reports the fault (a standby elsewhere then takes over).
     /// </summary>
     /// <param name="leases">The shared lease store.</param>
     /// <param name="name">The job's lease name.</param>
