@@ -193,7 +193,21 @@ public sealed class MessagingCliTests : IDisposable
             await ready.WaitAsync(TimeSpan.FromMinutes(1));
             // Enough events that relaying them takes several batches (512 each), so the kill can land among them.
             var lines = Enumerable.Range(0, 5000).Select(i => $$$"""{"stream":"R-{{{round}}}-{{{i % 100}}}","type":"RelayTested","data":{"n":{{{i}}}}}""");
-            var import = FactumCli.RunWithInput(_dir.Path, string.Join('\n', lines) + "\n", "import", "--json");
+            // The lines are fed in over about a second, so the relay follows them live and a kill as soon as its
+            // checkpoint moves lands while the round is still being appended, however fast the relay is.
+            using var importer = Process.Start(FactumCli.StartInfo(_dir.Path, "import", "--json"))!;
+            var output = importer.StandardOutput.ReadToEndAsync();
+            var errors = importer.StandardError.ReadToEndAsync();
+            var feeding = Task.Run(async () =>
+            {
+                foreach (var chunk in lines.Chunk(100))
+                {
+                    await importer.StandardInput.WriteAsync(string.Join('\n', chunk) + "\n");
+                    await importer.StandardInput.FlushAsync();
+                    await Task.Delay(20);
+                }
+                importer.StandardInput.Close();
+            });
             var waited = Stopwatch.StartNew();
             long atKill;
             while ((atKill = Scalar("SELECT MAX(position) FROM checkpoints")) <= roundStart)
@@ -203,7 +217,10 @@ public sealed class MessagingCliTests : IDisposable
             }
             p.Kill();
             await p.WaitForExitAsync();
-            Assert.Equal(0, (await import).ExitCode);
+            await feeding;
+            await importer.WaitForExitAsync();
+            Assert.True(importer.ExitCode == 0, $"import failed: {await errors}");
+            _ = await output;
             var roundEnd = Scalar("SELECT MAX(position) FROM events");
             Assert.True(atKill < roundEnd, $"round {round}: the kill landed after the relay had caught up (checkpoint {atKill}, last event {roundEnd})");
         }

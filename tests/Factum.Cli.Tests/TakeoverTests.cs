@@ -57,15 +57,34 @@ public sealed class TakeoverTests : IDisposable
     private Running Start(params string[] args) => Launch(FactumCli.StartInfo(_dir.Path, args));
 
     /// <summary>Starts a process with no input, collecting its output lines; it is killed at the end of the test.</summary>
-    private Running Launch(ProcessStartInfo psi)
+    private Running Launch(ProcessStartInfo psi, bool keepInput = false)
     {
         var p = Process.Start(psi)!;
         _processes.Add(p);
-        p.StandardInput.Close();
+        if (!keepInput) p.StandardInput.Close();
         var running = new Running(p);
         _ = Task.Run(async () => { while (await p.StandardOutput.ReadLineAsync() is { } l) running.Lines.Enqueue(l); });
         _ = Task.Run(async () => { while (await p.StandardError.ReadLineAsync() is { } l) running.Lines.Enqueue(l); });
         return running;
+    }
+
+    /// <summary>
+    /// Imports <paramref name="lines"/> fed in chunks 20 ms apart, so the jobs under test follow them live and a kill as
+    /// soon as the owner has made progress lands while events are still arriving; returns the exit code.
+    /// </summary>
+    private async Task<int> StreamImport(IEnumerable<string> lines, int chunk)
+    {
+        var p = Launch(FactumCli.StartInfo(_dir.Path, "import"), keepInput: true).Process;
+        var psiInput = p.StandardInput;
+        foreach (var part in lines.Chunk(chunk))
+        {
+            await psiInput.WriteAsync(string.Join('\n', part) + "\n");
+            await psiInput.FlushAsync();
+            await Task.Delay(20);
+        }
+        psiInput.Close();
+        await p.WaitForExitAsync();
+        return p.ExitCode;
     }
 
     private static async Task Kill(Running r)
@@ -107,11 +126,11 @@ public sealed class TakeoverTests : IDisposable
 
         // The events stream in while both run; the owner is killed part-way, and the standby goes on from the owner's
         // last committed batch.
-        var import = FactumCli.RunWithInput(_dir.Path, Text(Payments(1, payments - 1)), "import");
+        var import = StreamImport(Payments(1, payments - 1).Select(l => l.Json), chunk: 1_000);
         long atKill = 0;
         await Until(() => (atKill = Scalar("SELECT position FROM projections WHERE name = 'revenue-per-day'")) > 1, "the owner applied a batch");
         await Kill(owner);
-        Assert.Equal(0, (await import).ExitCode);
+        Assert.Equal(0, await import);
         Assert.True(atKill < payments, $"the owner had caught up ({atKill}) before the kill; the test proves nothing");
 
         await Until(() => Scalar("SELECT position FROM projections WHERE name = 'revenue-per-day'") == payments, "the standby caught up");
@@ -137,11 +156,11 @@ public sealed class TakeoverTests : IDisposable
 
         const int events = 6_000;
         var lines = Enumerable.Range(0, events).Select(i => $$$"""{"stream":"T-{{{i % 50}}}","type":"TakeoverTested","data":{"n":{{{i}}}}}""");
-        var import = FactumCli.RunWithInput(_dir.Path, string.Join('\n', lines) + "\n", "import");
+        var import = StreamImport(lines, chunk: 100);
         long atKill = 0;
         await Until(() => (atKill = Scalar("SELECT position FROM checkpoints WHERE subscription_id = 'outbox'")) > 0, "the owner relayed a batch");
         await Kill(owner);
-        Assert.Equal(0, (await import).ExitCode);
+        Assert.Equal(0, await import);
         Assert.True(atKill < events, $"the owner had relayed everything ({atKill}) before the kill; the test proves nothing");
 
         await standby.WaitForLine("relaying from position", TimeSpan.FromMinutes(1));
