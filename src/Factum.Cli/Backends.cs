@@ -120,7 +120,9 @@ internal sealed class MemoryBackend(BackendChoice choice, ILoggerFactory logging
 
     public override ISnapshotStore Snapshots { get; } = new InMemorySnapshotStore();
 
-    public override IProjectionEngine Projections => new InMemoryReadModels((InMemoryEventStore)Store);
+    private InMemoryReadModels? _projections;
+
+    public override IProjectionEngine Projections => _projections ??= new InMemoryReadModels((InMemoryEventStore)Store);
 
     public override IMessageTransport OpenTransport() => new InMemoryTransport();
 

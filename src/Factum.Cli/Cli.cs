@@ -73,18 +73,10 @@ internal static class Cli
         return code;
     }
 
-    /// <summary>
-    /// The causation tree of one process: from the store's correlation index where it has one (both backends today),
-    /// else by reading the whole log, so trace works on any store.
-    /// </summary>
-    public static async Task<Factum.Tracing.CausationTree> TraceAsync(IEventStore store, string correlationId, CancellationToken ct)
-    {
-        if (store is Factum.Tracing.ICorrelationIndex index) return await Factum.Tracing.CausationTree.BuildAsync(index, correlationId, ct);
-        var events = new List<RecordedEvent>();
-        await foreach (var e in store.ReadAllAsync(cancellationToken: ct))
-            if (e.CorrelationId == correlationId) events.Add(e);
-        return Factum.Tracing.CausationTree.Build(correlationId, events);
-    }
+    /// <summary>The causation tree of one process, from the store's correlation index (every backend keeps one).</summary>
+    public static Task<Factum.Tracing.CausationTree> TraceAsync(IEventStore store, string correlationId, CancellationToken ct) =>
+        Factum.Tracing.CausationTree.BuildAsync(store as Factum.Tracing.ICorrelationIndex
+            ?? throw new CommandNotSupportedException("this store keeps no correlation index, which trace reads."), correlationId, ct);
 
     /// <summary>The command as typed after <c>factum</c>: <c>projections list</c>.</summary>
     public static string CommandName(ParseResult pr)

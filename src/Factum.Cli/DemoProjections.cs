@@ -52,7 +52,7 @@ internal static class DemoProjections
             ?? throw new ArgumentException($"'{name}' is not a projection the factum CLI defines ({string.Join(", ", known.Select(p => p.Name))}); rebuild application projections by bumping their version in the application, or use 'projections reset'.");
         if (fromScratch && (await models.ListAsync(ct)).Any(p => p.Name == name)) await models.ResetAsync(name, ct);
         var leaseOptions = new Factum.Coordination.LeaseOptions { Duration = lease };
-        var leaseName = $"projection:{projection.Name}:v{projection.Version}";
+        var leaseName = ProjectionEngine.LeaseName(projection.Name, projection.Version);
         var saidStandingBy = false;
         var ok = await CatchUpAsync(models, projection, async (pos, head) =>
         {

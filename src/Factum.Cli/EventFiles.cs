@@ -167,6 +167,13 @@ internal static class Durations
         throw new ArgumentException(usage + ".");
     }
 
+    /// <summary><c>--lease</c>: a duration (as <see cref="Parse"/> takes it) from 100 ms to one day, the range a lease accepts.</summary>
+    public static TimeSpan ParseLease(string text)
+    {
+        var d = Parse(text, "--lease");
+        return d >= TimeSpan.FromMilliseconds(100) && d <= TimeSpan.FromDays(1) ? d : throw new ArgumentException($"--lease '{JsonText.Printable(text)}' is outside 100ms to 1d.");
+    }
+
     /// <summary>
     /// Writes a duration the way the options take it (30d, 1h30m, 45s, 500ms), so what is echoed can be typed back; a
     /// duration with sub-millisecond ticks falls back to d.hh:mm:ss.fffffff.

@@ -382,9 +382,7 @@ internal static class MessagingCommands
                 var start = from is { } f0
                     ? $"relay '{relayName}' resumes after position {f0} (its checkpoint)"
                     : $"relay '{relayName}' has no checkpoint yet: it publishes the whole log from position 1 (consumers' inboxes drop events another relay already published)";
-                var leaseDuration = Durations.Parse(pr.GetValue(lease)!, "--lease");
-                if (leaseDuration < TimeSpan.FromMilliseconds(100) || leaseDuration > TimeSpan.FromDays(1))
-                    throw new ArgumentException($"--lease '{pr.GetValue(lease)}' is outside 100ms to 1d.");
+                var leaseDuration = Durations.ParseLease(pr.GetValue(lease)!);
                 var leases = backend.Leases;
                 var relay = new OutboxRelay(store, transport, checkpoints, new OutboxRelayOptions
                 {

@@ -395,24 +395,19 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         Description = "How long the runner's lease lasts without renewal (default 10s): one runner of a projection version runs across all processes sharing the store; another stands by and takes over within about this long after the owner dies.",
         DefaultValueFactory = _ => "10s",
     };
-    TimeSpan ParseLease(string text)
-    {
-        var d = Durations.Parse(text, "--lease");
-        return d >= TimeSpan.FromMilliseconds(100) && d <= TimeSpan.FromDays(1) ? d : throw new ArgumentException($"--lease '{text}' is outside 100ms to 1d.");
-    }
     var rebuildFailure = OnFailure();
     var rebuildLease = Lease();
     var rebuildCmd = new Command("rebuild", "Rebuild a projection this program knows (the demo's) from the first event, showing progress.") { name, rebuildFailure, rebuildLease };
     data.AddTo(rebuildCmd);
     rebuildCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, (backend, output) => DemoProjections.RunFromCliAsync(backend.Projections!, backend.Leases, output, pr.GetValue(name)!,
-        fromScratch: true, ParseOnFailure(pr.GetValue(rebuildFailure)!), ParseLease(pr.GetValue(rebuildLease)!), follow: false, ct)));
+        fromScratch: true, ParseOnFailure(pr.GetValue(rebuildFailure)!), Durations.ParseLease(pr.GetValue(rebuildLease)!), follow: false, ct)));
     var runFailure = OnFailure();
     var runLease = Lease();
     var follow = new Option<bool>("--follow") { Description = "Keep the projection live after it has caught up, until stopped (Ctrl+C)." };
     var runCmd = new Command("run", "Bring a projection this program knows (the demo's) up to date from its checkpoint, showing progress; with --follow, keep it live.") { name, runFailure, runLease, follow };
     data.AddTo(runCmd);
     runCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, (backend, output) => DemoProjections.RunFromCliAsync(backend.Projections!, backend.Leases, output, pr.GetValue(name)!,
-        fromScratch: false, ParseOnFailure(pr.GetValue(runFailure)!), ParseLease(pr.GetValue(runLease)!), pr.GetValue(follow), ct)));
+        fromScratch: false, ParseOnFailure(pr.GetValue(runFailure)!), Durations.ParseLease(pr.GetValue(runLease)!), pr.GetValue(follow), ct)));
     var skipCmd = new Command("skip", "For a projection stopped on an event it cannot apply: park that event with its error and move the checkpoint past it, so its next run goes on. The event stays in the log.") { name };
     data.AddTo(skipCmd);
     skipCmd.SetAction((pr, ct) => Cli.RunOn(pr, data, json, Needs.Projections, async (backend, output) =>

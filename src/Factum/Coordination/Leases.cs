@@ -115,6 +115,9 @@ public sealed record LeaseOptions
 
     internal TimeSpan Acquire => AcquireInterval ?? Duration / 3;
 
+    /// <summary>The owner id of one instance of a job: <see cref="Owner"/> and a random suffix.</summary>
+    internal string NewInstanceOwner() => $"{Owner}/{Guid.NewGuid().ToString("N")[..8]}";
+
     /// <summary>This process's default owner name: host name and process id.</summary>
     public static string NewOwnerId() => $"{Environment.MachineName}/{Environment.ProcessId}";
 }
@@ -152,7 +155,7 @@ public static class SingleOwner
         var time = options.TimeProvider;
         var saidStandingBy = false;
         // This instance of the job is its own owner, even beside another instance in the same process.
-        options = options with { Owner = $"{options.Owner}/{Guid.NewGuid().ToString("N")[..8]}" };
+        options = options with { Owner = options.NewInstanceOwner() };
         while (!cancellationToken.IsCancellationRequested)
         {
             Lease? lease;
@@ -184,7 +187,7 @@ public static class SingleOwner
             FactumLog.LeaseAcquired(logger, name, options.Owner, lease.FencingToken);
             onOwnership?.Invoke(lease);
             using var owned = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var lostByRenewal = new StrongBox<bool>();
+            var lostByRenewal = new System.Runtime.CompilerServices.StrongBox<bool>();
             var renewing = RenewAsync(leases, lease, options, owned, lostByRenewal, logger);
             var done = false;
             try
@@ -216,12 +219,7 @@ public static class SingleOwner
         }
     }
 
-    private sealed class StrongBox<T>
-    {
-        public T? Value;
-    }
-
-    private static async Task RenewAsync(ILeaseStore leases, Lease lease, LeaseOptions options, CancellationTokenSource owned, StrongBox<bool> lost, Microsoft.Extensions.Logging.ILogger logger)
+    private static async Task RenewAsync(ILeaseStore leases, Lease lease, LeaseOptions options, CancellationTokenSource owned, System.Runtime.CompilerServices.StrongBox<bool> lost, Microsoft.Extensions.Logging.ILogger logger)
     {
         var time = options.TimeProvider;
         var heldUntil = lease.ExpiresAt;

@@ -66,7 +66,6 @@ public sealed partial class MessageBus
         {
             // Another process's bus reports the gauges from its next housekeeping round on; this one no longer does.
             _gaugeLease = null;
-            _reportsGauges = false;
             try { await _leases.ReleaseAsync(gauges, cancellationToken).ConfigureAwait(false); }
             catch (Exception ex) when (ex is not OutOfMemoryException and not OperationCanceledException) { FactumLog.MaintenanceFailed(_log, ex); }
         }
@@ -159,7 +158,6 @@ public sealed partial class MessageBus
             _gaugeLease = null;
             FactumLog.MaintenanceFailed(_log, ex);
         }
-        _reportsGauges = _gaugeLease is not null;
     }
 
     private async Task MaintenanceLoopAsync(CancellationToken ct)

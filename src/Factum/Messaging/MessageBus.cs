@@ -74,8 +74,6 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         LocalReplyQueues[_replyQueue.Value] = this;
         Metrics = Options.Metrics ?? _services.GetService(typeof(FactumMetrics)) as FactumMetrics ?? FactumMetrics.Default;
         _leases = Options.Leases ?? _services.GetService(typeof(Coordination.ILeaseStore)) as Coordination.ILeaseStore;
-        // With a lease store, a bus reports the backend-wide gauges only once it holds their lease.
-        _reportsGauges = _leases is null;
         Metrics.Track(this);
     }
 
@@ -97,10 +95,10 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
     internal TransportStatus? LastStatus { get; private set; }
 
     /// <summary>The status the backend-wide gauges report: none while another process holds the gauges' lease.</summary>
-    internal TransportStatus? GaugeStatus => _reportsGauges ? LastStatus : null;
+    /// <remarks>With a lease store, a bus reports them only while it holds their lease.</remarks>
+    internal TransportStatus? GaugeStatus => _leases is null || _gaugeLease is not null ? LastStatus : null;
 
-    private volatile bool _reportsGauges;
-    private Coordination.Lease? _gaugeLease;
+    private volatile Coordination.Lease? _gaugeLease;
     private readonly Coordination.ILeaseStore? _leases;
 
     private DateTimeOffset Now => Options.TimeProvider.GetUtcNow();

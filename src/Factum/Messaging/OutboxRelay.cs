@@ -223,8 +223,7 @@ public sealed class OutboxRelay : IAsyncDisposable
         Lease? lease = null;
         if (_options.Leases is { } leases)
         {
-            var owner = $"{_options.Lease.Owner}/{Guid.NewGuid().ToString("N")[..8]}";
-            lease = await leases.TryAcquireAsync(LeaseName, owner, _options.Lease.Duration, cancellationToken).ConfigureAwait(false);
+            lease = await leases.TryAcquireAsync(LeaseName, _options.Lease.NewInstanceOwner(), _options.Lease.Duration, cancellationToken).ConfigureAwait(false);
             if (lease is null)
             {
                 var holder = (await leases.ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(l => l.Name == LeaseName)?.Owner;
