@@ -74,6 +74,12 @@ public static class FactumLogEvents
     /// <summary>The outbox relay failed to publish and will retry from its checkpoint.</summary>
     public const int RelayFailed = 5002;
 
+    /// <summary>The message store's outbox dispatcher failed to hand messages to the transport and will try again.</summary>
+    public const int OutboxDispatchFailed = 5003;
+
+    /// <summary>A buffered consumer dropped a message that failed for good: neither the transport nor a message store keeps dead letters.</summary>
+    public const int MessageDropped = 4008;
+
     /// <summary>This process took a job's lease and runs the job (one owner across processes).</summary>
     public const int LeaseAcquired = 6001;
 
@@ -173,6 +179,13 @@ internal static partial class FactumLog
 
     [LoggerMessage(FactumLogEvents.RelayFailed, LogLevel.Warning, "Outbox relay {Relay} failed to publish from position {Position}; it retries from its checkpoint")]
     internal static partial void RelayFailed(ILogger logger, Exception exception, string relay, long position);
+
+    [LoggerMessage(FactumLogEvents.OutboxDispatchFailed, LogLevel.Warning, "The outbox of {Store} failed to hand entry {EntryId} and those after it to {Transport}; it tries again, in order")]
+    internal static partial void OutboxDispatchFailed(ILogger logger, Exception exception, string store, long entryId, string transport);
+
+    [LoggerMessage(FactumLogEvents.MessageDropped, LogLevel.Error,
+        "Message {MessageType} {MessageId} from {Source} failed for good ({ErrorType}: {Error}) and was dropped: the transport keeps no dead letters and the buffered endpoint has no message store (correlation {CorrelationId})")]
+    internal static partial void MessageDropped(ILogger logger, string messageType, string messageId, string source, string errorType, string error, string correlationId);
 
     [LoggerMessage(FactumLogEvents.LeaseAcquired, LogLevel.Information, "Lease {Lease} acquired by {Owner} (fencing token {Token}): this process runs the job")]
     internal static partial void LeaseAcquired(ILogger logger, string lease, string owner, long token);

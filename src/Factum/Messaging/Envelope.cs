@@ -100,6 +100,15 @@ public static class MessageHeaders
 
     /// <summary>The stream (aggregate) an event published by the outbox relay was appended to.</summary>
     public const string StreamId = "factum-stream";
+
+    /// <summary>
+    /// On a retry the message store scheduled (for a transport without native delay): the deliveries already made, so
+    /// the attempt count and the retry limit carry over to the new copy.
+    /// </summary>
+    public const string Attempt = "factum-attempt";
+
+    /// <summary>With <see cref="Attempt"/>: when the first delivery failed (round-trip ISO 8601).</summary>
+    public const string FirstFailure = "factum-first-failure";
 }
 
 /// <summary>What a delivered message is, as a handler sees it: the envelope plus delivery facts.</summary>

@@ -56,6 +56,20 @@ public sealed record MessagingOptions
     /// </summary>
     public Coordination.ILeaseStore? Leases { get; init; }
 
+    /// <summary>
+    /// The message store of <see cref="EndpointMode.Durable"/> endpoints (their inboxes, the outbox of what their handlers
+    /// produce, their dead letters and store-scheduled retries). With one, the bus also runs an
+    /// <see cref="OutboxDispatcher"/> (one owner across processes when <see cref="Leases"/> is set). Default: none.
+    /// </summary>
+    public IMessageStore? MessageStore { get; init; }
+
+    /// <summary>
+    /// The transport <see cref="EndpointMode.Durable"/> and <see cref="EndpointMode.Buffered"/> endpoints consume from
+    /// and the outbox dispatcher hands messages to. Default: the bus's own transport seen as a plain transport
+    /// (<see cref="DatabaseQueueTransport"/>).
+    /// </summary>
+    public ITransport? DeliveryTransport { get; init; }
+
     internal static string SanitizeServiceName(string? name)
     {
         if (string.IsNullOrEmpty(name)) return "app";
@@ -174,6 +188,32 @@ public sealed class HandlerOptions
     /// rather than overtake it (default true). Set false to let the key move on.
     /// </summary>
     public bool HoldKeyOnDeadLetter { get; set; } = true;
+
+    /// <summary>How this endpoint joins the transport and the store (default <see cref="EndpointMode.DatabaseQueue"/>); see docs/messaging.md.</summary>
+    public EndpointMode Mode { get; set; } = EndpointMode.DatabaseQueue;
+}
+
+/// <summary>How an endpoint's deliveries, inbox, handler writes and outgoing messages are committed.</summary>
+public enum EndpointMode
+{
+    /// <summary>
+    /// The transport lives in the database (SQLite, in memory): the ack, the inbox record, the handler's enlisted writes
+    /// and its outgoing messages commit in one transaction. Exactly-once effects, the embedded default's speed.
+    /// </summary>
+    DatabaseQueue,
+
+    /// <summary>
+    /// Inbox record, handler writes and outgoing messages (into the outbox) commit in the message store, then the
+    /// transport is acknowledged; a redelivery after a crash between the two is dropped by the inbox. Exactly-once
+    /// effects on any transport; needs <see cref="MessagingOptions.MessageStore"/>.
+    /// </summary>
+    Durable,
+
+    /// <summary>
+    /// The handler runs, its outgoing messages are sent, then the transport is acknowledged; no inbox. At-least-once: a
+    /// crash before the ack runs the handler again.
+    /// </summary>
+    Buffered,
 }
 
 /// <summary>Where a message type goes: its topic (events) or its queue (commands, requests).</summary>
