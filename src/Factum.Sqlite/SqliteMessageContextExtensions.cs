@@ -11,11 +11,11 @@ public static class SqliteMessageContextExtensions
     /// the inbox: the handler's own tables (in the store's file) change exactly when the message counts as handled, so a
     /// redelivery never applies them twice. Keep it short and synchronous: it runs on the store's writer.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The bus runs on another transport.</exception>
+    /// <remarks>On another store the message fails with an error naming the session it needed.</remarks>
     public static void EnlistSqlite(this MessageContext context, Action<SqliteConnection> work)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(work);
-        context.Enlist(c => work(c as SqliteConnection ?? throw new InvalidOperationException("EnlistSqlite needs the SQLite transport; this bus runs on another transport.")));
+        context.Enlist(work);
     }
 }

@@ -422,7 +422,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
         switch (s.Kind)
         {
             case SettlementKind.Ack:
-                foreach (var work in s.Enlisted) work(c);
+                foreach (var work in s.Enlisted) work.RunSynchronously(c);
                 if (s.Inbox is not null)
                 {
                     var inbox = Cmd(c, "INSERT OR IGNORE INTO msg_inbox(inbox, message_id, handled_at) VALUES ($i, $id, $now)");

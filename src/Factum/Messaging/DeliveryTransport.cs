@@ -133,6 +133,8 @@ public abstract class InboundMessage
     public ValueTask<bool> NackAsync(TimeSpan delay, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(delay, TimeSpan.Zero);
+        if (delay > TimeSpan.Zero && !SupportsDelayedNack)
+            throw new NotSupportedException($"This transport cannot delay a redelivery (no NativeDelay); nack with TimeSpan.Zero, or schedule a copy in the message store. Message {Message.Id} is still unsettled.");
         return Settle() ? OnNackAsync(delay, cancellationToken) : throw AlreadySettled();
     }
 
@@ -149,6 +151,9 @@ public abstract class InboundMessage
     /// <summary>Still working on it: restart the ack timeout. Returns false when the delivery already lapsed.</summary>
     public ValueTask<bool> InProgressAsync(CancellationToken cancellationToken = default) =>
         IsSettled ? throw AlreadySettled() : OnInProgressAsync(cancellationToken);
+
+    /// <summary>True when <see cref="NackAsync"/> may take a positive delay (the transport has <see cref="TransportCapabilities.NativeDelay"/>).</summary>
+    protected virtual bool SupportsDelayedNack => true;
 
     /// <summary>Acknowledges on the broker.</summary>
     protected abstract ValueTask<bool> OnAckAsync(CancellationToken cancellationToken);

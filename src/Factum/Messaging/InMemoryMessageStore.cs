@@ -57,6 +57,8 @@ public sealed class InMemoryMessageStore : IMessageStore
         {
             var now = _clock.GetUtcNow();
             if (transaction.Inbox is { } seen && _inbox.ContainsKey(seen)) return MessageCommitResult.Duplicate;
+            // Checked before anything changes: a commit takes effect whole or not at all.
+            foreach (var o in transaction.Outgoing) Validate(o);
             if (transaction.Work.Count > 0)
             {
                 // The work writes to a copy that replaces the table only if all of it succeeds.
@@ -68,7 +70,6 @@ public sealed class InMemoryMessageStore : IMessageStore
             if (transaction.Inbox is { } record) _inbox[record] = now;
             foreach (var o in transaction.Outgoing)
             {
-                Validate(o);
                 var id = ++_nextOutbox;
                 _outbox[id] = new OutboxEntry(id, o, now);
             }
@@ -81,6 +82,9 @@ public sealed class InMemoryMessageStore : IMessageStore
 
     private void AddDeadLetter(DeadLetterRecord d, DateTimeOffset now)
     {
+        // One dead letter per message and source: a redelivery after a crash between this commit and the ack fails again
+        // and lands here a second time; replay removes the letter, so a replayed copy can be dead-lettered anew.
+        if (_dead.Values.Any(v => v.Letter.Message.Id == d.Message.Id && SameSource(v.Letter.Source, d.Source))) return;
         long? behind = null;
         if (d.Message.PartitionKey is { } key) behind = FindHoldLocked(d.Source, key);
         var id = ++_nextDead;
@@ -171,7 +175,7 @@ public sealed class InMemoryMessageStore : IMessageStore
         lock (_gate)
         {
             var now = _clock.GetUtcNow();
-            var chosen = Select(filter).ToList();
+            var chosen = WithFollowers(Select(filter).ToList());
             foreach (var d in chosen)
             {
                 _dead.Remove(d.Id);
@@ -181,6 +185,20 @@ public sealed class InMemoryMessageStore : IMessageStore
             if (chosen.Count > 0) Signal();
             return ValueTask.FromResult(chosen.Count);
         }
+    }
+
+    /// <summary>
+    /// The chosen letters plus every letter held behind one of them, in dead-letter order: replaying a key's blocker
+    /// without the messages that queued up behind it would let them overtake it later.
+    /// </summary>
+    private List<DeadLetter> WithFollowers(List<DeadLetter> chosen)
+    {
+        var ids = chosen.Select(d => d.Id).ToHashSet();
+        foreach (var (letter, _) in _dead.Values)
+        {
+            if (letter.HeldBehind is { } blocker && ids.Contains(blocker)) ids.Add(letter.Id);
+        }
+        return [.. _dead.Values.Select(v => v.Letter).Where(d => ids.Contains(d.Id))];
     }
 
     /// <summary>The copy a replay sends: the same message (same id, so inboxes still drop it if it was handled), counted as replayed once more.</summary>

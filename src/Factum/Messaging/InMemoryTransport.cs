@@ -22,10 +22,33 @@ public sealed class InMemoryTransport : IMessageTransport
     private readonly Dictionary<(string Topic, string Group), GroupState> _groups = [];
     private readonly Dictionary<(string Source, string? Group, string Key), Hold> _holds = [];
     private readonly SortedDictionary<long, DeadLetter> _deadLetters = [];
+    private readonly Lock _dataGate = new();
+    private Dictionary<string, object?> _data = new(StringComparer.Ordinal);
     private long _nextDeadLetter = 1;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private readonly int _capacity;
+
+    /// <summary>The handlers' key/value table (<see cref="InMemoryMessageSession.Data"/>) as it is now.</summary>
+    public IReadOnlyDictionary<string, object?> Data
+    {
+        get
+        {
+            lock (_dataGate) return new Dictionary<string, object?>(_data, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Runs a settlement's enlisted work on a copy of the table that replaces it only if all of it succeeds.</summary>
+    private void RunWork(IReadOnlyList<MessageWork> work)
+    {
+        lock (_dataGate)
+        {
+            var staged = new Dictionary<string, object?>(_data, StringComparer.Ordinal);
+            var session = new InMemoryMessageSession(staged);
+            foreach (var w in work) w.RunSynchronously(session);
+            _data = staged;
+        }
+    }
 
     /// <summary>Creates an empty transport.</summary>
     /// <param name="timeProvider">The clock (tests use a manual one).</param>
@@ -359,7 +382,7 @@ public sealed class InMemoryTransport : IMessageTransport
         {
             case SettlementKind.Ack:
                 // Enlisted work runs first: if it throws, nothing has changed.
-                foreach (var work in s.Enlisted) work(null);
+                if (s.Enlisted.Count > 0) RunWork(s.Enlisted);
                 q?.Remove(entry!);
                 return true;
             case SettlementKind.Retry:

@@ -19,8 +19,15 @@ public sealed partial class MessageBus
         foreach (var (type, topic) in _builder.Streams)
             await Transport.DeclareTopicAsync(RouteTopic(type), topic, cancellationToken).ConfigureAwait(false);
         _endpoints.AddRange(BuildEndpoints());
+        CheckModes();
         foreach (var e in _endpoints)
         {
+            if (e.Options.Mode != EndpointMode.DatabaseQueue)
+            {
+                await DeclareDeliveryAsync(e, cancellationToken).ConfigureAwait(false);
+                if (e.Source.Kind == MessageSourceKind.Queue) await Transport.HeartbeatConsumerAsync(e.Queue, InstanceId, LivenessWindow, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
             switch (e.Source.Kind)
             {
                 case MessageSourceKind.Subscription:
@@ -37,10 +44,16 @@ public sealed partial class MessageBus
             foreach (var e in _endpoints)
             {
                 e.Running = true;
+                if (e.Options.Mode != EndpointMode.DatabaseQueue)
+                {
+                    _running.Add(Task.Run(() => DeliveryLoopAsync(e, stop), CancellationToken.None));
+                    continue;
+                }
                 _running.Add(Task.Run(() => QueueLoopAsync(e, stop), CancellationToken.None));
                 if (e.Source.Kind == MessageSourceKind.Stream) _running.Add(Task.Run(() => StreamMemberLoopAsync(e, stop), CancellationToken.None));
             }
             _running.Add(Task.Run(() => MaintenanceLoopAsync(stop), CancellationToken.None));
+            if (Options.MessageStore is not null) _running.Add(Task.Run(() => RunDispatcherAsync(stop), CancellationToken.None));
         }
         FactumLog.BusStarted(_log, InstanceId, _endpoints.Count, Transport.GetType().Name);
     }
@@ -174,6 +187,7 @@ public sealed partial class MessageBus
                     nextHousekeeping = Now + Options.MaintenanceInterval;
                     await Transport.ApplyRetentionAsync(ct).ConfigureAwait(false);
                     await Transport.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
+                    if (Options.MessageStore is { } store) await store.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
                     LastStatus = await Transport.GetStatusAsync(ct).ConfigureAwait(false);
                     await TakeGaugesAsync(ct).ConfigureAwait(false);
                 }
@@ -491,7 +505,7 @@ public sealed partial class MessageBus
             Interlocked.Read(ref Handled), Interlocked.Read(ref Failed), Interlocked.Read(ref DeadLettered), LastError);
     }
 
-    private sealed record Outcome(SettlementKind Kind, FailureInfo? Failure, IReadOnlyList<OutgoingMessage> Outgoing, IReadOnlyList<Action<object?>> Enlisted, DateTimeOffset? RetryAt, bool Skipped, OutgoingMessage? ErrorReply)
+    private sealed record Outcome(SettlementKind Kind, FailureInfo? Failure, IReadOnlyList<OutgoingMessage> Outgoing, IReadOnlyList<MessageWork> Enlisted, DateTimeOffset? RetryAt, bool Skipped, OutgoingMessage? ErrorReply)
     {
         public static readonly Outcome Skip = new(SettlementKind.Ack, null, [], [], null, true, null);
 

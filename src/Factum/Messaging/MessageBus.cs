@@ -115,7 +115,8 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         var (topic, m) = PreparePublish(message, options);
         activity?.SetTag("messaging.destination.name", topic.Value);
         activity?.SetTag("messaging.message.id", m.Id.ToString());
-        await Transport.PublishAsync(topic, [m], cancellationToken).ConfigureAwait(false);
+        if (Options.DeliveryTransport is { } delivery) await delivery.PublishAsync(topic, [m], cancellationToken).ConfigureAwait(false);
+        else await Transport.PublishAsync(topic, [m], cancellationToken).ConfigureAwait(false);
         if (Metrics.Published.Enabled) Metrics.Published.Add(1, new("type", m.Type), new("destination", topic.Value));
     }
 
@@ -131,7 +132,8 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         var (queue, m) = PrepareSend(command, options);
         activity?.SetTag("messaging.destination.name", queue.Value);
         activity?.SetTag("messaging.message.id", m.Id.ToString());
-        await Transport.SendAsync(queue, [m], options?.DeliverAt, cancellationToken).ConfigureAwait(false);
+        if (Options.DeliveryTransport is { } delivery) await SendThroughAsync(delivery, queue, m, options?.DeliverAt, cancellationToken).ConfigureAwait(false);
+        else await Transport.SendAsync(queue, [m], options?.DeliverAt, cancellationToken).ConfigureAwait(false);
         if (Metrics.Published.Enabled) Metrics.Published.Add(1, new("type", m.Type), new("destination", queue.Value));
     }
 

@@ -45,7 +45,7 @@ public sealed class MessageContext
     private static readonly AsyncLocal<MessageContext?> Ambient = new();
     private readonly MessageBus _bus;
     private List<OutgoingMessage>? _outgoing;
-    private List<Action<object?>>? _enlisted;
+    private List<MessageWork>? _enlisted;
 
     private readonly MessageSource _source;
     private DeliveryInfo? _delivery;
@@ -95,7 +95,7 @@ public sealed class MessageContext
 
     internal IReadOnlyList<OutgoingMessage> Outgoing => (IReadOnlyList<OutgoingMessage>?)_outgoing ?? [];
 
-    internal IReadOnlyList<Action<object?>> Enlisted => (IReadOnlyList<Action<object?>>?)_enlisted ?? [];
+    internal IReadOnlyList<MessageWork> Enlisted => (IReadOnlyList<MessageWork>?)_enlisted ?? [];
 
     /// <summary>Publishes an event when this message is acknowledged (atomically with it).</summary>
     public Task PublishAsync<T>(T message, PublishOptions? options = null, CancellationToken cancellationToken = default) where T : notnull
@@ -114,14 +114,27 @@ public sealed class MessageContext
     }
 
     /// <summary>
-    /// Runs <paramref name="work"/> inside the transaction that acknowledges this message: with the embedded SQLite
-    /// transport it receives the <c>SqliteConnection</c> of that transaction, so the handler's writes, the inbox record
-    /// and the ack commit together (exactly-once effects). In memory it receives null.
+    /// Runs <paramref name="work"/> inside the transaction that records this message as handled — the embedded
+    /// transport's settlement (<see cref="EndpointMode.DatabaseQueue"/>) or the message store's commit
+    /// (<see cref="EndpointMode.Durable"/>) — on that store's session: the <c>SqliteConnection</c> of the transaction for
+    /// SQLite, an <see cref="InMemoryMessageSession"/> in memory (<see cref="object"/> accepts either). The handler's
+    /// writes, the inbox record and its outgoing messages commit together: exactly-once effects.
     /// </summary>
-    public void Enlist(Action<object?> work)
+    /// <remarks>A store refuses work for a session type it does not have, and the message is retried (then dead-lettered) with that error.</remarks>
+    public void Enlist<TSession>(Func<TSession, CancellationToken, ValueTask> work) where TSession : class => (_enlisted ??= []).Add(MessageWork.For(work));
+
+    /// <summary>Enlists work built elsewhere (see <see cref="Enlist{TSession}(Func{TSession, CancellationToken, ValueTask})"/>).</summary>
+    public void Enlist(MessageWork work) => (_enlisted ??= []).Add(work ?? throw new ArgumentNullException(nameof(work)));
+
+    /// <summary>Synchronous work (see <see cref="Enlist{TSession}(Func{TSession, CancellationToken, ValueTask})"/>).</summary>
+    public void Enlist<TSession>(Action<TSession> work) where TSession : class
     {
         ArgumentNullException.ThrowIfNull(work);
-        (_enlisted ??= []).Add(work);
+        Enlist<TSession>((session, _) =>
+        {
+            work(session);
+            return ValueTask.CompletedTask;
+        });
     }
 
     internal void Add(OutgoingMessage message) => (_outgoing ??= []).Add(message);

@@ -47,7 +47,7 @@ public interface IMessageStore
 
     /// <summary>
     /// Moves dead letters matching <paramref name="filter"/> into the outbox, addressed to where they came from
-    /// (<see cref="MessageSource.ReplayQueue"/>), in their original order, in one transaction: a replay is never lost or
+    /// (<see cref="MessageSource.ReplayQueue"/>), with the letters held behind them, in their original order, in one transaction: a replay is never lost or
     /// doubled, and replaying the same filter twice at once replays each message once. Copies carry
     /// <see cref="MessageHeaders.Replayed"/> and keep their message id; holds on their keys are released.
     /// </summary>
@@ -94,7 +94,7 @@ public sealed record MessageTransaction
     /// <summary>Messages to hand to the transport once committed (into the outbox; <see cref="OutgoingMessage.DeliverAt"/> schedules them).</summary>
     public IReadOnlyList<OutgoingMessage> Outgoing { get; init; } = [];
 
-    /// <summary>Messages that failed for good.</summary>
+    /// <summary>Messages that failed for good. The store keeps one dead letter per message id and source: a second is ignored (a redelivery that failed again).</summary>
     public IReadOnlyList<DeadLetterRecord> DeadLetters { get; init; } = [];
 
     /// <summary>The handler's own writes, run inside the store's transaction before anything else.</summary>

@@ -102,7 +102,15 @@ public sealed class OutboxDispatcher
                 await DelayQuietly(_options.PollInterval * 5, ct).ConfigureAwait(false);
                 continue;
             }
-            if (sent == 0) await _store.WaitForOutboxAsync(_options.PollInterval, ct).ConfigureAwait(false);
+            if (sent > 0) continue;
+            try
+            {
+                await _store.WaitForOutboxAsync(_options.PollInterval, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
         }
     }
 

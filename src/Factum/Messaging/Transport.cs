@@ -277,10 +277,10 @@ public sealed record Settlement
     public IReadOnlyList<OutgoingMessage> Outgoing { get; init; } = [];
 
     /// <summary>
-    /// Work the handler enlisted in the same transaction (the transport passes its native transaction handle: a
-    /// <c>SqliteConnection</c> for the embedded transport, null in memory).
+    /// Work the handler enlisted in the same transaction, on the transport's session: the <c>SqliteConnection</c> of the
+    /// transaction for the embedded transport, an <see cref="InMemoryMessageSession"/> in memory.
     /// </summary>
-    public IReadOnlyList<Action<object?>> Enlisted { get; init; } = [];
+    public IReadOnlyList<MessageWork> Enlisted { get; init; } = [];
 }
 
 /// <summary>A message a handler produced, addressed to a topic or a queue.</summary>

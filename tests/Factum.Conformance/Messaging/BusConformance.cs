@@ -557,7 +557,7 @@ public abstract class BusConformance<TFactory> : TransportTestBase<TFactory> whe
     public async Task Enlisted_work_runs_with_the_ack()
     {
         var enlisted = new Log<string>();
-        await StartBus(m => m.AddHandler<CapturePayment>((c, ctx, _) => { ctx.Enlist(_ => enlisted.Add(c.OrderId)); return Task.CompletedTask; }));
+        await StartBus(m => m.AddHandler<CapturePayment>((c, ctx, _) => { ctx.Enlist<object>(_ => enlisted.Add(c.OrderId)); return Task.CompletedTask; }));
         var producer = await StartBus();
         await producer.SendAsync(new CapturePayment("o-e", 1));
         await Eventually(() => enlisted.Count == 1);

@@ -474,7 +474,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         var ok = await Transport.SettleAsync([Ack(d, "in") with
         {
             Outgoing = [new OutgoingMessage(Msg(), "Out", null), new OutgoingMessage(Msg(), null, "next")],
-            Enlisted = [_ => enlisted++],
+            Enlisted = [Work(() => enlisted++)],
         }]);
         Assert.True(ok[0]);
         Assert.Equal(1, enlisted);
@@ -495,7 +495,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
         _clock.Advance(TimeSpan.FromMilliseconds(200));
         var taken = Assert.Single(await Transport.ReceiveAsync("lost", "c2", 1, Lease));
         var enlisted = 0;
-        var ok = await Transport.SettleAsync([Ack(d, "lost", new OutgoingMessage(Msg(), null, "side-effect")) with { Enlisted = [_ => enlisted++] }]);
+        var ok = await Transport.SettleAsync([Ack(d, "lost", new OutgoingMessage(Msg(), null, "side-effect")) with { Enlisted = [Work(() => enlisted++)] }]);
         Assert.False(ok[0]);
         Assert.Equal(0, enlisted);
         Assert.Empty(await Transport.ReceiveAsync("side-effect", "c", 1, Lease));
@@ -508,7 +508,7 @@ public abstract class TransportConformance<TFactory> : TransportTestBase<TFactor
     {
         await Transport.SendAsync("atomic", [Msg(), Msg()]);
         var ds = await Transport.ReceiveAsync("atomic", "c", 2, Lease);
-        var bad = Ack(ds[0], "atomic", new OutgoingMessage(Msg(), null, "atomic-out")) with { Enlisted = [_ => throw new InvalidOperationException("enlisted work failed")] };
+        var bad = Ack(ds[0], "atomic", new OutgoingMessage(Msg(), null, "atomic-out")) with { Enlisted = [Work(() => throw new InvalidOperationException("enlisted work failed"))] };
         await Assert.ThrowsAnyAsync<Exception>(async () => await Transport.SettleAsync([bad]));
         Assert.Empty(await Transport.ReceiveAsync("atomic-out", "c", 1, Lease));
         Assert.Empty(await Transport.FilterHandledAsync("atomic", [ds[0].Message.Id]));

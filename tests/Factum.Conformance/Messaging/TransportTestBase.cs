@@ -82,6 +82,13 @@ public abstract class TransportTestBase<TFactory> : IAsyncLifetime where TFactor
         return bus;
     }
 
+    /// <summary>Enlisted work that any store's session accepts.</summary>
+    protected static MessageWork Work(Action work) => MessageWork.For<object>((_, _) =>
+    {
+        work();
+        return ValueTask.CompletedTask;
+    });
+
     protected static TransportMessage Msg(string type = "OrderPlaced", string? key = null, string json = """{"orderId":"o-1","n":1}""", MessageId? id = null) => new()
     {
         Id = id ?? MessageId.New(),
