@@ -17,6 +17,10 @@ public static class SqliteFactumBuilderExtensions
         // Leases in the same file: every process sharing it agrees on one owner per job.
         builder.Services.RemoveAll<Factum.Coordination.ILeaseStore>();
         builder.Services.AddSingleton<Factum.Coordination.ILeaseStore>(sp => new SqliteLeaseStore((SqliteEventStore)sp.GetRequiredService<IEventStore>()));
+        // The message store in the same file too: a durable endpoint's inbox record, its handler's writes and its outbox
+        // commit in the store's one transaction.
+        builder.Services.RemoveAll<Factum.Messaging.IMessageStore>();
+        builder.Services.AddSingleton<Factum.Messaging.IMessageStore>(sp => new SqliteMessageStore((SqliteEventStore)sp.GetRequiredService<IEventStore>()));
         return builder;
     }
 }

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Text;
 using Factum.Messaging;
 using Microsoft.Data.Sqlite;
 
@@ -91,7 +90,7 @@ public sealed partial class SqliteMessageTransport
         cmd.Parameters.AddWithValue("$max", max);
         var result = new List<StreamRecord>();
         using var r = cmd.ExecuteReader();
-        while (r.Read()) result.Add(new StreamRecord(partition, r.GetInt64(0), ReadMessage(r, 2), FromTicks(r.GetInt64(1)), (KeyHold)r.GetInt32(12)));
+        while (r.Read()) result.Add(new StreamRecord(partition, r.GetInt64(0), SqliteMessageRows.ReadMessage(r, 2), FromTicks(r.GetInt64(1)), (KeyHold)r.GetInt32(12)));
         return ValueTask.FromResult<IReadOnlyList<StreamRecord>>(result);
     }
 
@@ -192,40 +191,7 @@ public sealed partial class SqliteMessageTransport
         }, cancellationToken).ConfigureAwait(false);
     }
 
-    private static readonly string DeadLetterColumns = $"id, source_kind, source, grp, partition, offset, exception_type, error, stack_trace, attempts, first_failure, last_failure, dead_lettered_at, held_behind, {SqliteSchema.MessageColumnNames}";
-
-    private static DeadLetter ReadDeadLetter(SqliteDataReader r) => new(
-        r.GetInt64(0),
-        ReadMessage(r, 14),
-        new MessageSource(Enum.Parse<MessageSourceKind>(r.GetString(1)), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetInt32(4), r.IsDBNull(5) ? null : r.GetInt64(5)),
-        new FailureInfo(r.GetString(6), r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8), r.GetInt32(9), FromTicks(r.GetInt64(10)), FromTicks(r.GetInt64(11))),
-        FromTicks(r.GetInt64(12)),
-        r.IsDBNull(13) ? null : r.GetInt64(13));
-
-    private static void Where(SqliteCommand cmd, DeadLetterFilter f)
-    {
-        var sql = new StringBuilder($"SELECT {DeadLetterColumns} FROM msg_dead_letters WHERE 1 = 1");
-        if (f.Ids is { } ids) sql.Append(ids.Count == 0 ? " AND 0" : $" AND id IN ({string.Join(",", ids.Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)))})");
-        if (f.Source is not null) { sql.Append(" AND source = $source"); cmd.Parameters.AddWithValue("$source", f.Source); }
-        if (f.Group is not null) { sql.Append(" AND grp = $grp"); cmd.Parameters.AddWithValue("$grp", f.Group); }
-        if (f.Type is not null) { sql.Append(" AND type = $type"); cmd.Parameters.AddWithValue("$type", f.Type); }
-        if (f.ExceptionType is not null) { sql.Append(" AND (exception_type = $ex OR exception_type LIKE '%.' || $ex)"); cmd.Parameters.AddWithValue("$ex", f.ExceptionType); }
-        if (f.From is { } from) { sql.Append(" AND dead_lettered_at >= $from"); cmd.Parameters.AddWithValue("$from", from.UtcTicks); }
-        if (f.To is { } to) { sql.Append(" AND dead_lettered_at < $to"); cmd.Parameters.AddWithValue("$to", to.UtcTicks); }
-        sql.Append(" ORDER BY id");
-        if (f.Limit is { } limit) sql.Append(System.Globalization.CultureInfo.InvariantCulture, $" LIMIT {limit}");
-        cmd.CommandText = sql.ToString();
-    }
-
-    private static List<DeadLetter> Query(SqliteConnection c, DeadLetterFilter filter)
-    {
-        using var cmd = c.CreateCommand();
-        Where(cmd, filter);
-        var list = new List<DeadLetter>();
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) list.Add(ReadDeadLetter(r));
-        return list;
-    }
+    private static List<DeadLetter> Query(SqliteConnection c, DeadLetterFilter filter) => SqliteMessageRows.QueryDeadLetters(c, "msg_dead_letters", filter);
 
     /// <inheritdoc />
     public async IAsyncEnumerable<DeadLetter> ListDeadLettersAsync(DeadLetterFilter filter, [EnumeratorCancellation] CancellationToken cancellationToken = default)

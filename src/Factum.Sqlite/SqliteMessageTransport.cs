@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
-using System.Text;
-using System.Text.Json;
 using Factum.Messaging;
 using Microsoft.Data.Sqlite;
 
@@ -20,7 +18,7 @@ namespace Factum.Sqlite;
 public sealed partial class SqliteMessageTransport : IMessageTransport
 {
     private static readonly string MsgCols = SqliteSchema.MessageColumnNames;
-    private const string MsgParams = "$mid, $mtype, $mver, $mts, $mcorr, $mcause, $mreply, $mkey, $mheaders, $mbody";
+    private const string MsgParams = SqliteMessageRows.MessageParams;
     private static readonly TimeSpan MemberLivenessForReset = TimeSpan.FromSeconds(30);
     private readonly SqliteEventStore _store;
     private readonly bool _ownsStore;
@@ -102,35 +100,6 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
         cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
         return cmd;
     }
-
-    private static void BindMessage(SqliteCommand cmd, TransportMessage m)
-    {
-        P(cmd, "$mid", m.Id.Value.ToByteArray());
-        P(cmd, "$mtype", m.Type);
-        P(cmd, "$mver", m.SchemaVersion);
-        P(cmd, "$mts", m.Timestamp.UtcTicks);
-        P(cmd, "$mcorr", m.CorrelationId);
-        P(cmd, "$mcause", m.CausationId);
-        P(cmd, "$mreply", m.ReplyTo);
-        P(cmd, "$mkey", m.PartitionKey);
-        P(cmd, "$mheaders", m.Headers.Count == 0 ? null : JsonSerializer.Serialize(m.Headers, HeadersJson.Default.IReadOnlyDictionaryStringString));
-        P(cmd, "$mbody", m.Body.ToArray());
-    }
-
-    /// <summary>Reads the ten message columns starting at <paramref name="i"/>.</summary>
-    private static TransportMessage ReadMessage(SqliteDataReader r, int i) => new()
-    {
-        Id = new MessageId(new Guid(((byte[])r.GetValue(i)).AsSpan())),
-        Type = r.GetString(i + 1),
-        SchemaVersion = r.GetInt32(i + 2),
-        Timestamp = FromTicks(r.GetInt64(i + 3)),
-        CorrelationId = r.GetString(i + 4),
-        CausationId = r.IsDBNull(i + 5) ? null : r.GetString(i + 5),
-        ReplyTo = r.IsDBNull(i + 6) ? null : r.GetString(i + 6),
-        PartitionKey = r.IsDBNull(i + 7) ? null : r.GetString(i + 7),
-        Headers = r.IsDBNull(i + 8) ? TransportMessage.EmptyHeaders : JsonSerializer.Deserialize(r.GetString(i + 8), HeadersJson.Default.DictionaryStringString)!,
-        Body = (byte[])r.GetValue(i + 9),
-    };
 
     /// <inheritdoc />
     public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => _store.WaitForCommitAsync(timeout, cancellationToken);
@@ -243,7 +212,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
             P(ins, "$p", p);
             P(ins, "$o", offset);
             P(ins, "$now", now);
-            BindMessage(ins, m);
+            SqliteMessageRows.BindMessage(ins, m);
             ins.ExecuteNonQuery();
             offsets[i] = new PartitionOffset(p, offset);
         }
@@ -261,7 +230,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
         P(ins, "$q", queue);
         P(ins, "$v", visibleAt);
         P(ins, "$now", now);
-        BindMessage(ins, m);
+        SqliteMessageRows.BindMessage(ins, m);
         ins.ExecuteNonQuery();
     }
 
@@ -305,7 +274,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
                 while (r.Read())
                 {
                     var first = r.IsDBNull(2) ? (DateTimeOffset?)null : FromTicks(r.GetInt64(2));
-                    result.Add(new QueueDelivery(queue, r.GetInt64(0), ReadMessage(r, 3), r.GetInt32(1) + 1, token, FromTicks(until), first));
+                    result.Add(new QueueDelivery(queue, r.GetInt64(0), SqliteMessageRows.ReadMessage(r, 3), r.GetInt32(1) + 1, token, FromTicks(until), first));
                 }
             }
             if (result.Count == 0)
@@ -509,7 +478,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
                         var rows = new List<(long Seq, TransportMessage Message)>();
                         using (var r = later.ExecuteReader())
                         {
-                            while (r.Read()) rows.Add((r.GetInt64(0), ReadMessage(r, 1)));
+                            while (r.Read()) rows.Add((r.GetInt64(0), SqliteMessageRows.ReadMessage(r, 1)));
                         }
                         foreach (var (seq, m) in rows)
                         {
@@ -526,26 +495,12 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
 
     private void DeleteQueued(SqliteConnection c, long seq) => P(Cmd(c, "DELETE FROM msg_queue WHERE seq = $seq"), "$seq", seq).ExecuteNonQuery();
 
+    private static readonly string InsertDeadLetterSql = SqliteMessageRows.DeadLetterInsert("msg_dead_letters");
+
     private long InsertDeadLetter(SqliteConnection c, TransportMessage m, MessageSource source, FailureInfo f, long now, long? behind)
     {
-        var ins = Cmd(c, $"""
-            INSERT INTO msg_dead_letters(source_kind, source, grp, partition, offset, exception_type, error, stack_trace, attempts, first_failure, last_failure, dead_lettered_at, held_behind, {MsgCols})
-            VALUES ($sk, $s, $g, $p, $o, $et, $err, $st, $att, $ff, $lf, $now, $behind, {MsgParams}) RETURNING id
-            """);
-        P(ins, "$sk", source.Kind.ToString());
-        P(ins, "$s", source.Name);
-        P(ins, "$g", source.Group);
-        P(ins, "$p", source.Partition);
-        P(ins, "$o", source.Offset);
-        P(ins, "$et", f.ExceptionType);
-        P(ins, "$err", f.Message);
-        P(ins, "$st", f.StackTrace);
-        P(ins, "$att", f.Attempts);
-        P(ins, "$ff", f.FirstFailure.UtcTicks);
-        P(ins, "$lf", f.LastFailure.UtcTicks);
-        P(ins, "$now", now);
-        P(ins, "$behind", behind);
-        BindMessage(ins, m);
+        var ins = Cmd(c, InsertDeadLetterSql);
+        SqliteMessageRows.BindDeadLetter(ins, m, source, f, now, behind);
         return (long)ins.ExecuteScalar()!;
     }
 

@@ -8,8 +8,8 @@ internal static class SqliteSchema
     public const string FormatName = "factum-store";
 
     /// <summary>
-    /// The columns every stored message has, in msg_log, msg_queue and msg_dead_letters: one list, so the tables, the
-    /// transport's statements (<see cref="MessageColumnNames"/>) and a future backend cannot drift apart.
+    /// The columns every stored message has, in msg_log, msg_queue, msg_dead_letters, msg_outbox and msg_store_dead_letters:
+    /// one list, so the tables, the statements (<see cref="MessageColumnNames"/>) and a future backend cannot drift apart.
     /// </summary>
     private static readonly (string Name, string Type)[] MessageColumns =
     [
@@ -230,6 +230,42 @@ internal static class SqliteSchema
             expires_at  INTEGER NOT NULL,
             acquired_at INTEGER NOT NULL
         ) WITHOUT ROWID;
+        """,
+        // v9: the message store (SqliteMessageStore): the outbox of what durable endpoints' handlers produced, handed to
+        // the transport by the outbox dispatcher (deliver_at schedules a send), and those endpoints' dead letters, which
+        // are not the transport's (msg_dead_letters). AUTOINCREMENT so that an id is never reused: a dispatcher completes
+        // entries by id, and an operator replays or discards dead letters by the id they were shown.
+        $"""
+        CREATE TABLE msg_outbox (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order
+            dest_kind        TEXT    NOT NULL,                  -- 'topic' or 'queue'
+            destination      TEXT    NOT NULL,
+            deliver_at       INTEGER,                           -- UTC ticks; NULL: due at once
+            enqueued_at      INTEGER NOT NULL,
+            {MessageColumnDefinitions}
+        );
+        -- Due reads take the unscheduled entries in id order (deliver_at IS NULL) and the scheduled ones by due time.
+        CREATE INDEX ix_msg_outbox_due ON msg_outbox(deliver_at, id);
+        CREATE TABLE msg_store_dead_letters (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            source_kind      TEXT    NOT NULL,
+            source           TEXT    NOT NULL,
+            grp              TEXT,
+            partition        INTEGER,
+            offset           INTEGER,
+            exception_type   TEXT    NOT NULL,
+            error            TEXT    NOT NULL,
+            stack_trace      TEXT,
+            attempts         INTEGER NOT NULL,
+            first_failure    INTEGER NOT NULL,
+            last_failure     INTEGER NOT NULL,
+            dead_lettered_at INTEGER NOT NULL,
+            held_behind      INTEGER,                           -- the dead letter holding this one's key when it came
+            hold_key         INTEGER NOT NULL DEFAULT 0,        -- 1: later messages of its key go behind it
+            {MessageColumnDefinitions}
+        );
+        CREATE INDEX ix_msg_store_dead_letters_source ON msg_store_dead_letters(source, grp);
+        CREATE INDEX ix_msg_store_dead_letters_hold ON msg_store_dead_letters(source, grp, partition_key, id) WHERE hold_key = 1;
         """,
     ];
 

@@ -142,7 +142,7 @@ public sealed class MessageColumnsTests
             c.Open();
             var expected = SqliteSchema.MessageColumnNames.Split(", ");
             Assert.Equal(10, expected.Length);
-            foreach (var table in new[] { "msg_log", "msg_queue", "msg_dead_letters" })
+            foreach (var table in new[] { "msg_log", "msg_queue", "msg_dead_letters", "msg_outbox", "msg_store_dead_letters" })
             {
                 using var cmd = c.CreateCommand();
                 cmd.CommandText = $"SELECT name FROM pragma_table_info('{table}')";
