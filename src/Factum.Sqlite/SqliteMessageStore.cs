@@ -61,6 +61,9 @@ public sealed class SqliteMessageStore : IMessageStore
     /// <inheritdoc />
     public string Name => "sqlite";
 
+    /// <summary>The event store whose file holds the messages (and the handlers' own tables).</summary>
+    public SqliteEventStore Store => _store;
+
     private long NowTicks => _store.Options.TimeProvider.GetUtcNow().UtcTicks;
 
     private SqliteCommand Cmd(SqliteConnection c, string sql)
@@ -143,12 +146,9 @@ public sealed class SqliteMessageStore : IMessageStore
             }
             // The session is the writer's connection with the transaction open (BEGIN, no SqliteTransaction object):
             // the work's commands join it as they are.
+            foreach (var o in t.Outgoing) InMemoryMessageStore.Validate(o);
             foreach (var w in t.Work) w.RunSynchronously(c);
-            foreach (var o in t.Outgoing)
-            {
-                InMemoryMessageStore.Validate(o);
-                InsertOutbox(c, o, now);
-            }
+            foreach (var o in t.Outgoing) InsertOutbox(c, o, now);
             foreach (var d in t.DeadLetters) InsertDeadLetter(c, d, now);
             Cmd(c, "RELEASE message_commit").ExecuteNonQuery();
             return MessageCommitResult.Committed;
@@ -181,6 +181,11 @@ public sealed class SqliteMessageStore : IMessageStore
 
     private void InsertDeadLetter(SqliteConnection c, DeadLetterRecord d, long now)
     {
+        // One letter per message and source: a redelivery that failed again after a crash between this commit and the
+        // broker ack lands here a second time. Replay deletes the letter, so a replayed copy can be dead-lettered anew.
+        var exists = Cmd(c, "SELECT 1 FROM msg_store_dead_letters WHERE message_id = $id AND source_kind = $sk AND source = $s AND grp IS $g");
+        P(P(P(P(exists, "$id", d.Message.Id.Value.ToByteArray()), "$sk", d.Source.Kind.ToString()), "$s", d.Source.Name), "$g", d.Source.Group);
+        if (exists.ExecuteScalar() is not null) return;
         // Behind the letter that holds its key (if any) whether or not it holds the key itself, as in memory; it
         // holds the key only when it has one.
         long? behind = d.Message.PartitionKey is { } key ? FindHold(Cmd(c, FindHoldSql), d.Source, key) : null;
@@ -287,6 +292,21 @@ public sealed class SqliteMessageStore : IMessageStore
             // Selected inside the write: a concurrent replay of the same filter runs after this one and finds them gone.
             var now = NowTicks;
             var chosen = SqliteMessageRows.QueryDeadLetters(c, DeadLetterTable, filter);
+            // The letters held behind a chosen one come along, in order: left behind, they would overtake it later.
+            if (chosen.Count > 0)
+            {
+                var ids = chosen.Select(d => d.Id).ToHashSet();
+                using var behind = c.CreateCommand();
+                behind.CommandText = $"SELECT id FROM {DeadLetterTable} WHERE held_behind IN ({string.Join(",", ids)})";
+                var followers = new List<long>();
+                using (var r = behind.ExecuteReader())
+                {
+                    while (r.Read()) followers.Add(r.GetInt64(0));
+                }
+                followers.RemoveAll(ids.Contains);
+                if (followers.Count > 0)
+                    chosen = [.. chosen.Concat(SqliteMessageRows.QueryDeadLetters(c, DeadLetterTable, new DeadLetterFilter { Ids = followers })).OrderBy(d => d.Id)];
+            }
             // Every copy is made before anything is written, so a letter that cannot be addressed fails the replay
             // before it changed anything (the writer keeps the group's other work on such a failure).
             var copies = chosen.Select(d => new OutgoingMessage(InMemoryMessageStore.Replayed(d), null, d.Source.ReplayQueue)).ToList();

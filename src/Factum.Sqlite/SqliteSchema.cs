@@ -265,6 +265,8 @@ internal static class SqliteSchema
             {MessageColumnDefinitions}
         );
         CREATE INDEX ix_msg_store_dead_letters_source ON msg_store_dead_letters(source, grp);
+        CREATE INDEX ix_msg_store_dead_letters_message ON msg_store_dead_letters(message_id);
+        CREATE INDEX ix_msg_store_dead_letters_behind ON msg_store_dead_letters(held_behind) WHERE held_behind IS NOT NULL;
         CREATE INDEX ix_msg_store_dead_letters_hold ON msg_store_dead_letters(source, grp, partition_key, id) WHERE hold_key = 1;
         """,
     ];
