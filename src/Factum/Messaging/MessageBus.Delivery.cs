@@ -54,6 +54,7 @@ public sealed partial class MessageBus
         _dispatcher = new OutboxDispatcher(Options.MessageStore!, DeliveryTransport, new OutboxDispatcherOptions
         {
             Leases = _leases,
+            Lease = Options.OutboxLease,
             PollInterval = Options.PollInterval,
             LoggerFactory = Options.LoggerFactory,
             TimeProvider = Options.TimeProvider,

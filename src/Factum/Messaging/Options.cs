@@ -70,6 +70,9 @@ public sealed record MessagingOptions
     /// </summary>
     public ITransport? DeliveryTransport { get; init; }
 
+    /// <summary>How the outbox dispatcher holds the lease <c>outbox:&lt;store&gt;</c> (default 10 s): a standby dispatcher takes over within about this long after the owner dies.</summary>
+    public Coordination.LeaseOptions OutboxLease { get; init; } = new();
+
     internal static string SanitizeServiceName(string? name)
     {
         if (string.IsNullOrEmpty(name)) return "app";
