@@ -94,6 +94,9 @@ internal abstract class Backend(BackendChoice choice, ILoggerFactory logging) : 
     /// </summary>
     public abstract Factum.Coordination.IFencedCheckpointStore RelayCheckpoints(IMessageTransport transport);
 
+    /// <summary>The message store of durable endpoints (their inboxes, outbox and dead letters): the store's own.</summary>
+    public abstract IMessageStore MessageStore { get; }
+
     /// <summary>Where jobs that must run once across processes (the relay, projections) take their leases: the store's.</summary>
     public abstract Factum.Coordination.ILeaseStore Leases { get; }
 
@@ -132,6 +135,8 @@ internal sealed class MemoryBackend(BackendChoice choice, ILoggerFactory logging
 
     public override Factum.Coordination.ILeaseStore Leases => _leases;
 
+    public override IMessageStore MessageStore => field ??= new InMemoryMessageStore(leases: _leases);
+
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
@@ -165,6 +170,8 @@ internal sealed class SqliteBackend : Backend
         transport is SqliteMessageTransport ? new SqliteSubscriptionStore(_store) : new InMemorySubscriptionStore(_memoryLeases);
 
     public override Factum.Coordination.ILeaseStore Leases => new SqliteLeaseStore(_store);
+
+    public override IMessageStore MessageStore => new SqliteMessageStore(_store);
 
     public override ValueTask DisposeAsync() => _store.DisposeAsync();
 

@@ -188,6 +188,15 @@ internal static class MessagingCommands
             var limit = new Option<int?>("--limit") { Description = "At most this many, oldest first." };
             var ids = new Argument<long[]>("id") { Description = "Dead letter ids.", Arity = ArgumentArity.ZeroOrMore };
             var all = new Option<bool>("--all") { Description = "Every dead letter (required when no id or filter is given)." };
+            var inStore = new Option<bool>("--message-store") { Description = "The dead letters of Durable endpoints, kept in the message store (default: the transport's dead-letter queue)." };
+
+            // The dead letters a command works on: the transport's queue, or the message store's (durable endpoints).
+            Task<int> RunLetters(ParseResult pr, Func<DeadLetters, Output, Task<int>> body) =>
+                Cli.RunOn(pr, data, json, Needs.LastingTransport, async (backend, output) =>
+                {
+                    await using var transport = backend.OpenTransport();
+                    return await body(pr.GetValue(inStore) ? DeadLetters.Of(backend.MessageStore) : DeadLetters.Of(transport), output);
+                });
 
             DeadLetterFilter Filter(ParseResult pr, bool requireSelection)
             {
@@ -207,12 +216,12 @@ internal static class MessagingCommands
                 return f;
             }
 
-            var list = new Command("list", "Dead letters, oldest first.") { source, group, type, exception, since, until, limit };
+            var list = new Command("list", "Dead letters, oldest first.") { source, group, type, exception, since, until, limit, inStore };
             data.AddTo(list);
-            list.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            list.SetAction((pr, ct) => RunLetters(pr, async (t, output) =>
             {
                 var rows = new List<DeadLetter>();
-                await foreach (var d in t.ListDeadLettersAsync(Filter(pr, false), ct)) rows.Add(d);
+                await foreach (var d in t.List(Filter(pr, false), ct)) rows.Add(d);
                 if (output.Json) foreach (var d in rows) output.JsonLine(w => WriteDeadLetter(w, d, full: false));
                 else
                     output.Table(["ID", "SOURCE", "GROUP", "TYPE", "EXCEPTION", "ATTEMPTS", "REPLAYED", "DEAD-LETTERED", "BEHIND", "ERROR"], rows.Select(d => new[]
@@ -225,12 +234,12 @@ internal static class MessagingCommands
             dlq.Subcommands.Add(list);
 
             var id = new Argument<long>("id") { Description = "The dead letter's id." };
-            var show = new Command("show", "One dead letter in full: the original message (headers and body) and the failure with its stack trace.") { id };
+            var show = new Command("show", "One dead letter in full: the original message (headers and body) and the failure with its stack trace.") { id, inStore };
             data.AddTo(show);
-            show.SetAction((pr, ct) => Run(pr, async (t, output) =>
+            show.SetAction((pr, ct) => RunLetters(pr, async (t, output) =>
             {
                 DeadLetter? found = null;
-                await foreach (var d in t.ListDeadLettersAsync(new DeadLetterFilter { Ids = [pr.GetValue(id)] }, ct)) found = d;
+                await foreach (var d in t.List(new DeadLetterFilter { Ids = [pr.GetValue(id)] }, ct)) found = d;
                 if (found is null)
                 {
                     Output.Error($"there is no dead letter {pr.GetValue(id)} (it may have been replayed or discarded); 'factum dlq list' shows what is there.");
@@ -263,11 +272,11 @@ internal static class MessagingCommands
             dlq.Subcommands.Add(show);
 
             // replay and discard select the same way and report a count.
-            void Bulk(string name, string description, string verb, Func<IMessageTransport, DeadLetterFilter, CancellationToken, ValueTask<int>> act)
+            void Bulk(string name, string description, string verb, Func<DeadLetters, DeadLetterFilter, CancellationToken, ValueTask<int>> act)
             {
-                var cmd = new Command(name, description) { ids, source, group, type, exception, since, until, limit, all };
+                var cmd = new Command(name, description) { ids, source, group, type, exception, since, until, limit, all, inStore };
                 data.AddTo(cmd);
-                cmd.SetAction((pr, ct) => Run(pr, async (t, output) =>
+                cmd.SetAction((pr, ct) => RunLetters(pr, async (t, output) =>
                 {
                     var n = await act(t, Filter(pr, true), ct);
                     if (output.Json) output.JsonLine(w => w.WriteNumber(verb, n));
@@ -278,8 +287,8 @@ internal static class MessagingCommands
             }
 
             Bulk("replay", "Send dead letters back to where they came from (their own queue, or the group's queue for subscriptions and streams), in order; a failing one comes back.", "replayed",
-                (t, f, ct) => t.ReplayDeadLettersAsync(f, ct));
-            Bulk("discard", "Delete dead letters for good.", "discarded", (t, f, ct) => t.DiscardDeadLettersAsync(f, ct));
+                (t, f, ct) => t.Replay(f, ct));
+            Bulk("discard", "Delete dead letters for good.", "discarded", (t, f, ct) => t.Discard(f, ct));
             root.Subcommands.Add(dlq);
         }
 
@@ -530,4 +539,15 @@ internal static class MessagingCommands
         w.WriteEndObject();
         Output.WriteData(w, m.Body);
     }
+}
+
+/// <summary>Where `factum dlq` finds dead letters: the transport's dead-letter queue or the message store's.</summary>
+internal sealed record DeadLetters(
+    Func<DeadLetterFilter, CancellationToken, IAsyncEnumerable<DeadLetter>> List,
+    Func<DeadLetterFilter, CancellationToken, ValueTask<int>> Replay,
+    Func<DeadLetterFilter, CancellationToken, ValueTask<int>> Discard)
+{
+    public static DeadLetters Of(IMessageTransport t) => new(t.ListDeadLettersAsync, t.ReplayDeadLettersAsync, t.DiscardDeadLettersAsync);
+
+    public static DeadLetters Of(IMessageStore s) => new(s.ListDeadLettersAsync, s.ReplayDeadLettersAsync, s.DiscardDeadLettersAsync);
 }

@@ -120,6 +120,37 @@ public sealed class MessagingCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Dlq_with_message_store_works_on_the_dead_letters_of_durable_endpoints()
+    {
+        var stuck = Msg("CapturePayment", """{"orderId":"9"}""");
+        await using (var store = new SqliteEventStore(_dir.Db))
+        {
+            var messages = new SqliteMessageStore(store);
+            await messages.CommitAsync(new MessageTransaction
+            {
+                DeadLetters = [new DeadLetterRecord(stuck, new MessageSource(MessageSourceKind.Queue, "payments"), new FailureInfo("Acme.CardDeclinedException", "declined", "at Acme.Pay()", 4, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow))],
+            });
+        }
+        // The transport's dead-letter queue is another place: the default list does not show the store's letters.
+        Assert.Empty((await F("dlq", "list", "--json")).Lines);
+        var list = (await F("dlq", "list", "--json", "--message-store")).Lines.Select(Json).ToList();
+        var letter = Assert.Single(list);
+        Assert.Equal("payments", letter.GetProperty("source").GetString());
+        var id = letter.GetProperty("id").GetInt64().ToString();
+        Assert.Contains("declined", (await F("dlq", "show", id, "--message-store")).Stdout);
+        Assert.Equal(2, (await F("dlq", "replay", "--message-store")).ExitCode);
+
+        // Replay puts it in the message store's outbox, for the dispatcher to send back to its queue.
+        Assert.Contains("replayed 1", (await F("dlq", "replay", "--all", "--message-store")).Stdout);
+        Assert.Empty((await F("dlq", "list", "--json", "--message-store")).Lines);
+        await using var reopened = new SqliteEventStore(_dir.Db);
+        var outbox = await new SqliteMessageStore(reopened).ReadDueOutboxAsync(10);
+        var entry = Assert.Single(outbox);
+        Assert.Equal(stuck.Id, entry.Message.Message.Id);
+        Assert.Equal(QueueName.Parse("payments"), entry.Message.Queue);
+    }
+
+    [Fact]
     public async Task Groups_list_and_reset()
     {
         await using (var t = SqliteMessageTransport.Open(_dir.Db))
