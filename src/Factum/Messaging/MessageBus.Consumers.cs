@@ -53,7 +53,7 @@ public sealed partial class MessageBus
                 if (e.Source.Kind == MessageSourceKind.Stream) _running.Add(Task.Run(() => StreamMemberLoopAsync(e, stop), CancellationToken.None));
             }
             _running.Add(Task.Run(() => MaintenanceLoopAsync(stop), CancellationToken.None));
-            if (Options.MessageStore is not null) _running.Add(Task.Run(() => RunDispatcherAsync(stop), CancellationToken.None));
+            if (RunsDispatcher) _running.Add(Task.Run(() => RunDispatcherAsync(stop), CancellationToken.None));
         }
         FactumLog.BusStarted(_log, InstanceId, _endpoints.Count, Transport.GetType().Name);
     }
@@ -187,7 +187,7 @@ public sealed partial class MessageBus
                     nextHousekeeping = Now + Options.MaintenanceInterval;
                     await Transport.ApplyRetentionAsync(ct).ConfigureAwait(false);
                     await Transport.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
-                    if (Options.MessageStore is { } store) await store.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
+                    if (RunsDispatcher) await _messageStore!.PurgeInboxAsync(Now - Options.InboxWindow, ct).ConfigureAwait(false);
                     LastStatus = await Transport.GetStatusAsync(ct).ConfigureAwait(false);
                     await TakeGaugesAsync(ct).ConfigureAwait(false);
                 }

@@ -6,6 +6,7 @@ namespace Factum.Messaging;
 public sealed partial class MessageBus
 {
     private ITransport? _deliveryTransport;
+    private readonly IMessageStore? _messageStore;
     private OutboxDispatcher? _dispatcher;
 
     /// <summary>
@@ -14,7 +15,16 @@ public sealed partial class MessageBus
     /// </summary>
     public ITransport DeliveryTransport => _deliveryTransport ??= Options.DeliveryTransport ?? new DatabaseQueueTransport(Transport, Options.TimeProvider);
 
-    /// <summary>The dispatcher of the message store's outbox, while the bus runs with a message store.</summary>
+    /// <summary>The message store of durable endpoints: <see cref="MessagingOptions.MessageStore"/>, else the container's <see cref="IMessageStore"/>.</summary>
+    public IMessageStore? MessageStore => _messageStore;
+
+    /// <summary>
+    /// Whether this bus runs an outbox dispatcher: when a message store was set explicitly, or when one of its endpoints
+    /// is durable (a bus from the container that only uses the database queue leaves the outbox alone).
+    /// </summary>
+    private bool RunsDispatcher => Options.MessageStore is not null || (_messageStore is not null && _endpoints.Any(e => e.Options.Mode == EndpointMode.Durable));
+
+    /// <summary>The dispatcher of the message store's outbox, while the bus runs one.</summary>
     public OutboxDispatcher? Dispatcher => _dispatcher;
 
     /// <summary>A send to the delivery transport; a delayed one on a transport that cannot delay is scheduled by the message store.</summary>
@@ -22,7 +32,7 @@ public sealed partial class MessageBus
     {
         if (deliverAt is { } at && at > Now && !transport.Capabilities.NativeDelay)
         {
-            var store = Options.MessageStore ?? throw new NotSupportedException($"The {transport.Name} transport cannot delay a message and the bus has no message store to schedule it: set MessagingOptions.MessageStore.");
+            var store = _messageStore ?? throw new NotSupportedException($"The {transport.Name} transport cannot delay a message and the bus has no message store to schedule it: set MessagingOptions.MessageStore.");
             await store.CommitAsync(new MessageTransaction { Outgoing = [new OutgoingMessage(m, null, queue, at)] }, ct).ConfigureAwait(false);
             return;
         }
@@ -37,7 +47,7 @@ public sealed partial class MessageBus
         {
             if (e.Source.Kind == MessageSourceKind.Stream)
                 throw new InvalidOperationException($"{e.Source} runs in {e.Options.Mode} mode, but stream groups run in database-queue mode: their offsets and key holds live in the embedded transport.");
-            if (e.Options.Mode == EndpointMode.Durable && Options.MessageStore is null)
+            if (e.Options.Mode == EndpointMode.Durable && _messageStore is null)
                 throw new InvalidOperationException($"{e.Source} runs in Durable mode, which commits its inbox, handler writes and outgoing messages in a message store: set MessagingOptions.MessageStore.");
         }
     }
@@ -51,7 +61,7 @@ public sealed partial class MessageBus
 
     private Task RunDispatcherAsync(CancellationToken stop)
     {
-        _dispatcher = new OutboxDispatcher(Options.MessageStore!, DeliveryTransport, new OutboxDispatcherOptions
+        _dispatcher = new OutboxDispatcher(_messageStore!, DeliveryTransport, new OutboxDispatcherOptions
         {
             Leases = _leases,
             Lease = Options.OutboxLease,
@@ -132,7 +142,7 @@ public sealed partial class MessageBus
         DateTimeOffset? firstFailure = message.Headers.TryGetValue(MessageHeaders.FirstFailure, out var f)
             && DateTimeOffset.TryParse(f, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var ff) ? ff : null;
         var attempt = carried + m.Attempt;
-        var store = e.Options.Mode == EndpointMode.Durable ? Options.MessageStore : null;
+        var store = e.Options.Mode == EndpointMode.Durable ? _messageStore : null;
         var inbox = store is not null && e.Options.UseInbox;
         if (inbox && (await store!.FilterHandledAsync(e.Inbox, [message.Id], ct).ConfigureAwait(false)).Count > 0)
         {
@@ -217,7 +227,7 @@ public sealed partial class MessageBus
         {
             if (!await m.NackAsync(delay, CancellationToken.None).ConfigureAwait(false)) return;
         }
-        else if ((store ?? Options.MessageStore) is { } scheduler)
+        else if ((store ?? _messageStore) is { } scheduler)
         {
             // The broker cannot hold it back: the store schedules a copy (same id, attempt count carried), then the ack.
             var headers = new Dictionary<string, string>(m.Message.Headers, StringComparer.Ordinal)
@@ -242,7 +252,7 @@ public sealed partial class MessageBus
     {
         var failure = outcome.Failure!;
         var (remote, local) = SplitReplies(outcome.ErrorReply is { } r ? [r] : []);
-        store ??= DeliveryTransport.Capabilities.NativeDeadLetter ? null : Options.MessageStore;
+        store ??= DeliveryTransport.Capabilities.NativeDeadLetter ? null : _messageStore;
         if (store is not null)
         {
             await store.CommitAsync(new MessageTransaction { DeadLetters = [new DeadLetterRecord(m.Message, e.Source, failure)], Outgoing = remote }, CancellationToken.None).ConfigureAwait(false);

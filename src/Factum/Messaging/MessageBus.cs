@@ -74,6 +74,7 @@ public sealed partial class MessageBus : IMessageBus, IAsyncDisposable
         LocalReplyQueues[_replyQueue.Value] = this;
         Metrics = Options.Metrics ?? _services.GetService(typeof(FactumMetrics)) as FactumMetrics ?? FactumMetrics.Default;
         _leases = Options.Leases ?? _services.GetService(typeof(Coordination.ILeaseStore)) as Coordination.ILeaseStore;
+        _messageStore = Options.MessageStore ?? _services.GetService(typeof(IMessageStore)) as IMessageStore;
         Metrics.Track(this);
     }
 

@@ -59,7 +59,8 @@ public sealed record MessagingOptions
     /// <summary>
     /// The message store of <see cref="EndpointMode.Durable"/> endpoints (their inboxes, the outbox of what their handlers
     /// produce, their dead letters and store-scheduled retries). With one, the bus also runs an
-    /// <see cref="OutboxDispatcher"/> (one owner across processes when <see cref="Leases"/> is set). Default: none.
+    /// <see cref="OutboxDispatcher"/> (one owner across processes when <see cref="Leases"/> is set). Default: the
+    /// container's <see cref="IMessageStore"/> (<c>UseSqlite</c> registers the store's own), else none.
     /// </summary>
     public IMessageStore? MessageStore { get; init; }
 
