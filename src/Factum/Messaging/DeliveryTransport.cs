@@ -229,31 +229,49 @@ public sealed class DatabaseQueueTransport : ITransport
     public async IAsyncEnumerable<InboundMessage> ConsumeAsync(QueueName queue, ConsumeOptions options, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        // Not disposed: deliveries settled after the consumer stopped still release their slot.
-        var slots = new SemaphoreSlim(options.Prefetch);
-        while (!cancellationToken.IsCancellationRequested)
+        // Prefetch bounds the unsettled deliveries. One that is neither settled nor renewed stops counting when its lease
+        // lapses (the transport redelivers it), so a handler that never settles cannot stall the consumer.
+        var outstanding = new List<Delivery>();
+        var settled = new SemaphoreSlim(0);
+        try
         {
-            // Prefetch bounds the unsettled deliveries: wait for one slot, then take as many as are free.
-            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-            var free = 1;
-            while (free < options.Prefetch && slots.Wait(0, CancellationToken.None)) free++;
-            IReadOnlyList<QueueDelivery> batch;
-            try
+            while (!cancellationToken.IsCancellationRequested)
             {
-                batch = await _inner.ReceiveAsync(queue, options.Consumer, free, options.AckTimeout, cancellationToken).ConfigureAwait(false);
+                var now = _clock.GetUtcNow();
+                outstanding.RemoveAll(d => d.IsSettled || d.LeaseExpires <= now);
+                var free = options.Prefetch - outstanding.Count;
+                if (free == 0)
+                {
+                    await settled.WaitAsync(TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+                var batch = await _inner.ReceiveAsync(queue, options.Consumer, free, options.AckTimeout, cancellationToken).ConfigureAwait(false);
+                if (batch.Count == 0)
+                {
+                    await _inner.WaitForQueueAsync(queue, TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+                foreach (var d in batch)
+                {
+                    var delivery = new Delivery(this, d, options.AckTimeout, settled);
+                    outstanding.Add(delivery);
+                    yield return delivery;
+                }
             }
-            catch
+        }
+        finally
+        {
+            // A consumer that stops gives back what it holds at once, as a closed broker channel does; a handler still
+            // finishing one finds its ack refused (the lease token changed) and the message is delivered again.
+            var held = outstanding.Where(d => !d.IsSettled).Select(d => d.Release()).ToList();
+            if (held.Count > 0)
             {
-                slots.Release(free);
-                throw;
+                try { await _inner.SettleAsync(held, CancellationToken.None).ConfigureAwait(false); }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // Nothing is lost: the leases lapse on their own and the messages are delivered again.
+                }
             }
-            if (free > batch.Count) slots.Release(free - batch.Count);
-            if (batch.Count == 0)
-            {
-                await _inner.WaitForQueueAsync(queue, TimeSpan.FromMilliseconds(100), cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-            foreach (var d in batch) yield return new Delivery(this, d, options.AckTimeout, slots);
         }
     }
 
@@ -263,10 +281,27 @@ public sealed class DatabaseQueueTransport : ITransport
         if (_owns) await _inner.DisposeAsync().ConfigureAwait(false);
     }
 
-    private sealed class Delivery(DatabaseQueueTransport owner, QueueDelivery delivery, TimeSpan ackTimeout, SemaphoreSlim slots)
+    private sealed class Delivery(DatabaseQueueTransport owner, QueueDelivery delivery, TimeSpan ackTimeout, SemaphoreSlim settled)
         : InboundMessage(delivery.Queue, delivery.Message, delivery.Attempt)
     {
         private QueueDelivery _delivery = delivery;
+
+        public DateTimeOffset LeaseExpires => Volatile.Read(ref _delivery).LeaseExpires;
+
+        /// <summary>Gives the delivery back for redelivery at once, counted as a delivery (as a broker counts a message its consumer went away with).</summary>
+        public Settlement Release()
+        {
+            var now = owner._clock.GetUtcNow();
+            var d = Volatile.Read(ref _delivery);
+            return new Settlement
+            {
+                Kind = SettlementKind.Retry,
+                Delivery = d,
+                Source = Source,
+                RetryAt = now,
+                Failure = new FailureInfo("ConsumerStopped", "the consumer stopped before settling it", null, Attempt, d.FirstFailure ?? now, now),
+            };
+        }
 
         private MessageSource Source => new(MessageSourceKind.Queue, Queue.Value);
 
@@ -290,7 +325,7 @@ public sealed class DatabaseQueueTransport : ITransport
         {
             var held = await owner._inner.ExtendLeasesAsync([_delivery], ackTimeout, cancellationToken).ConfigureAwait(false);
             if (held.Count == 0) return false;
-            _delivery = held[0];
+            Volatile.Write(ref _delivery, held[0]);
             return true;
         }
 
@@ -303,7 +338,7 @@ public sealed class DatabaseQueueTransport : ITransport
             }
             finally
             {
-                slots.Release();
+                settled.Release();
             }
         }
     }

@@ -168,18 +168,28 @@ public sealed partial class MessageBus
         }
         if (outcome.Kind == SettlementKind.Retry && attempt > e.Options.Retry.DelayedRetries) outcome = Outcome.Dead(outcome.Failure!, e, message, this);
 
-        switch (outcome.Kind)
+        if (outcome.Kind == SettlementKind.Ack)
         {
-            case SettlementKind.Ack:
+            try
+            {
                 await AckInboundAsync(e, m, outcome, store, inbox).ConfigureAwait(false);
-                break;
-            case SettlementKind.Retry:
-                await RetryInboundAsync(e, m, outcome, attempt, store).ConfigureAwait(false);
-                break;
-            default:
-                await DeadLetterInboundAsync(e, m, outcome, store).ConfigureAwait(false);
-                break;
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException && store is not null && !m.IsSettled)
+            {
+                // The commit failed (a handler's enlisted write, say): this delivery failed like a throwing handler, and
+                // is retried or dead-lettered now rather than after its ack deadline.
+                Interlocked.Increment(ref e.Failed);
+                e.LastError = $"{message.Type} {message.Id}: {ex.GetType().Name}: {ex.Message}";
+                FactumLog.HandlerFailed(_log, ex, message.Type, message.Id.ToString(), e.Source.ToString(), attempt, 1, message.CorrelationId);
+                var failure = FailureInfo.From(ex, attempt, firstFailure ?? Now, Now);
+                outcome = attempt > e.Options.Retry.DelayedRetries || e.Options.Retry.IsNonTransient(ex)
+                    ? Outcome.Dead(failure, e, message, this)
+                    : new Outcome(SettlementKind.Retry, failure, [], [], null, false, null);
+            }
         }
+        if (outcome.Kind == SettlementKind.Retry) await RetryInboundAsync(e, m, outcome, attempt, store).ConfigureAwait(false);
+        else await DeadLetterInboundAsync(e, m, outcome, attempt, store).ConfigureAwait(false);
     }
 
     private async Task AckInboundAsync(Endpoint e, InboundMessage m, Outcome outcome, IMessageStore? store, bool inbox)
@@ -248,7 +258,7 @@ public sealed partial class MessageBus
         if (Metrics.Retried.Enabled) Metrics.Retried.Add(1, Tags(e, m.Message));
     }
 
-    private async Task DeadLetterInboundAsync(Endpoint e, InboundMessage m, Outcome outcome, IMessageStore? store)
+    private async Task DeadLetterInboundAsync(Endpoint e, InboundMessage m, Outcome outcome, int attempt, IMessageStore? store)
     {
         var failure = outcome.Failure!;
         var (remote, local) = SplitReplies(outcome.ErrorReply is { } r ? [r] : []);
@@ -270,7 +280,7 @@ public sealed partial class MessageBus
         }
         foreach (var reply in local) reply.Bus.CompleteReply(reply.Message);
         Interlocked.Increment(ref e.DeadLettered);
-        FactumLog.MessageDeadLettered(_log, m.Message.Type, m.Message.Id.ToString(), e.Source.ToString(), m.Attempt, failure.ExceptionType, failure.Message, m.Message.CorrelationId);
+        FactumLog.MessageDeadLettered(_log, m.Message.Type, m.Message.Id.ToString(), e.Source.ToString(), attempt, failure.ExceptionType, failure.Message, m.Message.CorrelationId);
         if (Metrics.DeadLettered.Enabled) Metrics.DeadLettered.Add(1, Tags(e, m.Message));
     }
 

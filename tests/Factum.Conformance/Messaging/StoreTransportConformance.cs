@@ -211,6 +211,25 @@ public abstract class StoreTransportConformance<TFactory> : IAsyncLifetime where
     }
 
     [Fact]
+    public async Task A_handler_write_that_fails_at_commit_is_retried_and_dead_lettered_with_its_own_error()
+    {
+        var runs = 0;
+        var bus = await StartBus(Pair.Transport, m => m.AddHandler<CapturePayment>((_, ctx, _) =>
+        {
+            Interlocked.Increment(ref runs);
+            ctx.Enlist<object>(_ => throw new InvalidOperationException("constraint violated: payments.order_id"));
+            return Task.CompletedTask;
+        }, Mode(EndpointMode.Durable)));
+        await bus.SendAsync(new CapturePayment("o-bad-write", 1m));
+        await Eventually(async () => (await Store.ListDeadLettersAsync(DeadLetterFilter.All).ToListAsync()).Count == 1, "the message dead-lettered");
+        var letter = Assert.Single(await Store.ListDeadLettersAsync(DeadLetterFilter.All).ToListAsync());
+        Assert.Equal("System.InvalidOperationException", letter.Failure.ExceptionType);
+        Assert.Contains("constraint violated", letter.Failure.Message, StringComparison.Ordinal);
+        Assert.Equal(4, Volatile.Read(ref runs));
+        Assert.Empty(await Store.FilterHandledAsync(QueueName.Parse("CapturePayment").Value, [letter.Message.Id]));
+    }
+
+    [Fact]
     public async Task A_durable_endpoint_without_a_message_store_and_an_embedded_endpoint_on_a_broker_bus_are_refused_at_start()
     {
         var builder = new MessagingBuilder().AddHandler<CapturePayment>((_, _, _) => Task.CompletedTask, o => o.Mode = EndpointMode.Durable);
