@@ -1,0 +1,103 @@
+using Npgsql;
+
+namespace Factum.PostgreSql;
+
+/// <summary>The store's tables, as numbered migrations applied in order inside the store's schema.</summary>
+internal static class PostgresSchema
+{
+    // {s} is the schema. Stream ids and categories use the C collation: ordinal order, as every other backend lists them.
+    private static readonly string[] Migrations =
+    [
+        // v1: the global log, streams and the head (the high-water mark).
+        """
+        CREATE TABLE {s}.head (
+            id       integer PRIMARY KEY CHECK (id = 1),
+            position bigint  NOT NULL  -- the last committed position: every event at or below it is visible
+        );
+        INSERT INTO {s}.head(id, position) VALUES (1, 0);
+        CREATE TABLE {s}.streams (
+            stream_id       text COLLATE "C" PRIMARY KEY,
+            category        text COLLATE "C" NOT NULL,
+            state           smallint NOT NULL,          -- 0 not found (metadata only), 1 active, 2 soft-deleted, 3 tombstoned
+            start_version   bigint   NOT NULL DEFAULT 0, -- first version of the current life (after a soft delete)
+            last_version    bigint   NOT NULL DEFAULT -1,
+            last_position   bigint,
+            created_at      timestamptz,
+            updated_at      timestamptz NOT NULL,
+            max_age_ms      bigint,
+            max_count       bigint,
+            truncate_before bigint,
+            custom_metadata bytea
+        );
+        CREATE INDEX ix_streams_category ON {s}.streams(category, stream_id);
+        CREATE TABLE {s}.events (
+            position       bigint PRIMARY KEY,          -- assigned under the head's row lock: commit order, no gaps
+            stream_id      text COLLATE "C" NOT NULL,
+            category       text COLLATE "C" NOT NULL,
+            stream_version bigint NOT NULL,
+            event_id       uuid   NOT NULL,
+            type           text   NOT NULL,
+            schema_version integer NOT NULL,
+            created_at     timestamptz NOT NULL,
+            correlation_id text   NOT NULL,
+            causation_id   text,
+            metadata       bytea,
+            payload        bytea  NOT NULL
+        );
+        CREATE UNIQUE INDEX ix_events_stream ON {s}.events(stream_id, stream_version);
+        CREATE INDEX ix_events_event_id ON {s}.events(stream_id, event_id);
+        CREATE INDEX ix_events_correlation ON {s}.events(correlation_id, position);
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+
+    /// <summary>The SQL that brings a schema from <paramref name="from"/> to the latest version (what <c>factum migrate --print</c> shows).</summary>
+    public static string Script(string schema, int from)
+    {
+        var parts = new List<string> { $"CREATE SCHEMA IF NOT EXISTS {schema};", $"CREATE TABLE IF NOT EXISTS {schema}.factum_meta (key text PRIMARY KEY, value text NOT NULL);" };
+        for (var v = from; v < Migrations.Length; v++)
+        {
+            parts.Add(Migrations[v].Replace("{s}", schema, StringComparison.Ordinal));
+            parts.Add($"INSERT INTO {schema}.factum_meta(key, value) VALUES ('schema_version', '{v + 1}') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;");
+        }
+        return string.Join("\n", parts);
+    }
+
+    /// <summary>
+    /// Applies pending migrations (or, when <paramref name="migrate"/> is false, refuses an outdated schema), under a
+    /// transaction-scoped advisory lock so that nodes starting together migrate once. Refuses a schema newer than this code.
+    /// </summary>
+    public static async Task EnsureAsync(NpgsqlDataSource source, string schema, bool migrate, CancellationToken ct)
+    {
+        var c = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var cScope = c.ConfigureAwait(false);
+        var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using var txScope = tx.ConfigureAwait(false);
+        using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", c, tx))
+        {
+            lockCmd.Parameters.AddWithValue("factum-migrate:" + schema);
+            await lockCmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        var current = await CurrentVersionAsync(c, tx, schema, ct).ConfigureAwait(false);
+        if (current > LatestVersion)
+            throw new InvalidOperationException($"The schema '{schema}' is at version {current}, newer than this build of Factum understands ({LatestVersion}); upgrade Factum, or point it at another schema.");
+        if (current < LatestVersion)
+        {
+            if (!migrate)
+                throw new InvalidOperationException($"The schema '{schema}' is at version {current} and this build needs {LatestVersion}; apply the migrations (factum migrate, or MigrateOnStart = true).");
+            using var apply = new NpgsqlCommand(Script(schema, current), c, tx);
+            await apply.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+    }
+
+    private static async Task<int> CurrentVersionAsync(NpgsqlConnection c, NpgsqlTransaction tx, string schema, CancellationToken ct)
+    {
+        using var exists = new NpgsqlCommand("SELECT to_regclass($1) IS NOT NULL", c, tx);
+        exists.Parameters.AddWithValue(schema + ".factum_meta");
+        if (!(bool)(await exists.ExecuteScalarAsync(ct).ConfigureAwait(false))!) return 0;
+        using var read = new NpgsqlCommand($"SELECT value FROM {schema}.factum_meta WHERE key = 'schema_version'", c, tx);
+        return await read.ExecuteScalarAsync(ct).ConfigureAwait(false) is string v ? int.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : 0;
+    }
+}
