@@ -96,7 +96,8 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
         }
     }
 
-    private async Task<NpgsqlConnection> OpenAsync(CancellationToken ct)
+    /// <summary>A pooled connection, once the store is ready (the stores beside the events use it).</summary>
+    internal async Task<NpgsqlConnection> OpenConnectionAsync(CancellationToken ct)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         await _ready.WaitAsync(ct).ConfigureAwait(false);
@@ -450,7 +451,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
 
     private async Task<List<RecordedEvent>> PageAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)
     {
-        var c = await OpenAsync(ct).ConfigureAwait(false);
+        var c = await OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         using var cmd = new NpgsqlCommand(sql, c);
         bind(cmd.Parameters);
@@ -558,7 +559,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
     /// <inheritdoc />
     public async Task<GlobalPosition> GetHeadPositionAsync(CancellationToken cancellationToken = default)
     {
-        var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var c = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         using var cmd = new NpgsqlCommand($"SELECT position FROM {_s}.head WHERE id = 1", c);
         return (long)(await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
@@ -641,7 +642,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
     /// <inheritdoc />
     public async Task<StreamInfo> GetStreamInfoAsync(StreamId streamId, CancellationToken cancellationToken = default)
     {
-        var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var c = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         using var cmd = new NpgsqlCommand($"SELECT {StreamInfoColumns} FROM {_s}.streams WHERE stream_id = $1", c);
         cmd.Parameters.AddWithValue(streamId.Value);
@@ -656,7 +657,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
     public async Task<StreamPage> ListStreamsAsync(ListStreamsOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ListStreamsOptions();
-        var c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        var c = await OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var cScope = c.ConfigureAwait(false);
         using var cmd = new NpgsqlCommand($"""
             SELECT {StreamInfoColumns} FROM {_s}.streams

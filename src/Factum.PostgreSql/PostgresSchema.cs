@@ -48,6 +48,43 @@ internal static class PostgresSchema
         CREATE INDEX ix_events_event_id ON {s}.events(stream_id, event_id);
         CREATE INDEX ix_events_correlation ON {s}.events(correlation_id, position);
         """,
+        // v2: leases, subscription checkpoints and parked events, aggregate snapshots.
+        """
+        CREATE TABLE {s}.leases (
+            name        text COLLATE "C" PRIMARY KEY,
+            owner       text,                       -- null once released
+            token       bigint      NOT NULL,       -- the fencing token: grows every time the lease changes hands
+            expires_at  timestamptz NOT NULL,
+            acquired_at timestamptz NOT NULL
+        );
+        CREATE TABLE {s}.checkpoints (
+            subscription_id text COLLATE "C" PRIMARY KEY,
+            position        bigint      NOT NULL,
+            updated_at      timestamptz NOT NULL
+        );
+        CREATE TABLE {s}.parked_events (
+            subscription_id  text COLLATE "C" NOT NULL,
+            position         bigint  NOT NULL,
+            event_id         uuid    NOT NULL,
+            stream_id        text    NOT NULL,
+            stream_version   bigint  NOT NULL,
+            type             text    NOT NULL,
+            error_type       text    NOT NULL,
+            error_message    text    NOT NULL,
+            error_detail     text,
+            attempts         integer NOT NULL,
+            first_failure_at timestamptz NOT NULL,
+            last_failure_at  timestamptz NOT NULL,
+            PRIMARY KEY (subscription_id, position)
+        );
+        CREATE TABLE {s}.snapshots (
+            stream_id      text COLLATE "C" PRIMARY KEY,
+            version        bigint      NOT NULL,
+            schema_version integer     NOT NULL,
+            payload        bytea       NOT NULL,
+            taken_at       timestamptz NOT NULL
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

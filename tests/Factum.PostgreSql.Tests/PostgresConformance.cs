@@ -18,8 +18,16 @@ public static class TestServer
 }
 
 /// <summary>Each test gets a store in a fresh schema of the test database; the schema is dropped after the test.</summary>
-public sealed class PostgresFactory : IEventStoreFactory
+public sealed class PostgresFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory
 {
+    public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
+    {
+        var s = new PostgresSubscriptionStore((PostgresEventStore)store);
+        return (s, s);
+    }
+
+    public Aggregates.ISnapshotStore CreateSnapshotStore(IEventStore store) => new PostgresSnapshotStore((PostgresEventStore)store);
+
     public IEventStore Create(EventStoreOptions options) => new PostgresEventStore(new PostgresEventStoreOptions(TestServer.ConnectionString)
     {
         Schema = TestServer.NewSchema(),
@@ -54,3 +62,20 @@ public sealed class PostgresStreamInfo : StreamInfoConformance<PostgresFactory>;
 public sealed class PostgresValidation : ValidationConformance<PostgresFactory>;
 public sealed class PostgresConcurrency : ConcurrencyConformance<PostgresFactory>;
 public sealed class PostgresTracing : TracingConformance<PostgresFactory>;
+public sealed class PostgresSubscriptions : SubscriptionConformance<PostgresFactory>;
+public sealed class PostgresAggregates : AggregateConformance<PostgresFactory>;
+
+public sealed class PostgresLeaseFactory : ILeaseStoreFactory
+{
+    public LeaseBackend Create(TimeProvider clock)
+    {
+        var store = new PostgresEventStore(new PostgresEventStoreOptions(TestServer.ConnectionString) { Schema = TestServer.NewSchema(), TimeProvider = clock });
+        return new LeaseBackend(new PostgresLeaseStore(store), new PostgresSubscriptionStore(store), async () =>
+        {
+            await store.DropSchemaAsync();
+            await store.DisposeAsync();
+        });
+    }
+}
+
+public sealed class PostgresLeases : LeaseConformance<PostgresLeaseFactory>;
