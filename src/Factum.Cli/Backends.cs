@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using Factum.Aggregates;
 using Factum.InMemory;
 using Factum.Messaging;
+using Factum.PostgreSql;
 using Factum.Projections;
 using Factum.Sqlite;
 using Factum.Subscriptions;
@@ -52,7 +53,11 @@ internal sealed record BackendChoice(StoreConnectionString Store, TransportConne
         if (needs.HasFlag(Needs.StoreFile) && !sqlite)
             throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it checks a SQLite file, and {Store} has none. {UseSqlite}");
         if (needs.HasFlag(Needs.Projections) && !sqlite)
-            throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it has no read-model store for projections that outlives one command (memory: read models live and end inside one process; the demo builds them). {UseSqlite}");
+        {
+            throw new CommandNotSupportedException(Store.Kind == StoreKind.PostgreSql
+                ? $"'factum {command}' is not supported by the {Store} store yet: PostgreSQL read models (projections) are not available in this version. {UseSqlite}"
+                : $"'factum {command}' is not supported by the {Store} store: it has no read-model store for projections that outlives one command (memory: read models live and end inside one process; the demo builds them). {UseSqlite}");
+        }
         if (!needs.HasFlag(Needs.Transport)) return;
         if (BackendProviders.NotYetAvailable(Transport) is { } transport) throw new BackendNotAvailableException(transport);
         if (Transport.Kind == TransportKind.Sqlite && !sqlite)
@@ -107,6 +112,7 @@ internal abstract class Backend(BackendChoice choice, ILoggerFactory logging) : 
     {
         StoreKind.Memory => new MemoryBackend(choice, logging),
         StoreKind.Sqlite => SqliteBackend.OpenFile(choice, create, logging),
+        StoreKind.PostgreSql => new PostgresBackend(choice, create, logging),
         _ => throw new BackendNotAvailableException(BackendProviders.NotYetAvailable(choice.Store) ?? $"no backend for {choice.Store}."),
     };
 }
@@ -138,6 +144,34 @@ internal sealed class MemoryBackend(BackendChoice choice, ILoggerFactory logging
     public override IMessageStore MessageStore => field ??= new InMemoryMessageStore(leases: _leases);
 
     public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
+
+/// <summary>
+/// <c>postgres://…</c> — the PostgreSQL store (events, snapshots, leases); its messages are in memory (PostgreSQL has no
+/// transport yet) and it has no read models that outlive a command yet. A command that only reads does not create the
+/// store's schema.
+/// </summary>
+internal sealed class PostgresBackend(BackendChoice choice, bool create, ILoggerFactory logging) : Backend(choice, logging)
+{
+    private readonly PostgresEventStore _store = new(new PostgresEventStoreOptions(choice.Store) { LoggerFactory = logging, MigrateOnStart = create });
+    private readonly Factum.Coordination.InMemoryLeaseStore _memoryLeases = new();
+
+    public override IEventStore Store => _store;
+
+    public override int MaxEventSize => _store.Options.MaxEventSize;
+
+    public override ISnapshotStore Snapshots => field ??= new PostgresSnapshotStore(_store);
+
+    public override IMessageTransport OpenTransport() => new InMemoryTransport();
+
+    // The relay publishes to an in-memory transport here, so its checkpoint (and lease) stay in memory too.
+    public override Factum.Coordination.IFencedCheckpointStore RelayCheckpoints(IMessageTransport transport) => new InMemorySubscriptionStore(_memoryLeases);
+
+    public override Factum.Coordination.ILeaseStore Leases => field ??= new PostgresLeaseStore(_store);
+
+    public override IMessageStore MessageStore => field ??= new InMemoryMessageStore(leases: _memoryLeases);
+
+    public override ValueTask DisposeAsync() => _store.DisposeAsync();
 }
 
 /// <summary><c>sqlite:&lt;path&gt;</c> — the embedded store with its read models and transport in one file.</summary>
@@ -210,14 +244,14 @@ internal sealed class BackendOptions(Option<string?> rootData)
     /// <summary><c>--store</c>, on every command.</summary>
     public Option<string?> Store { get; } = new("--store")
     {
-        Description = "The store: sqlite:<path> (a data directory holding factum.db, or a .db file), memory: (one process; gone when the command ends), or postgres://… (not available yet). Env FACTUM_STORE; default: --data.",
+        Description = "The store: sqlite:<path> (a data directory holding factum.db, or a .db file), memory: (one process; gone when the command ends), or postgres://user:password@host:port/db[?schema=NAME] (shared by several nodes). Env FACTUM_STORE; default: --data.",
         Recursive = true,
     };
 
     /// <summary><c>--transport</c>, on every command.</summary>
     public Option<string?> Transport { get; } = new("--transport")
     {
-        Description = "The message transport: sqlite (the store's own file; the default with a sqlite: store), memory: (the default with memory:), amqp://… or nats://host:port[,host:port…] (not available yet). Env FACTUM_TRANSPORT.",
+        Description = "The message transport: sqlite (the store's own file; the default with a sqlite: store), memory: (the default with memory: and postgres:// stores), amqp://… or nats://host:port[,host:port…] (not available yet). Env FACTUM_TRANSPORT.",
         Recursive = true,
     };
 
@@ -245,7 +279,7 @@ internal sealed class BackendOptions(Option<string?> rootData)
             : StoreConnectionString.ForDataDirectory(Environment.GetEnvironmentVariable("FACTUM_DATA") is { Length: > 0 } d ? d : "./factum-data");
         var transport = pr.GetValue(Transport) is { } t ? TransportConnectionString.Parse(t)
             : Environment.GetEnvironmentVariable("FACTUM_TRANSPORT") is { Length: > 0 } envTransport ? FromEnvironment("FACTUM_TRANSPORT", envTransport, TransportConnectionString.Parse)
-            : store.Kind == StoreKind.Memory ? TransportConnectionString.Memory : TransportConnectionString.Sqlite;
+            : store.Kind == StoreKind.Sqlite ? TransportConnectionString.Sqlite : TransportConnectionString.Memory;
         return new BackendChoice(store, transport);
     }
 

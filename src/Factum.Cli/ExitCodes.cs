@@ -13,7 +13,7 @@ internal static class ExitCodes
     public static (int Code, string Message) From(Exception ex) => ex switch
     {
         WrongExpectedVersionException => (WrongExpectedVersion, ex.Message),
-        StreamNotFoundException or StreamDeletedException or StoreMissingException => (StreamNotFound, ex.Message),
+        StreamNotFoundException or StreamDeletedException or StoreMissingException or PostgreSql.PostgresStoreNotFoundException => (StreamNotFound, ex.Message),
         EventCorruptedException => (Failure, ex.Message),
         StoreReadOnlyException => (Failure, "the store cannot be written: its file or folder is read-only for this user, so it was opened for reading only. Nothing was written."),
         Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 } =>
@@ -28,6 +28,7 @@ internal static class ExitCodes
         ArgumentException or FormatException or System.Text.Json.JsonException => (InvalidInput, ex.Message),
         StoreFormatException => (Failure, ex.Message),
         OperationCanceledException => (Failure, "Cancelled."),
+        Npgsql.NpgsqlException => (Failure, $"PostgreSQL: {ex.Message}"),
         _ => (Failure, $"{ex.GetType().Name}: {ex.Message}"),
     };
 }

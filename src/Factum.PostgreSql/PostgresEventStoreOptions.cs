@@ -9,13 +9,25 @@ public sealed partial record PostgresEventStoreOptions : EventStoreOptions
     /// <summary>Options for the database at <paramref name="connectionString"/>.</summary>
     /// <param name="connectionString">
     /// <c>postgres://user:password@host:port/db[?key=value&amp;…]</c> (also <c>postgresql://</c>), or an Npgsql
-    /// connection string (<c>Host=…;Database=…</c>).
+    /// connection string (<c>Host=…;Database=…</c>). In the URL form, <c>schema=NAME</c> sets <see cref="Schema"/>; every
+    /// other parameter is an Npgsql setting (<c>sslmode=require</c>, <c>timeout=5</c>).
     /// </param>
     /// <exception cref="FormatException">Neither form; the message masks the password.</exception>
     public PostgresEventStoreOptions(string connectionString)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        ConnectionString = ToNpgsql(connectionString);
+        (ConnectionString, var schema) = ToNpgsql(connectionString);
+        if (schema is not null) Schema = schema;
+    }
+
+    /// <summary>Options for the database <paramref name="store"/> names (a parsed <c>postgres://</c> string).</summary>
+    /// <exception cref="ArgumentException"><paramref name="store"/> does not name a PostgreSQL database.</exception>
+    public PostgresEventStoreOptions(StoreConnectionString store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (store.Kind != StoreKind.PostgreSql) throw new ArgumentException($"The PostgreSQL store opens postgres:// databases, not {store}.", nameof(store));
+        (ConnectionString, var schema) = FromParts(store);
+        if (schema is not null) Schema = schema;
     }
 
     /// <summary>The Npgsql connection string.</summary>
@@ -60,12 +72,24 @@ public sealed partial record PostgresEventStoreOptions : EventStoreOptions
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$", RegexOptions.CultureInvariant)]
     private static partial Regex SchemaName();
 
-    /// <summary>Turns a <c>postgres://</c> URL into an Npgsql connection string; passes an Npgsql one through (validated).</summary>
-    internal static string ToNpgsql(string value)
+    /// <summary>Turns a <c>postgres://</c> URL into an Npgsql connection string (and its schema, if named); passes an Npgsql one through (validated).</summary>
+    internal static (string ConnectionString, string? Schema) ToNpgsql(string value)
     {
         if (value.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || value.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
+            return FromParts(StoreConnectionString.Parse(value));
+        try
         {
-            var parsed = StoreConnectionString.Parse(value);
+            return (new NpgsqlConnectionStringBuilder(value).ConnectionString, null);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new FormatException($"Not a PostgreSQL connection string (expected postgres://user:password@host:port/db or Host=…;Database=…): {ex.Message}", ex);
+        }
+    }
+
+    private static (string ConnectionString, string? Schema) FromParts(StoreConnectionString parsed)
+    {
+        {
             var b = new NpgsqlConnectionStringBuilder
             {
                 Host = parsed.Host,
@@ -74,6 +98,7 @@ public sealed partial record PostgresEventStoreOptions : EventStoreOptions
                 Username = parsed.UserName,
                 Password = parsed.Password,
             };
+            string? schema = null;
             if (parsed.Parameters is { Length: > 0 } query)
             {
                 foreach (var pair in query.Split('&', StringSplitOptions.RemoveEmptyEntries))
@@ -81,6 +106,11 @@ public sealed partial record PostgresEventStoreOptions : EventStoreOptions
                     var eq = pair.IndexOf('=', StringComparison.Ordinal);
                     var key = Uri.UnescapeDataString(eq < 0 ? pair : pair[..eq]);
                     var val = eq < 0 ? "" : Uri.UnescapeDataString(pair[(eq + 1)..]);
+                    if (key.Equals("schema", StringComparison.OrdinalIgnoreCase))
+                    {
+                        schema = val;
+                        continue;
+                    }
                     try
                     {
                         b[key] = val;
@@ -91,15 +121,7 @@ public sealed partial record PostgresEventStoreOptions : EventStoreOptions
                     }
                 }
             }
-            return b.ConnectionString;
-        }
-        try
-        {
-            return new NpgsqlConnectionStringBuilder(value).ConnectionString;
-        }
-        catch (ArgumentException ex)
-        {
-            throw new FormatException($"Not a PostgreSQL connection string (expected postgres://user:password@host:port/db or Host=…;Database=…): {ex.Message}", ex);
+            return (b.ConnectionString, schema);
         }
     }
 }

@@ -121,6 +121,8 @@ internal static class PostgresSchema
             throw new InvalidOperationException($"The schema '{schema}' is at version {current}, newer than this build of Factum understands ({LatestVersion}); upgrade Factum, or point it at another schema.");
         if (current < LatestVersion)
         {
+            if (!migrate && current == 0)
+                throw new PostgresStoreNotFoundException($"There is no Factum store in the schema '{schema}' of this database yet; a command that writes creates it.");
             if (!migrate)
                 throw new InvalidOperationException($"The schema '{schema}' is at version {current} and this build needs {LatestVersion}; apply the migrations (factum migrate, or MigrateOnStart = true).");
             using var apply = new NpgsqlCommand(Script(schema, current), c, tx);
@@ -138,3 +140,6 @@ internal static class PostgresSchema
         return await read.ExecuteScalarAsync(ct).ConfigureAwait(false) is string v ? int.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : 0;
     }
 }
+
+/// <summary>The database holds no Factum store in the schema asked for (and the store was opened without creating one).</summary>
+public sealed class PostgresStoreNotFoundException(string message) : FactumException(message);

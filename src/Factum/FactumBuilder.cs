@@ -60,7 +60,8 @@ public sealed class FactumBuilder
         ArgumentNullException.ThrowIfNull(store);
         if (BackendProviders.NotYetAvailable(store) is { } why) throw new BackendNotAvailableException(why);
         if (store.Kind == StoreKind.Memory) return UseInMemory();
-        BackendProviders.Find(BackendProviders.Sqlite, "the sqlite: store", "Factum.Sqlite").UseStore(this, store);
+        if (store.Kind == StoreKind.PostgreSql) BackendProviders.Find(BackendProviders.PostgreSql, "the postgres:// store", "Factum.PostgreSql").UseStore(this, store);
+        else BackendProviders.Find(BackendProviders.Sqlite, "the sqlite: store", "Factum.Sqlite").UseStore(this, store);
         return this;
     }
 

@@ -18,7 +18,7 @@ public interface IFactumBackendProvider
 }
 
 /// <summary>
-/// A connection string names a backend this application cannot use: it does not exist yet (PostgreSQL, RabbitMQ, NATS),
+/// A connection string names a backend this application cannot use: it does not exist yet (RabbitMQ, NATS),
 /// or its package is not referenced. The message names the backend and what to do instead.
 /// </summary>
 public sealed class BackendNotAvailableException(string message) : FactumException(message);
@@ -28,6 +28,9 @@ internal static class BackendProviders
 {
     /// <summary>The SQLite package's provider: store and transport.</summary>
     public const string Sqlite = "Factum.Sqlite.SqliteBackendProvider, Factum.Sqlite";
+
+    /// <summary>The PostgreSQL package's provider: the store.</summary>
+    public const string PostgreSql = "Factum.PostgreSql.PostgresBackendProvider, Factum.PostgreSql";
 
     /// <summary>
     /// Loads the provider named <paramref name="typeName"/> (assembly-qualified). A missing assembly is the usual case —
@@ -53,9 +56,11 @@ internal static class BackendProviders
     }
 
     /// <summary>Why there is no backend for <paramref name="store"/> yet, or null when there is one.</summary>
-    public static string? NotYetAvailable(StoreConnectionString store) => store.Kind == StoreKind.PostgreSql
-        ? $"the PostgreSQL store {store} is not available yet: this version of Factum has no PostgreSQL backend. Use sqlite:<path> or memory:."
-        : null;
+    public static string? NotYetAvailable(StoreConnectionString store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        return null;
+    }
 
     /// <summary>Why there is no transport for <paramref name="transport"/> yet, or null when there is one.</summary>
     public static string? NotYetAvailable(TransportConnectionString transport) => transport.Kind switch

@@ -13,7 +13,7 @@ public enum StoreKind
     /// <summary><c>sqlite:&lt;path&gt;</c> — the embedded store in one SQLite file (package Factum.Sqlite).</summary>
     Sqlite,
 
-    /// <summary><c>postgres://…</c> — recognised, but no PostgreSQL backend exists yet.</summary>
+    /// <summary><c>postgres://…</c> — a PostgreSQL database that several application nodes share (package Factum.PostgreSql).</summary>
     PostgreSql,
 }
 

@@ -1,0 +1,83 @@
+using Npgsql;
+
+namespace Factum.Cli.Tests;
+
+/// <summary>
+/// The CLI on a real PostgreSQL (the private cluster test.sh starts): the demo, writes and reads, and the commands the
+/// PostgreSQL backend cannot do yet refused with a message naming the backend that can. Each test has its own schema.
+/// </summary>
+public sealed class PostgresCliTests : IAsyncLifetime
+{
+    private readonly TempDataDir _dir = new();
+    private readonly string _schema = $"cli_{Guid.NewGuid():N}"[..20];
+
+    private static string Server => Environment.GetEnvironmentVariable("FACTUM_TEST_POSTGRES") is { Length: > 0 } s
+        ? s
+        : throw new InvalidOperationException("FACTUM_TEST_POSTGRES is not set: run ./test.sh (it starts a private PostgreSQL 15).");
+
+    private string Store => $"{Server}?schema={_schema}";
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        _dir.Dispose();
+        var b = new NpgsqlConnectionStringBuilder { Host = new Uri(Server).Host, Port = new Uri(Server).Port, Database = new Uri(Server).AbsolutePath.Trim('/'), Username = new Uri(Server).UserInfo.Split(':')[0], Password = new Uri(Server).UserInfo.Split(':')[1] };
+        await using var c = new NpgsqlConnection(b.ConnectionString);
+        await c.OpenAsync();
+        await using var cmd = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE", c);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    private Task<CliResult> F(params string[] args) => FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, ["--store", Store, .. args]);
+
+    [Fact]
+    public async Task The_demo_runs_on_postgres_and_its_events_are_read_back_by_the_next_command()
+    {
+        var demo = await F("demo");
+        Assert.True(demo.ExitCode == 0, demo.Stderr + demo.Stdout);
+        Assert.Contains("Wrote 16 events for 3 orders into the store.", demo.Stdout);
+        Assert.Contains("The causation tree of Order-1001", demo.Stdout);
+        Assert.Contains("dead letters left: 0", demo.Stdout);
+        // Honest about what it skipped on this backend.
+        Assert.Contains("has no read-model store for projections yet", demo.Stdout);
+        Assert.Empty(Directory.GetFileSystemEntries(_dir.Path));
+
+        var read = await F("read", "--stream", "Order-1001", "--json");
+        Assert.Equal(0, read.ExitCode);
+        Assert.Equal(2, read.Lines.Length);
+        Assert.Contains("\"type\":\"OrderPlaced\"", read.Lines[0]);
+        Assert.InRange((await F("read-all", "--json")).Lines.Length, 16, 100); // the orders, and what the messaging part appended
+        Assert.Contains("Payment-P1003", (await F("read-all", "--category", "Payment")).Stdout);
+        Assert.Contains("OrderCompleted", (await F("trace", (await F("read", "--stream", "Order-1001", "--json")).Lines[0].Split("\"correlationId\":\"")[1].Split('"')[0])).Stdout);
+    }
+
+    [Fact]
+    public async Task Appends_check_the_expected_version_and_reads_of_a_missing_schema_create_nothing()
+    {
+        var missing = await F("read-all");
+        Assert.Equal(4, missing.ExitCode);
+        Assert.Contains($"There is no Factum store in the schema '{_schema}'", missing.Stderr);
+
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", """{"n":1}""", "--expected", "no-stream")).ExitCode);
+        var conflict = await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", """{"n":2}""", "--expected", "no-stream");
+        Assert.Equal(3, conflict.ExitCode);
+        Assert.Contains("Order-1", conflict.Stderr);
+        var bad = await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", "{not json");
+        Assert.Equal(2, bad.ExitCode);
+        var read = await F("read", "--stream", "Order-1", "--json");
+        Assert.Single(read.Lines);
+    }
+
+    [Theory]
+    [InlineData("verify")]
+    [InlineData("projections", "list")]
+    [InlineData("queues")]
+    public async Task Commands_the_postgres_backend_cannot_do_yet_exit_2_naming_the_backend_that_can(params string[] command)
+    {
+        var r = await F(command);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("It works on", r.Stderr);
+        Assert.DoesNotContain("factum:factum@", r.Stderr);
+    }
+}
