@@ -48,6 +48,19 @@ catch (Exception ex) when (ex is FormatException or ArgumentException or Backend
     return 2;
 }
 var inMemory = store?.Kind == StoreKind.Memory;
+if (store?.Kind == StoreKind.PostgreSql)
+{
+    // PostgreSQL: the scenarios that exist for it so far; each drops its schemas at the end.
+    if (scenario != "append-concurrent")
+    {
+        Console.Error.WriteLine($"error: the {scenario} scenario does not run on PostgreSQL yet; append-concurrent does.");
+        return 2;
+    }
+    var pg = await PostgresScenarios.AppendConcurrent(store, Arg("--events") ?? 100_000, (int)(Arg("--writers") ?? 64));
+    Report.Print(pg);
+    if (args.Contains("--json")) Console.WriteLine(JsonSerializer.Serialize(pg, ReportJson.Options));
+    return 0;
+}
 var sqliteTransport = transport.Kind == TransportKind.Sqlite;
 string[] memoryScenarios = ["append-seq", "append-concurrent", "append-batch", "subscription-latency", "aggregate-load"];
 if (inMemory && scenario != "all" && !memoryScenarios.Contains(scenario) && !MessagingScenario(scenario))

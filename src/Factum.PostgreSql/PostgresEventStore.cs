@@ -80,6 +80,11 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
     /// <summary>The options it was opened with.</summary>
     public PostgresEventStoreOptions Options => _options;
 
+    /// <summary>Transactions this instance's writer committed (appends, metadata changes, deletes share them).</summary>
+    public long CommitCount => Interlocked.Read(ref _commits);
+
+    private long _commits;
+
     /// <summary>The schema its tables live in.</summary>
     public string Schema => _s;
 
@@ -186,35 +191,28 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
             await using var cScope = c.ConfigureAwait(false);
             var tx = await c.BeginTransactionAsync(_stop.Token).ConfigureAwait(false);
             await using var txScope = tx.ConfigureAwait(false);
-            long head;
-            using (var lockHead = new NpgsqlCommand($"SELECT position FROM {_s}.head WHERE id = 1 FOR UPDATE", c, tx))
-                head = (long)(await lockHead.ExecuteScalarAsync(_stop.Token).ConfigureAwait(false))!;
-            var ctx = new WriteContext(this, c, tx, head + 1, Now);
+            // The head's row lock orders this commit after every other writer's (on any node): positions taken here
+            // become visible only after all lower ones. The lock and the rows the batch decides on come in one round trip.
+            var state = new BatchState(this, c, tx, Now);
+            var head = await state.LoadAsync(batch, _stop.Token).ConfigureAwait(false);
+            // Every decision is made in memory against the loaded rows and the batch's earlier writes, so one failing
+            // expectation fails only its caller and costs no round trip.
             for (var i = 0; i < batch.Count; i++)
             {
-                var mark = ctx.NextPosition;
-                await ctx.ExecAsync("SAVEPOINT w").ConfigureAwait(false);
                 try
                 {
-                    outcomes[i] = await batch[i].ExecuteAsync(ctx).ConfigureAwait(false);
-                    await ctx.ExecAsync("RELEASE SAVEPOINT w").ConfigureAwait(false);
+                    outcomes[i] = batch[i].Execute(state);
                 }
-                catch (Exception ex) when (ex is not OutOfMemoryException && c.State == System.Data.ConnectionState.Open && ex is not NpgsqlException { IsTransient: true })
+                catch (Exception ex) when (ex is FactumException or ArgumentException)
                 {
-                    // This write's own failure (an expectation, a tombstone): undo it alone, keep the others.
-                    await ctx.ExecAsync("ROLLBACK TO SAVEPOINT w").ConfigureAwait(false);
-                    ctx.NextPosition = mark;
                     outcomes[i] = ExceptionDispatchInfo.Capture(ex);
                 }
             }
-            if (ctx.NextPosition - 1 > head)
-            {
-                appended = true;
-                await ctx.ExecAsync($"UPDATE {_s}.head SET position = {ctx.NextPosition - 1} WHERE id = 1").ConfigureAwait(false);
-                await ctx.ExecAsync($"NOTIFY {_channel}, '{ctx.NextPosition - 1}'").ConfigureAwait(false);
-            }
+            // The events, the changed stream rows, the new head and its NOTIFY: one round trip.
+            appended = await state.WriteAsync(head, _channel, _stop.Token).ConfigureAwait(false);
             if (_options.BeforeCommit is { } hook) await hook(_stop.Token).ConfigureAwait(false);
             await tx.CommitAsync(_stop.Token).ConfigureAwait(false);
+            Interlocked.Increment(ref _commits);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -232,202 +230,341 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
         if (appended) _signal.Notify();
     }
 
-    /// <summary>The writer's transaction: the connection, the next position, the commit's timestamp.</summary>
-    private sealed class WriteContext(PostgresEventStore store, NpgsqlConnection connection, NpgsqlTransaction transaction, long nextPosition, DateTimeOffset now)
+    /// <summary>A stream's row as the batch sees it: loaded from the database, changed by the batch's earlier writes.</summary>
+    private sealed class StreamRow(StreamId id)
     {
-        public NpgsqlConnection Connection { get; } = connection;
+        public StreamId Id { get; } = id;
+        public StreamState State;
+        public long StartVersion;
+        public long LastVersion = -1;
+        public long? LastPosition;
+        public DateTimeOffset? CreatedAt;
+        public DateTimeOffset UpdatedAt;
+        public long? MaxAgeMs;
+        public long? MaxCount;
+        public long? TruncateBefore;
+        public byte[]? Custom;
+        public bool Dirty;
 
-        public NpgsqlTransaction Transaction { get; } = transaction;
+        public StreamHead Head => new(State, LastVersion, StartVersion);
+    }
 
-        public long NextPosition { get; set; } = nextPosition;
+    /// <summary>An event the batch writes, with everything its row needs.</summary>
+    private readonly record struct PendingEvent(long Position, StreamId Stream, long Version, PreparedEvent Event);
+
+    /// <summary>
+    /// One commit of the writer: the rows of the streams the batch touches and the stored versions of its event ids,
+    /// loaded in two queries after the head lock; the batch's decisions against them; its writes (one binary COPY of
+    /// the events, one upsert of the changed stream rows).
+    /// </summary>
+    private sealed class BatchState(PostgresEventStore store, NpgsqlConnection connection, NpgsqlTransaction transaction, DateTimeOffset now)
+    {
+        private readonly Dictionary<StreamId, StreamRow> _rows = [];
+        private readonly Dictionary<(StreamId, Guid), (long Version, long Position)> _stored = [];
+        private readonly List<PendingEvent> _pending = [];
+
+        // Streams whose event ids were all preloaded (so a miss in _stored is a definite "not stored").
+        private readonly HashSet<StreamId> _loadedIds = [];
+
+        private NpgsqlConnection Connection => connection;
+
+        private NpgsqlTransaction Transaction => transaction;
+
+        public long NextPosition { get; private set; }
 
         public DateTimeOffset Now { get; } = now;
 
-        public string S => store._s;
+        private string S => store._s;
 
-        public NpgsqlCommand Command(string sql) => new(sql, Connection, Transaction);
-
-        public async Task ExecAsync(string sql)
+        /// <summary>Locks the head and loads the batch's stream rows and the stored versions of its event ids; returns the head.</summary>
+        public async Task<long> LoadAsync(List<WriteRequest> batch, CancellationToken ct)
         {
-            using var cmd = Command(sql);
-            await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
+            var streams = batch.SelectMany(r => r.Streams).Distinct().Select(s => s.Value).ToArray();
+            // The idempotency rules ask where an event id is stored: answer for every id of the batch at once.
+            // An exact expectation that matches needs no lookup (the common case: an aggregate's next events); the others
+            // may ask where an id is stored.
+            var ids = batch.OfType<AppendRequest>().SelectMany(a => a.Appends).Where(a => !a.Expected.IsExact)
+                .SelectMany(a => a.Events.Select(e => (a.StreamId, e.EventId.Value))).ToList();
+            using var load = new NpgsqlBatch(connection, transaction);
+            load.BatchCommands.Add(new NpgsqlBatchCommand($"SELECT position FROM {S}.head WHERE id = 1 FOR UPDATE"));
+            var rows = new NpgsqlBatchCommand($"""
+                SELECT stream_id, state, start_version, last_version, last_position, created_at, updated_at, max_age_ms, max_count, truncate_before, custom_metadata
+                FROM {S}.streams WHERE stream_id = ANY($1)
+                """);
+            rows.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, streams);
+            foreach (var a in batch.OfType<AppendRequest>().SelectMany(a => a.Appends).Where(a => !a.Expected.IsExact)) _loadedIds.Add(a.StreamId);
+            load.BatchCommands.Add(rows);
+            var find = new NpgsqlBatchCommand($"""
+                SELECT e.stream_id, e.event_id, e.stream_version, e.position
+                FROM {S}.events e JOIN unnest($1::text[], $2::uuid[]) AS k(stream_id, event_id) ON e.stream_id = k.stream_id AND e.event_id = k.event_id
+                """);
+            find.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, ids.Select(i => i.StreamId.Value).ToArray());
+            find.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Uuid, ids.Select(i => i.Value).ToArray());
+            load.BatchCommands.Add(find);
+            var r = await load.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using var rScope = r.ConfigureAwait(false);
+            await r.ReadAsync(ct).ConfigureAwait(false);
+            var head = r.GetInt64(0);
+            NextPosition = head + 1;
+            await r.NextResultAsync(ct).ConfigureAwait(false);
+            while (await r.ReadAsync(ct).ConfigureAwait(false))
+            {
+                var row = new StreamRow(StreamId.FromTrusted(r.GetString(0)))
+                {
+                    State = (StreamState)r.GetInt16(1),
+                    StartVersion = r.GetInt64(2),
+                    LastVersion = r.GetInt64(3),
+                    LastPosition = r.IsDBNull(4) ? null : r.GetInt64(4),
+                    CreatedAt = r.IsDBNull(5) ? null : Utc(r.GetFieldValue<DateTime>(5)),
+                    UpdatedAt = Utc(r.GetFieldValue<DateTime>(6)),
+                    MaxAgeMs = r.IsDBNull(7) ? null : r.GetInt64(7),
+                    MaxCount = r.IsDBNull(8) ? null : r.GetInt64(8),
+                    TruncateBefore = r.IsDBNull(9) ? null : r.GetInt64(9),
+                    Custom = r.IsDBNull(10) ? null : r.GetFieldValue<byte[]>(10),
+                };
+                _rows[row.Id] = row;
+            }
+            await r.NextResultAsync(ct).ConfigureAwait(false);
+            while (await r.ReadAsync(ct).ConfigureAwait(false))
+                _stored.TryAdd((StreamId.FromTrusted(r.GetString(0)), r.GetGuid(1)), (r.GetInt64(2), r.GetInt64(3)));
+            return head;
         }
 
-        /// <summary>The stream's head and metadata row, as this transaction sees it (writers are serialized by the head lock).</summary>
-        public async Task<StreamHead> LoadHeadAsync(StreamId streamId)
+        public StreamRow Row(StreamId id)
         {
-            using var cmd = Command($"SELECT state, last_version, start_version FROM {S}.streams WHERE stream_id = $1");
-            cmd.Parameters.AddWithValue(streamId.Value);
-            var r = await cmd.ExecuteReaderAsync().ConfigureAwait(false);
-            await using var rScope = r.ConfigureAwait(false);
-            return await r.ReadAsync().ConfigureAwait(false) ? new StreamHead((StreamState)r.GetInt16(0), r.GetInt64(1), r.GetInt64(2)) : StreamHead.None;
+            if (!_rows.TryGetValue(id, out var row)) _rows[id] = row = new StreamRow(id) { State = StreamState.NotFound };
+            return row;
+        }
+
+        public StreamHead HeadOf(StreamId id) => _rows.TryGetValue(id, out var row) ? row.Head : StreamHead.None;
+
+        public IStreamLookup Lookup(StreamId id) => new BatchLookup(this, id);
+
+        /// <summary>The positions of versions <paramref name="first"/>..<paramref name="last"/> of a stream (a recognised retry).</summary>
+        public (long First, long Last) PositionsOf(StreamId id, long first, long last) => (PositionOf(id, first), PositionOf(id, last));
+
+        private long PositionOf(StreamId id, long version)
+        {
+            foreach (var p in _pending)
+            {
+                if (p.Stream == id && p.Version == version) return p.Position;
+            }
+            using var cmd = new NpgsqlCommand($"SELECT position FROM {S}.events WHERE stream_id = $1 AND stream_version = $2", connection, transaction);
+            cmd.Parameters.AddWithValue(NpgsqlDbType.Text, id.Value);
+            cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, version);
+            return (long)cmd.ExecuteScalar()!;
+        }
+
+        /// <summary>Appends events at the stream's next versions; returns the first and last positions.</summary>
+        public (long First, long Last) Append(StreamRow row, PreparedEvent[] events)
+        {
+            // A soft-deleted stream is re-created: its new life starts after its old last version.
+            if (row.State == StreamState.SoftDeleted) row.StartVersion = row.LastVersion + 1;
+            var first = NextPosition;
+            foreach (var e in events)
+            {
+                var version = ++row.LastVersion;
+                _pending.Add(new PendingEvent(NextPosition, row.Id, version, e));
+                _stored.TryAdd((row.Id, e.EventId.Value), (version, NextPosition));
+                NextPosition++;
+            }
+            row.State = StreamState.Active;
+            row.LastPosition = NextPosition - 1;
+            row.CreatedAt ??= Now;
+            row.UpdatedAt = Now;
+            row.Dirty = true;
+            return (first, NextPosition - 1);
+        }
+
+        /// <summary>Writes the batch's events, changed stream rows and new head (with its NOTIFY) in one round trip; true when it appended.</summary>
+        public async Task<bool> WriteAsync(long head, string channel, CancellationToken ct)
+        {
+            using var write = new NpgsqlBatch(connection, transaction);
+            if (_pending.Count > 0)
+            {
+                var insert = new NpgsqlBatchCommand($"""
+                    INSERT INTO {S}.events (position, stream_id, category, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload)
+                    SELECT u.p, u.s, u.c, u.v, u.id, u.t, u.sv, $12, u.corr, u.cause, u.meta, u.pay
+                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::integer[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])
+                        AS u(p, s, c, v, id, t, sv, corr, cause, meta, pay)
+                    """);
+                var ip = insert.Parameters;
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, _pending.Select(e => e.Position).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, _pending.Select(e => e.Stream.Value).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, _pending.Select(e => e.Stream.Category).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, _pending.Select(e => e.Version).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Uuid, _pending.Select(e => e.Event.EventId.Value).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, _pending.Select(e => e.Event.Type).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Integer, _pending.Select(e => e.Event.SchemaVersion).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, _pending.Select(e => e.Event.CorrelationId).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, _pending.Select(e => e.Event.CausationId).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bytea, _pending.Select(e => e.Event.MetadataJson).ToArray());
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bytea, _pending.Select(e => e.Event.Payload.ToArray()).ToArray());
+                ip.AddWithValue(NpgsqlDbType.TimestampTz, Now);
+                write.BatchCommands.Add(insert);
+            }
+            var dirty = _rows.Values.Where(r => r.Dirty).ToList();
+            if (dirty.Count > 0)
+            {
+                var upsert = new NpgsqlBatchCommand($"""
+                    INSERT INTO {S}.streams (stream_id, category, state, start_version, last_version, last_position, created_at, updated_at, max_age_ms, max_count, truncate_before, custom_metadata)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bytea[])
+                    ON CONFLICT (stream_id) DO UPDATE SET state = EXCLUDED.state, start_version = EXCLUDED.start_version, last_version = EXCLUDED.last_version,
+                        last_position = EXCLUDED.last_position, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, max_age_ms = EXCLUDED.max_age_ms,
+                        max_count = EXCLUDED.max_count, truncate_before = EXCLUDED.truncate_before, custom_metadata = EXCLUDED.custom_metadata
+                    """);
+                var p = upsert.Parameters;
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, dirty.Select(r => r.Id.Value).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, dirty.Select(r => r.Id.Category).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Smallint, dirty.Select(r => (short)r.State).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, dirty.Select(r => r.StartVersion).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, dirty.Select(r => r.LastVersion).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, dirty.Select(r => r.LastPosition).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, dirty.Select(r => r.CreatedAt).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, dirty.Select(r => r.UpdatedAt).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, dirty.Select(r => r.MaxAgeMs).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, dirty.Select(r => r.MaxCount).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, dirty.Select(r => r.TruncateBefore).ToArray());
+                p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bytea, dirty.Select(r => r.Custom).ToArray());
+                write.BatchCommands.Add(upsert);
+            }
+            var appended = NextPosition - 1 > head;
+            if (appended)
+            {
+                write.BatchCommands.Add(new NpgsqlBatchCommand($"UPDATE {S}.head SET position = {NextPosition - 1} WHERE id = 1"));
+                write.BatchCommands.Add(new NpgsqlBatchCommand($"NOTIFY {channel}, '{NextPosition - 1}'"));
+            }
+            if (write.BatchCommands.Count > 0) await write.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            return appended;
+        }
+
+        /// <summary>Answers the idempotency rules from the loaded ids and the batch's earlier writes (the database only for a retry's id list).</summary>
+        private sealed class BatchLookup(BatchState state, StreamId streamId) : IStreamLookup
+        {
+            public long? FindVersion(EventId eventId)
+            {
+                if (state._stored.TryGetValue((streamId, eventId.Value), out var at)) return at.Version;
+                if (state._loadedIds.Contains(streamId)) return null;
+                // Not preloaded (an exact expectation that did not match): ask the table, inside the batch's transaction.
+                using var cmd = new NpgsqlCommand($"SELECT stream_version FROM {state.S}.events WHERE stream_id = $1 AND event_id = $2", state.Connection, state.Transaction);
+                cmd.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Value);
+                cmd.Parameters.AddWithValue(NpgsqlDbType.Uuid, eventId.Value);
+                return cmd.ExecuteScalar() as long?;
+            }
+
+            public IReadOnlyList<EventId> ReadIds(long fromVersion, int count)
+            {
+                var ids = new List<EventId>(count);
+                using (var cmd = new NpgsqlCommand($"SELECT event_id FROM {state.S}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3", state.Connection, state.Transaction))
+                {
+                    cmd.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Value);
+                    cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, fromVersion);
+                    cmd.Parameters.AddWithValue(NpgsqlDbType.Integer, count);
+                    using var r = cmd.ExecuteReader();
+                    while (r.Read()) ids.Add(new EventId(r.GetGuid(0)));
+                }
+                // Versions the batch itself wrote are not in the table yet.
+                foreach (var p in state._pending.Where(p => p.Stream == streamId && p.Version >= fromVersion + ids.Count).OrderBy(p => p.Version))
+                {
+                    if (ids.Count == count) break;
+                    ids.Add(p.Event.EventId);
+                }
+                return ids;
+            }
         }
     }
+
+    private static DateTimeOffset Utc(DateTime value) => new(value.Ticks, TimeSpan.Zero);
 
     private abstract class WriteRequest
     {
         public TaskCompletionSource<object?> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public abstract Task<object?> ExecuteAsync(WriteContext ctx);
-    }
+        /// <summary>The streams it touches (loaded before the batch decides).</summary>
+        public abstract IEnumerable<StreamId> Streams { get; }
 
-    /// <summary>Answers the idempotency rules' questions inside the writer's transaction.</summary>
-    private sealed class Lookup(WriteContext ctx, StreamId streamId) : IStreamLookup
-    {
-        public IReadOnlyList<EventId> ReadIds(long fromVersion, int count)
-        {
-            using var cmd = ctx.Command($"SELECT event_id FROM {ctx.S}.events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3");
-            cmd.Parameters.AddWithValue(streamId.Value);
-            cmd.Parameters.AddWithValue(fromVersion);
-            cmd.Parameters.AddWithValue(count);
-            var ids = new List<EventId>(count);
-            using var r = cmd.ExecuteReader();
-            while (r.Read()) ids.Add(new EventId(r.GetGuid(0)));
-            return ids;
-        }
-
-        public long? FindVersion(EventId eventId)
-        {
-            using var cmd = ctx.Command($"SELECT stream_version FROM {ctx.S}.events WHERE stream_id = $1 AND event_id = $2 ORDER BY stream_version LIMIT 1");
-            cmd.Parameters.AddWithValue(streamId.Value);
-            cmd.Parameters.AddWithValue(eventId.Value);
-            return cmd.ExecuteScalar() as long?;
-        }
+        /// <summary>Decides against the batch's view and records its writes there; throws (having changed nothing) when refused.</summary>
+        public abstract object? Execute(BatchState state);
     }
 
     private sealed class AppendRequest(IReadOnlyList<(StreamId StreamId, ExpectedVersion Expected, PreparedEvent[] Events)> appends) : WriteRequest
     {
-        public override async Task<object?> ExecuteAsync(WriteContext ctx)
+        public IReadOnlyList<(StreamId StreamId, ExpectedVersion Expected, PreparedEvent[] Events)> Appends => appends;
+
+        public override IEnumerable<StreamId> Streams => appends.Select(a => a.StreamId);
+
+        public override object? Execute(BatchState state)
         {
             // Check every stream before writing any, so one failing expectation writes nothing.
-            var heads = new StreamHead[appends.Count];
             var decisions = new AppendDecision[appends.Count];
             for (var i = 0; i < appends.Count; i++)
             {
                 var (id, expected, events) = appends[i];
-                heads[i] = await ctx.LoadHeadAsync(id).ConfigureAwait(false);
-                decisions[i] = AppendRules.Decide(id, heads[i], expected, events, new Lookup(ctx, id));
+                decisions[i] = AppendRules.Decide(id, state.HeadOf(id), expected, events, state.Lookup(id));
             }
             var results = new AppendResult[appends.Count];
-            for (var i = 0; i < appends.Count; i++) results[i] = await ApplyAsync(ctx, appends[i].StreamId, heads[i], decisions[i], appends[i].Events).ConfigureAwait(false);
-            return results;
-        }
-
-        private static async Task<AppendResult> ApplyAsync(WriteContext ctx, StreamId streamId, StreamHead head, AppendDecision decision, PreparedEvent[] events)
-        {
-            if (decision.IsIdempotent)
+            for (var i = 0; i < appends.Count; i++)
             {
-                using var cmd = ctx.Command($"SELECT min(position), max(position) FROM {ctx.S}.events WHERE stream_id = $1 AND stream_version BETWEEN $2 AND $3");
-                cmd.Parameters.AddWithValue(streamId.Value);
-                cmd.Parameters.AddWithValue(decision.FirstVersion);
-                cmd.Parameters.AddWithValue(decision.FirstVersion + events.Length - 1);
-                var r = await cmd.ExecuteReaderAsync().ConfigureAwait(false);
-                await using var rScope = r.ConfigureAwait(false);
-                await r.ReadAsync().ConfigureAwait(false);
-                return new AppendResult(streamId, new StreamVersion(decision.FirstVersion + events.Length - 1), r.GetInt64(0), r.GetInt64(1), false);
-            }
-            if (events.Length == 0)
-            {
-                using var cmd = ctx.Command($"SELECT last_position FROM {ctx.S}.streams WHERE stream_id = $1");
-                cmd.Parameters.AddWithValue(streamId.Value);
-                var pos = await cmd.ExecuteScalarAsync().ConfigureAwait(false) as long? ?? 0;
-                return new AppendResult(streamId, head.Actual, pos, pos, false);
-            }
-            var first = ctx.NextPosition;
-            var version = head.LastVersion + 1;
-            var category = streamId.Category;
-            using (var batch = new NpgsqlBatch(ctx.Connection, ctx.Transaction))
-            {
-                foreach (var e in events)
+                var (id, _, events) = appends[i];
+                var decision = decisions[i];
+                var row = state.Row(id);
+                if (decision.IsIdempotent)
                 {
-                    var insert = new NpgsqlBatchCommand($"INSERT INTO {ctx.S}.events ({EventColumns}, category) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Bigint, ctx.NextPosition++);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Value);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Bigint, version++);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Uuid, e.EventId.Value);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Text, e.Type);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Integer, e.SchemaVersion);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, ctx.Now);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Text, e.CorrelationId);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Text, (object?)e.CausationId ?? DBNull.Value);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Bytea, (object?)e.MetadataJson ?? DBNull.Value);
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Bytea, e.Payload.ToArray());
-                    insert.Parameters.AddWithValue(NpgsqlDbType.Text, category);
-                    batch.BatchCommands.Add(insert);
+                    var last = decision.FirstVersion + events.Length - 1;
+                    var (first, lastPosition) = state.PositionsOf(id, decision.FirstVersion, last);
+                    results[i] = new AppendResult(id, new StreamVersion(last), first, lastPosition, false);
                 }
-                // A soft-deleted stream is re-created: its new life starts after its old last version.
-                var upsert = new NpgsqlBatchCommand($"""
-                    INSERT INTO {ctx.S}.streams AS s (stream_id, category, state, start_version, last_version, last_position, created_at, updated_at)
-                    VALUES ($1, $2, 1, 0, $3, $4, $5, $5)
-                    ON CONFLICT (stream_id) DO UPDATE SET
-                        state = 1,
-                        start_version = CASE WHEN s.state = 2 THEN s.last_version + 1 ELSE s.start_version END,
-                        last_version = EXCLUDED.last_version,
-                        last_position = EXCLUDED.last_position,
-                        created_at = COALESCE(s.created_at, EXCLUDED.created_at),
-                        updated_at = EXCLUDED.updated_at
-                    """);
-                upsert.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Value);
-                upsert.Parameters.AddWithValue(NpgsqlDbType.Text, category);
-                upsert.Parameters.AddWithValue(NpgsqlDbType.Bigint, version - 1);
-                upsert.Parameters.AddWithValue(NpgsqlDbType.Bigint, ctx.NextPosition - 1);
-                upsert.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, ctx.Now);
-                batch.BatchCommands.Add(upsert);
-                await batch.ExecuteNonQueryAsync().ConfigureAwait(false);
+                else if (events.Length == 0)
+                {
+                    var pos = row.LastPosition ?? 0;
+                    results[i] = new AppendResult(id, row.Head.Actual, pos, pos, false);
+                }
+                else
+                {
+                    var (first, last) = state.Append(row, events);
+                    results[i] = new AppendResult(id, new StreamVersion(row.LastVersion), first, last, true);
+                }
             }
-            return new AppendResult(streamId, new StreamVersion(version - 1), first, ctx.NextPosition - 1, true);
+            return results;
         }
     }
 
     private sealed class MetadataRequest(StreamId streamId, StreamMetadata metadata, byte[]? custom) : WriteRequest
     {
-        public override async Task<object?> ExecuteAsync(WriteContext ctx)
+        public override IEnumerable<StreamId> Streams => [streamId];
+
+        public override object? Execute(BatchState state)
         {
-            var head = await ctx.LoadHeadAsync(streamId).ConfigureAwait(false);
-            if (head.State == StreamState.Tombstoned) throw new StreamDeletedException(streamId);
-            using var cmd = ctx.Command($"""
-                INSERT INTO {ctx.S}.streams AS s (stream_id, category, state, updated_at, max_age_ms, max_count, truncate_before, custom_metadata)
-                VALUES ($1, $2, 0, $3, $4, $5, $6, $7)
-                ON CONFLICT (stream_id) DO UPDATE SET updated_at = EXCLUDED.updated_at, max_age_ms = EXCLUDED.max_age_ms,
-                    max_count = EXCLUDED.max_count, truncate_before = EXCLUDED.truncate_before, custom_metadata = EXCLUDED.custom_metadata
-                """);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Value);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Category);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, ctx.Now);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, metadata.MaxAge is { } age ? (long)age.TotalMilliseconds : DBNull.Value);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, (object?)metadata.MaxCount ?? DBNull.Value);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, metadata.TruncateBefore is { } tb ? tb.Value : DBNull.Value);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Bytea, (object?)custom ?? DBNull.Value);
-            await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
+            var row = state.Row(streamId);
+            if (row.State == StreamState.Tombstoned) throw new StreamDeletedException(streamId);
+            row.MaxAgeMs = metadata.MaxAge is { } age ? (long)age.TotalMilliseconds : null;
+            row.MaxCount = metadata.MaxCount;
+            row.TruncateBefore = metadata.TruncateBefore?.Value;
+            row.Custom = custom;
+            row.UpdatedAt = state.Now;
+            row.Dirty = true;
             return null;
         }
     }
 
     private sealed class DeleteRequest(StreamId streamId, ExpectedVersion expected, DeleteMode mode) : WriteRequest
     {
-        public override async Task<object?> ExecuteAsync(WriteContext ctx)
+        public override IEnumerable<StreamId> Streams => [streamId];
+
+        public override object? Execute(BatchState state)
         {
-            var head = await ctx.LoadHeadAsync(streamId).ConfigureAwait(false);
-            AppendRules.CheckDelete(streamId, head, expected);
-            string sql;
-            if (mode == DeleteMode.Hard)
-            {
-                sql = $"""
-                    INSERT INTO {ctx.S}.streams AS s (stream_id, category, state, updated_at) VALUES ($1, $2, 3, $3)
-                    ON CONFLICT (stream_id) DO UPDATE SET state = 3, updated_at = EXCLUDED.updated_at
-                    """;
-            }
-            else if (head.State == StreamState.Active)
+            AppendRules.CheckDelete(streamId, state.HeadOf(streamId), expected);
+            var row = state.Row(streamId);
+            if (mode == DeleteMode.Hard) row.State = StreamState.Tombstoned;
+            else if (row.State == StreamState.Active)
             {
                 // Hidden from reads: the retention bound moves past the last event, and a new append starts a new life.
-                sql = $"UPDATE {ctx.S}.streams SET state = 2, truncate_before = last_version + 1, updated_at = $3 WHERE stream_id = $1 AND category = $2";
+                row.State = StreamState.SoftDeleted;
+                row.TruncateBefore = row.LastVersion + 1;
             }
             else return null;
-            using var cmd = ctx.Command(sql);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Value);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.Text, streamId.Category);
-            cmd.Parameters.AddWithValue(NpgsqlDbType.TimestampTz, ctx.Now);
-            await cmd.ExecuteNonQueryAsync().ConfigureAwait(false);
+            row.UpdatedAt = state.Now;
+            row.Dirty = true;
             return null;
         }
     }

@@ -17,8 +17,15 @@ using Factum.TestHost;
 // inserts a row into "ledger" (tables the test creates, without unique keys, so a double effect shows). Prints
 // "delivered <id> attempt <n>" per delivery. With a number n, the n-th ack is held back after the store commit: the
 // host prints "committed-not-acked <id>" and waits there to be killed. Runs until killed.
+//
+// "pg-writer <connection string> <name> <writers> <seconds>": appends to a PostgreSQL store with that many concurrent
+// writers, each one event per append to its own stream (W-<name>-<i>, exact expected versions), for that long; then
+// prints "acknowledged <n>" (appends that returned) and exits.
 switch (args)
 {
+    case ["pg-writer", var connection, var name, var writers, var seconds]:
+        Console.WriteLine($"acknowledged {await PgWriter(connection, name, int.Parse(writers, System.Globalization.CultureInfo.InvariantCulture), int.Parse(seconds, System.Globalization.CultureInfo.InvariantCulture))}");
+        return 0;
     case ["stream-member", var db, var name]:
         await StreamMember(db, name);
         return 0;
@@ -26,7 +33,7 @@ switch (args)
         await DurableConsumer(db, name, rest.Length == 1 ? int.Parse(rest[0], System.Globalization.CultureInfo.InvariantCulture) : 0);
         return 0;
     default:
-        Console.Error.WriteLine("usage: Factum.TestHost stream-member <store.db> <name> | durable-consumer <store.db> <name> [<pause-before-ack-of-nth>]");
+        Console.Error.WriteLine("usage: Factum.TestHost stream-member <store.db> <name> | durable-consumer <store.db> <name> [<pause-before-ack-of-nth>] | pg-writer <connection> <name> <writers> <seconds>");
         return 2;
 }
 
@@ -89,6 +96,24 @@ static async Task DurableConsumer(string db, string name, int pauseAt)
     await bus.StartAsync();
     Console.WriteLine($"consumer {name} started as {bus.InstanceId}");
     await Task.Delay(Timeout.Infinite);
+}
+
+static async Task<long> PgWriter(string connection, string name, int writers, int seconds)
+{
+    await using var store = await Factum.PostgreSql.PostgresEventStore.OpenAsync(new Factum.PostgreSql.PostgresEventStoreOptions(connection));
+    Console.WriteLine($"writer {name} started");
+    var until = DateTime.UtcNow.AddSeconds(seconds);
+    var acknowledged = 0L;
+    await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+    {
+        var stream = StreamId.Parse($"W-{name}-{w}");
+        for (long v = 0; DateTime.UtcNow < until; v++)
+        {
+            await store.AppendAsync(stream, v == 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exactly(v - 1), [EventData.FromJson("Ticked", $$"""{"writer":"{{name}}-{{w}}","n":{{v}}}""")]);
+            Interlocked.Increment(ref acknowledged);
+        }
+    })));
+    return acknowledged;
 }
 
 static void Insert(Microsoft.Data.Sqlite.SqliteConnection c, string sql, params (string Name, object Value)[] parameters)

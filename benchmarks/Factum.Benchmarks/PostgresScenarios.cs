@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Text;
+using Factum.PostgreSql;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Factum.Benchmarks;
+
+/// <summary>The store scenarios on PostgreSQL (<c>--store postgres://…</c>), each beside a raw Npgsql baseline in the same run.</summary>
+public static class PostgresScenarios
+{
+    private static readonly byte[] Payload = Encoding.UTF8.GetBytes("""{"orderId":"ord-0001234","customerId":"cus-42","amount":123.45,"currency":"EUR","items":3,"channel":"web"}""");
+
+    /// <summary>
+    /// <paramref name="writers"/> concurrent writers, one event per append, each to its own stream with exact expected
+    /// versions — against the raw baseline: the same rows written by one connection, <paramref name="writers"/> rows per
+    /// transaction in one multi-row INSERT (what a hand-written batching writer does, with no Factum code).
+    /// </summary>
+    public static async Task<ScenarioResult> AppendConcurrent(StoreConnectionString store, long events, int writers)
+    {
+        var schema = $"bench_{Guid.NewGuid().ToString("N")[..8]}";
+        var options = new PostgresEventStoreOptions(store) { Schema = schema };
+        Measurement factum, raw;
+        try
+        {
+            factum = await FactumAppend(options, events, writers);
+            raw = await RawBatched(options.ConnectionString, schema + "_raw", events, writers);
+        }
+        finally
+        {
+            await using var c = new NpgsqlConnection(options.ConnectionString);
+            await c.OpenAsync();
+            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {schema}_raw CASCADE", c);
+            await drop.ExecuteNonQueryAsync();
+        }
+        var ratios = new Dictionary<string, double> { ["vs raw Npgsql batched"] = factum.EventsPerSecond / raw.EventsPerSecond };
+        return new ScenarioResult("append-concurrent", Scenarios.Machine, DateTimeOffset.UtcNow,
+            new Dictionary<string, object> { ["events"] = events, ["writers"] = writers, ["store"] = store.ToString(), ["rowsPerBaselineTransaction"] = writers, ["durability"] = "synchronous_commit as the server has it (on by default)" },
+            factum, [raw], ratios,
+            [new Target("≥ 0.8× raw Npgsql batched", ratios["vs raw Npgsql batched"] >= 0.8)]);
+    }
+
+    private static async Task<Measurement> FactumAppend(PostgresEventStoreOptions options, long events, int writers)
+    {
+        await using var store = await PostgresEventStore.OpenAsync(options);
+        for (var i = 0; i < 20; i++) await store.AppendAsync(StreamId.Parse($"Warmup-{i}"), ExpectedVersion.Any, [new EventData("OrderPlaced", Payload)]);
+        var perWriter = events / writers;
+        var histograms = Enumerable.Range(0, writers).Select(_ => Latency.NewHistogram()).ToArray();
+        using var memory = new MemorySampler();
+        var commitsBefore = store.CommitCount;
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            var stream = StreamId.Parse($"Bench-{w}");
+            var h = histograms[w];
+            for (long i = 0; i < perWriter; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await store.AppendAsync(stream, i == 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exactly(i - 1), [new EventData("OrderPlaced", Payload)]);
+                h.RecordValue(Stopwatch.GetTimestamp() - start);
+            }
+        })));
+        sw.Stop();
+        memory.Dispose();
+        var written = perWriter * writers;
+        var commits = store.CommitCount - commitsBefore;
+        Console.Error.WriteLine($"  factum: {commits:N0} commits for {written:N0} events ({(double)written / Math.Max(1, commits):F1} events per commit)");
+        var (p50, p99, max) = Latency.Summarize(histograms);
+        return new Measurement("Factum (PostgreSQL backend)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    private static async Task<Measurement> RawBatched(string connectionString, string schema, long events, int perTransaction)
+    {
+        await using var c = new NpgsqlConnection(connectionString);
+        await c.OpenAsync();
+        using (var create = new NpgsqlCommand($"""
+            CREATE SCHEMA {schema};
+            CREATE TABLE {schema}.events (position bigserial PRIMARY KEY, stream_id text NOT NULL, version bigint NOT NULL, event_id uuid NOT NULL,
+                type text NOT NULL, created_at timestamptz NOT NULL, payload bytea NOT NULL, UNIQUE (stream_id, version));
+            """, c)) await create.ExecuteNonQueryAsync();
+        var versions = new long[perTransaction];
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        long written = 0;
+        while (written < events)
+        {
+            var n = (int)Math.Min(perTransaction, events - written);
+            await using var tx = await c.BeginTransactionAsync();
+            using var insert = new NpgsqlCommand($"""
+                INSERT INTO {schema}.events (stream_id, version, event_id, type, created_at, payload)
+                SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::timestamptz[], $6::bytea[])
+                """, c, tx);
+            var now = DateTimeOffset.UtcNow;
+            insert.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, Enumerable.Range(0, n).Select(i => $"Bench-{i}").ToArray());
+            insert.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, Enumerable.Range(0, n).Select(i => versions[i]++).ToArray());
+            insert.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Uuid, Enumerable.Range(0, n).Select(_ => Guid.CreateVersion7()).ToArray());
+            insert.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, Enumerable.Repeat("OrderPlaced", n).ToArray());
+            insert.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, Enumerable.Repeat(now, n).ToArray());
+            insert.Parameters.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bytea, Enumerable.Repeat(Payload, n).ToArray());
+            await insert.ExecuteNonQueryAsync();
+            await tx.CommitAsync();
+            written += n;
+        }
+        sw.Stop();
+        memory.Dispose();
+        return new Measurement($"raw Npgsql: {perTransaction} rows per transaction (multi-row INSERT, one connection)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+}
