@@ -438,6 +438,42 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
     root.Subcommands.Add(projections);
 }
 
+// migrate
+{
+    var print = new Option<bool>("--print") { Description = "Print the SQL that brings the store's schema up to date, without applying it (for DBAs who apply DDL themselves)." };
+    var cmd = new Command("migrate", "Bring the store's schema up to date (PostgreSQL), or print the SQL that would; the embedded store migrates itself when it opens.") { print };
+    data.AddTo(cmd);
+    cmd.SetAction(async (pr, ct) =>
+    {
+        var output = new Output(Console.Out, pr.GetValue(json));
+        try
+        {
+            var choice = data.Resolve(pr);
+            if (choice.Store.Kind != StoreKind.PostgreSql)
+            {
+                output.Writer.WriteLine($"{choice.Store}: the store applies its migrations itself when it opens; nothing to do.");
+                return ExitCodes.Success;
+            }
+            var options = new Factum.PostgreSql.PostgresEventStoreOptions(choice.Store);
+            var (current, script) = await Factum.PostgreSql.PostgresEventStore.PlanMigrationAsync(options, ct);
+            var latest = Factum.PostgreSql.PostgresEventStore.SchemaVersion;
+            if (pr.GetValue(print))
+            {
+                output.Writer.WriteLine(script.Length == 0 ? $"-- schema {options.Schema} is at version {current}: up to date" : $"-- schema {options.Schema}: version {current} -> {latest}\n{script}");
+                return ExitCodes.Success;
+            }
+            if (current < latest) await (await Factum.PostgreSql.PostgresEventStore.OpenAsync(options, ct)).DisposeAsync();
+            output.Writer.WriteLine(current < latest ? $"schema {options.Schema}: migrated from version {current} to {latest}" : $"schema {options.Schema}: version {current}, up to date");
+            return ExitCodes.Success;
+        }
+        catch (Exception ex)
+        {
+            return Cli.Fail(ex);
+        }
+    });
+    root.Subcommands.Add(cmd);
+}
+
 // demo
 {
     var cmd = new Command("demo", "Write a small order-fulfilment domain (orders, payments, shipments with correlated events) and print it.");

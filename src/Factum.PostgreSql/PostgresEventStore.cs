@@ -77,6 +77,19 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
         }
     }
 
+    /// <summary>The schema version this build of Factum writes.</summary>
+    public static int SchemaVersion => PostgresSchema.LatestVersion;
+
+    /// <summary>
+    /// The version of the store's schema in the database (0: no store yet) and the SQL that brings it to
+    /// <see cref="SchemaVersion"/> (empty when current), without applying anything: for teams whose DBAs apply DDL.
+    /// </summary>
+    public static Task<(int Current, string Script)> PlanMigrationAsync(PostgresEventStoreOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return PostgresSchema.PlanAsync(options.ConnectionString, options.Schema, cancellationToken);
+    }
+
     /// <summary>The options it was opened with.</summary>
     public PostgresEventStoreOptions Options => _options;
 

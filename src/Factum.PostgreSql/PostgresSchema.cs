@@ -122,13 +122,25 @@ internal static class PostgresSchema
         if (current < LatestVersion)
         {
             if (!migrate && current == 0)
-                throw new PostgresStoreNotFoundException($"There is no Factum store in the schema '{schema}' of this database yet; a command that writes creates it.");
+                throw new PostgresStoreNotFoundException($"There is no Factum store in the schema '{schema}' of this database yet; a command that writes (or factum migrate) creates it.");
             if (!migrate)
-                throw new InvalidOperationException($"The schema '{schema}' is at version {current} and this build needs {LatestVersion}; apply the migrations (factum migrate, or MigrateOnStart = true).");
+                throw new InvalidOperationException($"The schema '{schema}' is at version {current} and this build needs {LatestVersion}; apply the migrations (factum migrate, or open it with MigrateOnStart = true).");
             using var apply = new NpgsqlCommand(Script(schema, current), c, tx);
             await apply.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
         await tx.CommitAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The schema's version now (0: no store) and the SQL that would bring it to the latest, without applying it.</summary>
+    public static async Task<(int Current, string Script)> PlanAsync(string connectionString, string schema, CancellationToken ct)
+    {
+        var c = new NpgsqlConnection(connectionString);
+        await using var cScope = c.ConfigureAwait(false);
+        await c.OpenAsync(ct).ConfigureAwait(false);
+        var tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using var txScope = tx.ConfigureAwait(false);
+        var current = await CurrentVersionAsync(c, tx, schema, ct).ConfigureAwait(false);
+        return (current, current >= LatestVersion ? "" : Script(schema, current));
     }
 
     private static async Task<int> CurrentVersionAsync(NpgsqlConnection c, NpgsqlTransaction tx, string schema, CancellationToken ct)

@@ -22,8 +22,7 @@ public sealed class PostgresCliTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         _dir.Dispose();
-        var b = new NpgsqlConnectionStringBuilder { Host = new Uri(Server).Host, Port = new Uri(Server).Port, Database = new Uri(Server).AbsolutePath.Trim('/'), Username = new Uri(Server).UserInfo.Split(':')[0], Password = new Uri(Server).UserInfo.Split(':')[1] };
-        await using var c = new NpgsqlConnection(b.ConnectionString);
+        await using var c = new NpgsqlConnection(ConnectionString());
         await c.OpenAsync();
         await using var cmd = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE", c);
         await cmd.ExecuteNonQueryAsync();
@@ -67,6 +66,34 @@ public sealed class PostgresCliTests : IAsyncLifetime
         Assert.Equal(2, bad.ExitCode);
         var read = await F("read", "--stream", "Order-1", "--json");
         Assert.Single(read.Lines);
+    }
+
+    [Fact]
+    public async Task Migrate_prints_the_sql_a_dba_applies_and_then_reports_the_schema_up_to_date()
+    {
+        var plan = await F("migrate", "--print");
+        Assert.Equal(0, plan.ExitCode);
+        Assert.Contains($"CREATE TABLE {_schema}.events", plan.Stdout);
+        // Printing applied nothing: a read still finds no store.
+        Assert.Equal(4, (await F("read-all")).ExitCode);
+
+        // The DBA applies the script; the store then opens without migrating and works.
+        await using (var c = new NpgsqlConnection(ConnectionString()))
+        {
+            await c.OpenAsync();
+            await using var apply = new NpgsqlCommand(plan.Stdout, c);
+            await apply.ExecuteNonQueryAsync();
+        }
+        Assert.Contains("up to date", (await F("migrate")).Stdout);
+        Assert.Contains("up to date", (await F("migrate", "--print")).Stdout);
+        Assert.Equal(0, (await F("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", "{}")).ExitCode);
+        Assert.Single((await F("read-all", "--json")).Lines);
+    }
+
+    private static string ConnectionString()
+    {
+        var u = new Uri(Server);
+        return new NpgsqlConnectionStringBuilder { Host = u.Host, Port = u.Port, Database = u.AbsolutePath.Trim('/'), Username = u.UserInfo.Split(':')[0], Password = u.UserInfo.Split(':')[1] }.ConnectionString;
     }
 
     [Theory]
