@@ -98,6 +98,11 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
 
     private long _commits;
 
+    /// <summary>Group commits run again or looked up after a connection failure (the restart tests check the failure was met).</summary>
+    internal long Recoveries => Interlocked.Read(ref _recoveries);
+
+    private long _recoveries;
+
     /// <summary>The schema its tables live in.</summary>
     public string Schema => _s;
 
@@ -196,51 +201,125 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
 
     private async Task CommitAsync(List<WriteRequest> batch)
     {
-        var outcomes = new object?[batch.Count];
-        var appended = false;
-        try
+        var started = TimeProvider.System.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
         {
-            var c = await _source.OpenConnectionAsync(_stop.Token).ConfigureAwait(false);
-            await using var cScope = c.ConfigureAwait(false);
-            var tx = await c.BeginTransactionAsync(_stop.Token).ConfigureAwait(false);
-            await using var txScope = tx.ConfigureAwait(false);
-            // The head's row lock orders this commit after every other writer's (on any node): positions taken here
-            // become visible only after all lower ones. The lock and the rows the batch decides on come in one round trip.
-            var state = new BatchState(this, c, tx, Now);
-            var head = await state.LoadAsync(batch, _stop.Token).ConfigureAwait(false);
-            // Every decision is made in memory against the loaded rows and the batch's earlier writes, so one failing
-            // expectation fails only its caller and costs no round trip.
-            for (var i = 0; i < batch.Count; i++)
+            var outcomes = new object?[batch.Count];
+            var appended = false;
+            var commitSent = false;
+            BatchState? state = null;
+            try
             {
-                try
+                var c = await _source.OpenConnectionAsync(_stop.Token).ConfigureAwait(false);
+                await using var cScope = c.ConfigureAwait(false);
+                var tx = await c.BeginTransactionAsync(_stop.Token).ConfigureAwait(false);
+                await using var txScope = tx.ConfigureAwait(false);
+                // The head's row lock orders this commit after every other writer's (on any node): positions taken here
+                // become visible only after all lower ones. The lock and the rows the batch decides on come in one round trip.
+                state = new BatchState(this, c, tx, Now);
+                var head = await state.LoadAsync(batch, _stop.Token).ConfigureAwait(false);
+                // Every decision is made in memory against the loaded rows and the batch's earlier writes, so one failing
+                // expectation fails only its caller and costs no round trip.
+                for (var i = 0; i < batch.Count; i++)
                 {
-                    outcomes[i] = batch[i].Execute(state);
+                    try
+                    {
+                        outcomes[i] = batch[i].Execute(state);
+                    }
+                    catch (Exception ex) when (ex is FactumException or ArgumentException)
+                    {
+                        outcomes[i] = ExceptionDispatchInfo.Capture(ex);
+                    }
                 }
-                catch (Exception ex) when (ex is FactumException or ArgumentException)
-                {
-                    outcomes[i] = ExceptionDispatchInfo.Capture(ex);
-                }
+                // The events, the changed stream rows, the new head and its NOTIFY: one round trip.
+                appended = await state.WriteAsync(head, _channel, _stop.Token).ConfigureAwait(false);
+                if (_options.BeforeCommit is { } hook) await hook(_stop.Token).ConfigureAwait(false);
+                commitSent = true;
+                await tx.CommitAsync(_stop.Token).ConfigureAwait(false);
+                Interlocked.Increment(ref _commits);
+                if (_options.LoseCommitAnswer?.Invoke() == true) throw new NpgsqlException("The connection broke before the answer to COMMIT arrived (simulated).", new IOException("simulated"));
             }
-            // The events, the changed stream rows, the new head and its NOTIFY: one round trip.
-            appended = await state.WriteAsync(head, _channel, _stop.Token).ConfigureAwait(false);
-            if (_options.BeforeCommit is { } hook) await hook(_stop.Token).ConfigureAwait(false);
-            await tx.CommitAsync(_stop.Token).ConfigureAwait(false);
-            Interlocked.Increment(ref _commits);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            // The commit itself failed (connection lost, server down, shutting down): no write of this group is known to
-            // be durable; each caller gets the error (an append retried with the same event ids is recognised if it did commit).
-            FactumLog.CommitFailed(_log, ex, _s, batch.Count);
-            foreach (var r in batch) r.Done.TrySetException(ex);
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                var retryable = !_stop.IsCancellationRequested && IsConnectionFailure(ex) && TimeProvider.System.GetElapsedTime(started) < _options.RetryFor;
+                if (retryable)
+                {
+                    Interlocked.Increment(ref _recoveries);
+                    // Connections in the pool may all be dead (a restarted server): start afresh.
+                    _source.Clear();
+                    // Not committed for sure: running the batch again is no blind retry (its decisions are made anew under
+                    // the lock). Committed or not unknown: ask the database by event id before anything else.
+                    var committed = commitSent ? await CommittedAsync(state!, started).ConfigureAwait(false) : false;
+                    if (committed == true)
+                    {
+                        FactumLog.CommitOutcomeRechecked(_log, _s, batch.Count, true);
+                        Complete(batch, outcomes, appended);
+                        return;
+                    }
+                    if (committed == false)
+                    {
+                        if (commitSent) FactumLog.CommitOutcomeRechecked(_log, _s, batch.Count, false);
+                        await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), CancellationToken.None).ConfigureAwait(false);
+                        continue;
+                    }
+                }
+                // The commit failed and is not retried (not a connection failure, shutting down, or past RetryFor): no
+                // write of this group is known to be durable; each caller gets the error (an append retried with the same
+                // event ids is recognised if it did commit).
+                FactumLog.CommitFailed(_log, ex, _s, batch.Count);
+                foreach (var r in batch) r.Done.TrySetException(ex);
+                return;
+            }
+            Complete(batch, outcomes, appended);
             return;
         }
+    }
+
+    private void Complete(List<WriteRequest> batch, object?[] outcomes, bool appended)
+    {
         for (var i = 0; i < batch.Count; i++)
         {
             if (outcomes[i] is ExceptionDispatchInfo failed) batch[i].Done.TrySetException(failed.SourceException);
             else batch[i].Done.TrySetResult(outcomes[i]);
         }
         if (appended) _signal.Notify();
+    }
+
+    private static bool IsConnectionFailure(Exception ex) => ex switch
+    {
+        NpgsqlException { IsTransient: true } => true,
+        // The server going down under an open connection (fast or immediate shutdown, a crash).
+        PostgresException { SqlState: "57P01" or "57P02" or "57P03" } => true,
+        NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException } => true,
+        _ => false,
+    };
+
+    /// <summary>
+    /// After COMMIT was sent but its answer was lost: whether the batch committed, judged by its first event (its id at
+    /// the position the batch gave it), asked again until the server answers or <see cref="PostgresEventStoreOptions.RetryFor"/>
+    /// runs out. Null when it cannot be told (a batch that wrote no event, or no answer in time).
+    /// </summary>
+    private async Task<bool?> CommittedAsync(BatchState state, long started)
+    {
+        if (state.FirstWritten is not { } first) return null;
+        for (var attempt = 1; TimeProvider.System.GetElapsedTime(started) < _options.RetryFor; attempt++)
+        {
+            try
+            {
+                var c = await _source.OpenConnectionAsync(_stop.Token).ConfigureAwait(false);
+                await using var cScope = c.ConfigureAwait(false);
+                using var cmd = new NpgsqlCommand($"SELECT 1 FROM {_s}.events WHERE position = $1 AND event_id = $2", c);
+                cmd.Parameters.AddWithValue(NpgsqlDbType.Bigint, first.Position);
+                cmd.Parameters.AddWithValue(NpgsqlDbType.Uuid, first.EventId);
+                return await cmd.ExecuteScalarAsync(_stop.Token).ConfigureAwait(false) is not null;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException && IsConnectionFailure(ex) && !_stop.IsCancellationRequested)
+            {
+                _source.Clear();
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+        return null;
     }
 
     /// <summary>A stream's row as the batch sees it: loaded from the database, changed by the batch's earlier writes.</summary>
@@ -284,6 +363,9 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
         private NpgsqlTransaction Transaction => transaction;
 
         public long NextPosition { get; private set; }
+
+        /// <summary>The batch's first event (its position and id), if it writes any: how a lost commit is recognised.</summary>
+        public (long Position, Guid EventId)? FirstWritten => _pending.Count > 0 ? (_pending[0].Position, _pending[0].Event.EventId.Value) : null;
 
         public DateTimeOffset Now { get; } = now;
 

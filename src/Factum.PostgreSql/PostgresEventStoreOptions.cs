@@ -63,11 +63,21 @@ public sealed partial record PostgresEventStoreOptions : EventStoreOptions
     /// </summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// How long the writer keeps trying through connection failures (a server restart, a dropped connection) before it
+    /// fails the waiting writes (default 30 s). A write that certainly did not commit is run again; one whose COMMIT was
+    /// sent but not answered is first looked up by its first event's id and position, so nothing is written twice.
+    /// </summary>
+    public TimeSpan RetryFor { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Apply pending schema migrations when the store opens (default true); false refuses to open an outdated schema (the DBA applies <c>factum migrate</c>'s script).</summary>
     public bool MigrateOnStart { get; init; } = true;
 
     /// <summary>Test hook: runs in the writer's transaction just before COMMIT (the high-water-mark suite holds a write open here).</summary>
     internal Func<CancellationToken, Task>? BeforeCommit { get; init; }
+
+    /// <summary>Test hook: after a COMMIT succeeded, true makes the writer behave as if its answer had been lost.</summary>
+    internal Func<bool>? LoseCommitAnswer { get; init; }
 
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$", RegexOptions.CultureInvariant)]
     private static partial Regex SchemaName();

@@ -68,6 +68,9 @@ public static class FactumLogEvents
     /// <summary>The message bus stopped.</summary>
     public const int BusStopped = 4007;
 
+    /// <summary>A group commit's answer was lost (the connection broke after COMMIT was sent) and its outcome was looked up by event id.</summary>
+    public const int CommitOutcomeRechecked = 1004;
+
     /// <summary>The outbox relay is behind the store's head by more than its threshold.</summary>
     public const int RelayBehind = 5001;
 
@@ -179,6 +182,10 @@ internal static partial class FactumLog
 
     [LoggerMessage(FactumLogEvents.RelayFailed, LogLevel.Warning, "Outbox relay {Relay} failed to publish from position {Position}; it retries from its checkpoint")]
     internal static partial void RelayFailed(ILogger logger, Exception exception, string relay, long position);
+
+    [LoggerMessage(FactumLogEvents.CommitOutcomeRechecked, LogLevel.Warning,
+        "The answer to a group commit of {Writes} writes in {Store} was lost (the connection broke after COMMIT); looked up by event id, it had committed: {Committed} (committed: the callers get their results; not: the writes run again)")]
+    internal static partial void CommitOutcomeRechecked(ILogger logger, string store, int writes, bool committed);
 
     [LoggerMessage(FactumLogEvents.OutboxDispatchFailed, LogLevel.Warning, "The outbox of {Store} failed to hand entry {EntryId} and those after it to {Transport}; it tries again, in order")]
     internal static partial void OutboxDispatchFailed(ILogger logger, Exception exception, string store, long entryId, string transport);
