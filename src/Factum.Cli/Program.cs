@@ -483,6 +483,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 }
 
 MessagingCommands.Add(root, data, json);
+CopyCommand.Add(root, json);
 CatalogCommands.Add(root);
 
 // Response files are off: a value such as `--stream @admin` is a value, never the name of a file to read arguments from.

@@ -146,6 +146,30 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
         return (IReadOnlyList<AppendResult>)(await EnqueueAsync(new AppendRequest([.. prepared.Select(p => (p.Append.StreamId, p.Append.ExpectedVersion, p.Events))]), cancellationToken).ConfigureAwait(false))!;
     }
 
+    /// <summary>
+    /// Writes events recorded by another store exactly as they were — ids, positions, stream versions, times, correlation,
+    /// causation and metadata — in one transaction, for copying a store (<c>factum copy</c>). Positions must rise above
+    /// this store's head and each event must continue its stream's versions; otherwise nothing is written.
+    /// </summary>
+    /// <exception cref="ArgumentException">A position or version does not continue this store; nothing was written.</exception>
+    public async Task ImportAsync(IReadOnlyList<RecordedEvent> events, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        if (events.Count == 0) return;
+        await EnqueueAsync(new ImportRequest(events, []), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sets streams' states (active, soft-deleted, tombstoned) and metadata as another store has them, after their events
+    /// were imported (<see cref="ImportAsync"/>): the end of a copy.
+    /// </summary>
+    public async Task ImportStreamStatesAsync(IReadOnlyList<StreamInfo> streams, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(streams);
+        if (streams.Count == 0) return;
+        await EnqueueAsync(new ImportRequest([], streams), cancellationToken).ConfigureAwait(false);
+    }
+
     /// <inheritdoc />
     public async Task SetStreamMetadataAsync(StreamId streamId, StreamMetadata metadata, CancellationToken cancellationToken = default)
     {
@@ -342,7 +366,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
     }
 
     /// <summary>An event the batch writes, with everything its row needs.</summary>
-    private readonly record struct PendingEvent(long Position, StreamId Stream, long Version, PreparedEvent Event);
+    private readonly record struct PendingEvent(long Position, StreamId Stream, long Version, PreparedEvent Event, DateTimeOffset At);
 
     /// <summary>
     /// One commit of the writer: the rows of the streams the batch touches and the stored versions of its event ids,
@@ -459,7 +483,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
             foreach (var e in events)
             {
                 var version = ++row.LastVersion;
-                _pending.Add(new PendingEvent(NextPosition, row.Id, version, e));
+                _pending.Add(new PendingEvent(NextPosition, row.Id, version, e, Now));
                 _stored.TryAdd((row.Id, e.EventId.Value), (version, NextPosition));
                 NextPosition++;
             }
@@ -472,6 +496,54 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
         }
 
         /// <summary>Writes the batch's events, changed stream rows and new head (with its NOTIFY) in one round trip; true when it appended.</summary>
+        /// <summary>
+        /// Appends events recorded elsewhere, keeping their positions, versions and times (a copy of a store): each must
+        /// continue its stream's versions, and positions must rise above the head.
+        /// </summary>
+        public void Import(IReadOnlyList<RecordedEvent> events)
+        {
+            // Checked before anything changes, so a refused copy changes nothing.
+            var next = NextPosition;
+            var versions = new Dictionary<StreamId, long>();
+            foreach (var e in events)
+            {
+                if (e.Position.Value < next) throw new ArgumentException($"Event {e.EventId} has position {e.Position.Value}, but the target is already at {next - 1}: positions must rise above the target's head.", nameof(events));
+                next = e.Position.Value + 1;
+                var last = versions.TryGetValue(e.StreamId, out var v) ? v : HeadOf(e.StreamId).LastVersion;
+                if (e.StreamVersion.Value != last + 1) throw new ArgumentException($"Event {e.EventId} is version {e.StreamVersion.Value} of '{e.StreamId}', but the target's stream is at {last}: a copy continues each stream's versions.", nameof(events));
+                if (HeadOf(e.StreamId).State == StreamState.Tombstoned) throw new StreamDeletedException(e.StreamId);
+                versions[e.StreamId] = e.StreamVersion.Value;
+            }
+            foreach (var e in events)
+            {
+                var row = Row(e.StreamId);
+                row.LastVersion = e.StreamVersion.Value;
+                var prepared = new PreparedEvent(e.EventId, e.Type, e.SchemaVersion, e.Payload, e.Metadata, MetadataCodec.Encode(e.Metadata), e.CorrelationId, e.CausationId);
+                _pending.Add(new PendingEvent(e.Position.Value, e.StreamId, e.StreamVersion.Value, prepared, e.Timestamp.ToUniversalTime()));
+                _stored.TryAdd((e.StreamId, e.EventId.Value), (e.StreamVersion.Value, e.Position.Value));
+                if (row.State is StreamState.NotFound or StreamState.SoftDeleted) row.State = StreamState.Active;
+                row.LastPosition = e.Position.Value;
+                row.CreatedAt ??= e.Timestamp.ToUniversalTime();
+                row.UpdatedAt = e.Timestamp.ToUniversalTime();
+                row.Dirty = true;
+            }
+            NextPosition = next;
+        }
+
+        /// <summary>Sets a stream's state and metadata as another store has them (the end of a copy).</summary>
+        public void ImportState(StreamInfo info)
+        {
+            var row = Row(info.StreamId);
+            row.State = info.State;
+            if (info.LastVersion is { } v && v.Value > row.LastVersion) throw new ArgumentException($"'{info.StreamId}' is at version {v.Value} in the source but {row.LastVersion} here: copy its events first.", nameof(info));
+            row.MaxAgeMs = info.Metadata.MaxAge is { } age ? (long)age.TotalMilliseconds : null;
+            row.MaxCount = info.Metadata.MaxCount;
+            row.TruncateBefore = info.Metadata.TruncateBefore?.Value;
+            row.Custom = MetadataCodec.Encode(info.Metadata.Custom);
+            if (info.UpdatedAt is { } at) row.UpdatedAt = at.ToUniversalTime();
+            row.Dirty = true;
+        }
+
         public async Task<bool> WriteAsync(long head, string channel, CancellationToken ct)
         {
             using var write = new NpgsqlBatch(connection, transaction);
@@ -479,9 +551,9 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
             {
                 var insert = new NpgsqlBatchCommand($"""
                     INSERT INTO {S}.events (position, stream_id, category, stream_version, event_id, type, schema_version, created_at, correlation_id, causation_id, metadata, payload)
-                    SELECT u.p, u.s, u.c, u.v, u.id, u.t, u.sv, $12, u.corr, u.cause, u.meta, u.pay
-                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::integer[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])
-                        AS u(p, s, c, v, id, t, sv, corr, cause, meta, pay)
+                    SELECT u.p, u.s, u.c, u.v, u.id, u.t, u.sv, u.at, u.corr, u.cause, u.meta, u.pay
+                    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[], $6::text[], $7::integer[], $8::text[], $9::text[], $10::bytea[], $11::bytea[], $12::timestamptz[])
+                        AS u(p, s, c, v, id, t, sv, corr, cause, meta, pay, at)
                     """);
                 var ip = insert.Parameters;
                 ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bigint, _pending.Select(e => e.Position).ToArray());
@@ -495,7 +567,7 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
                 ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, _pending.Select(e => e.Event.CausationId).ToArray());
                 ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bytea, _pending.Select(e => e.Event.MetadataJson).ToArray());
                 ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Bytea, _pending.Select(e => e.Event.Payload.ToArray()).ToArray());
-                ip.AddWithValue(NpgsqlDbType.TimestampTz, Now);
+                ip.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, _pending.Select(e => e.At).ToArray());
                 write.BatchCommands.Add(insert);
             }
             var dirty = _rows.Values.Where(r => r.Dirty).ToList();
@@ -621,6 +693,18 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
                 }
             }
             return results;
+        }
+    }
+
+    private sealed class ImportRequest(IReadOnlyList<RecordedEvent> events, IReadOnlyList<StreamInfo> states) : WriteRequest
+    {
+        public override IEnumerable<StreamId> Streams => events.Select(e => e.StreamId).Concat(states.Select(s => s.StreamId));
+
+        public override object? Execute(BatchState state)
+        {
+            state.Import(events);
+            foreach (var info in states) state.ImportState(info);
+            return null;
         }
     }
 

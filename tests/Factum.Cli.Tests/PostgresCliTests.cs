@@ -90,6 +90,53 @@ public sealed class PostgresCliTests : IAsyncLifetime
         Assert.Single((await F("read-all", "--json")).Lines);
     }
 
+    [Fact]
+    public async Task Copy_moves_a_sqlite_store_to_postgres_resumes_where_it_stopped_and_verifies_every_event()
+    {
+        Task<CliResult> Local(params string[] args) => FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, ["--data", _dir.Path, .. args]);
+        Assert.Equal(0, (await Local("demo")).ExitCode);
+        Assert.Equal(0, (await Local("delete", "--stream", "Order-1003", "--hard")).ExitCode);
+        Assert.Equal(0, (await Local("metadata", "--stream", "Order-1001", "--max-count", "1")).ExitCode);
+
+        var first = await FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, "copy", "--from", $"sqlite:{_dir.Path}", "--to", Store, "--json");
+        Assert.True(first.ExitCode == 0, first.Stderr + first.Stdout);
+        var report = System.Text.Json.JsonDocument.Parse(first.Lines[^1]).RootElement;
+        Assert.True(report.GetProperty("verified").GetBoolean());
+        Assert.Equal(report.GetProperty("sourceDigest").GetString(), report.GetProperty("targetDigest").GetString());
+        var copied = report.GetProperty("copied").GetInt64();
+        Assert.True(copied >= 16);
+
+        // The copy keeps deletes and metadata: the tombstone and the retention hold on PostgreSQL too.
+        Assert.Equal(4, (await F("read", "--stream", "Order-1003")).ExitCode);
+        Assert.Single((await F("read", "--stream", "Order-1001", "--json")).Lines);
+
+        // More history on the source: the next copy goes on from the target's head and verifies the whole log again.
+        Assert.Equal(0, (await Local("append", "--stream", "Order-2000", "--type", "OrderPlaced", "--data", "{}")).ExitCode);
+        var second = await FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, "copy", "--from", $"sqlite:{_dir.Path}", "--to", Store);
+        Assert.True(second.ExitCode == 0, second.Stderr + second.Stdout);
+        Assert.Contains($"resuming after position {copied}", second.Stderr);
+        Assert.Contains("copied 1 events", second.Stdout);
+        Assert.Contains("verified: both sides hold the same events", second.Stdout);
+        Assert.Equal(copied + 1, (await F("read-all", "--json")).Lines.Length);
+    }
+
+    [Fact]
+    public async Task Copy_onto_a_store_that_holds_other_events_reports_the_mismatch_and_exits_1()
+    {
+        Task<CliResult> Local(params string[] args) => FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, ["--data", _dir.Path, .. args]);
+        Assert.Equal(0, (await Local("append", "--stream", "Order-1", "--type", "OrderPlaced", "--data", "{}")).ExitCode);
+        Assert.Equal(0, (await Local("append", "--stream", "Order-2", "--type", "OrderPlaced", "--data", "{}")).ExitCode);
+        Assert.Equal(0, (await F("append", "--stream", "Other-1", "--type", "SomethingHappened", "--data", "{}")).ExitCode);
+        var r = await FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, "copy", "--from", $"sqlite:{_dir.Path}", "--to", Store);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("MISMATCH", r.Stderr);
+        Assert.Contains("nothing was copied", r.Stderr);
+        Assert.Single((await F("read-all", "--json")).Lines);
+        var bad = await FactumCli.RunWithEnvironment(_dir.Path, new Dictionary<string, string>(), null, "copy", "--from", $"sqlite:{_dir.Path}", "--to", $"sqlite:{_dir.Path}");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("copies to a PostgreSQL store", bad.Stderr);
+    }
+
     private static string ConnectionString()
     {
         var u = new Uri(Server);

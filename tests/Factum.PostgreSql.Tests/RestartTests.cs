@@ -179,3 +179,57 @@ public sealed class RestartTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>Importing a history recorded elsewhere (what <c>factum copy</c> does): kept as it was, or refused whole.</summary>
+public sealed class ImportTests : IAsyncLifetime
+{
+    private PostgresEventStore? _store;
+
+    private PostgresEventStore Store => _store!;
+
+    public async Task InitializeAsync() => _store = await PostgresEventStore.OpenAsync(new PostgresEventStoreOptions(TestServer.ConnectionString) { Schema = TestServer.NewSchema() });
+
+    public async Task DisposeAsync()
+    {
+        await Store.DropSchemaAsync();
+        await Store.DisposeAsync();
+    }
+
+    private static RecordedEvent Recorded(long position, string stream, long version, DateTimeOffset at) => new()
+    {
+        EventId = EventId.New(),
+        Type = "OrderPlaced",
+        SchemaVersion = 2,
+        Timestamp = at,
+        StreamId = StreamId.Parse(stream),
+        StreamVersion = version,
+        Position = position,
+        CorrelationId = "corr-7",
+        CausationId = "cause-7",
+        Metadata = new Dictionary<string, string> { ["tenant"] = "acme" },
+        Payload = "{\"n\":1}"u8.ToArray(),
+    };
+
+    [Fact]
+    public async Task Imported_events_keep_ids_positions_versions_times_and_metadata_and_bad_ones_change_nothing()
+    {
+        var at = new DateTimeOffset(2025, 3, 4, 5, 6, 7, 123, TimeSpan.Zero);
+        var history = new[] { Recorded(3, "Order-1", 0, at), Recorded(7, "Order-2", 0, at.AddSeconds(1)), Recorded(8, "Order-1", 1, at.AddSeconds(2)) };
+        await Store.ImportAsync(history);
+        var all = new List<RecordedEvent>();
+        await foreach (var e in Store.ReadAllAsync()) all.Add(e);
+        Assert.Equal(history.Select(e => (e.EventId, e.Position, e.StreamVersion, e.Timestamp)), all.Select(e => (e.EventId, e.Position, e.StreamVersion, e.Timestamp)));
+        Assert.All(all, e => Assert.Equal(("corr-7", "cause-7", "acme", 2), (e.CorrelationId, e.CausationId, e.Metadata["tenant"], e.SchemaVersion)));
+        Assert.Equal(8, (await Store.GetHeadPositionAsync()).Value);
+
+        // Below the head, or skipping a version: refused, and nothing of the import is written.
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.ImportAsync([Recorded(9, "Order-3", 0, at), Recorded(5, "Order-3", 1, at)]));
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.ImportAsync([Recorded(9, "Order-1", 3, at)]));
+        Assert.Equal(8, (await Store.GetHeadPositionAsync()).Value);
+        Assert.Equal(StreamState.NotFound, (await Store.GetStreamInfoAsync(StreamId.Parse("Order-3"))).State);
+
+        // New appends go on after the imported head.
+        var r = await Store.AppendAsync(StreamId.Parse("Order-1"), ExpectedVersion.Exactly(1), [EventData.FromJson("OrderPaid", "{}")]);
+        Assert.Equal(9, r.FirstPosition.Value);
+    }
+}
