@@ -35,7 +35,7 @@ namespace Microsoft.Extensions.DependencyInjection
     {
         /// <summary>
         /// Uses the PostgreSQL store at <paramref name="connectionString"/> (<c>postgres://user:password@host:port/db</c>
-        /// or an Npgsql connection string), with its leases in the same database.
+        /// or an Npgsql connection string), with its leases and its message store (<see cref="PostgresMessageStore"/>) in the same database.
         /// </summary>
         public static FactumBuilder UsePostgres(this FactumBuilder builder, string connectionString, Func<PostgresEventStoreOptions, PostgresEventStoreOptions>? configure = null)
         {
@@ -53,6 +53,10 @@ namespace Microsoft.Extensions.DependencyInjection
             // Leases in the same database: every node sharing it agrees on one owner per job.
             builder.Services.RemoveAll<Factum.Coordination.ILeaseStore>();
             builder.Services.AddSingleton<Factum.Coordination.ILeaseStore>(sp => new PostgresLeaseStore((PostgresEventStore)sp.GetRequiredService<Factum.IEventStore>()));
+            // The message store in the same schema too: a durable endpoint's inbox record, its handler's writes and its
+            // outbox commit in one transaction of the store's database.
+            builder.Services.RemoveAll<Factum.Messaging.IMessageStore>();
+            builder.Services.AddSingleton<Factum.Messaging.IMessageStore>(sp => new PostgresMessageStore((PostgresEventStore)sp.GetRequiredService<Factum.IEventStore>()));
             return builder;
         }
     }

@@ -85,6 +85,71 @@ internal static class PostgresSchema
             taken_at       timestamptz NOT NULL
         );
         """,
+        // v3: the message store (PostgresMessageStore): inboxes, the outbox handed to the transport by the outbox
+        // dispatcher (deliver_at schedules a send), and the dead letters of durable endpoints with their holds. The
+        // message columns are those of SQLite's message tables (headers as the same JSON text, so that a header value
+        // with U+0000, which jsonb refuses, is kept). Identity ids are never reused: a dispatcher completes entries by
+        // id, and an operator replays or discards dead letters by the id they were shown.
+        """
+        CREATE TABLE {s}.msg_inbox (
+            inbox      text COLLATE "C" NOT NULL,
+            message_id uuid        NOT NULL,
+            handled_at timestamptz NOT NULL,
+            PRIMARY KEY (inbox, message_id)        -- decides between racing commits of one message
+        );
+        CREATE INDEX ix_msg_inbox_age ON {s}.msg_inbox(handled_at);
+        CREATE TABLE {s}.msg_outbox (
+            id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- commit order (assigned under the outbox lock)
+            dest_kind      text NOT NULL CHECK (dest_kind IN ('queue', 'topic')),
+            destination    text COLLATE "C" NOT NULL,
+            deliver_at     timestamptz,            -- NULL: due at once
+            enqueued_at    timestamptz NOT NULL,
+            message_id     uuid    NOT NULL,
+            type           text    NOT NULL,
+            schema_version integer NOT NULL,
+            created_at     timestamptz NOT NULL,
+            correlation_id text    NOT NULL,
+            causation_id   text,
+            reply_to       text,
+            partition_key  text COLLATE "C",
+            headers        text,                   -- JSON object of strings; NULL: none
+            body           bytea   NOT NULL
+        );
+        -- Due reads take the unscheduled entries in id order (deliver_at IS NULL) and the scheduled ones by due time.
+        CREATE INDEX ix_msg_outbox_due ON {s}.msg_outbox(deliver_at, id);
+        CREATE TABLE {s}.msg_store_dead_letters (
+            id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source_kind      text COLLATE "C" NOT NULL, -- Queue, Subscription or Stream
+            source           text COLLATE "C" NOT NULL,
+            grp              text COLLATE "C",
+            source_partition integer,              -- SQLite's partition and offset (OFFSET is reserved here)
+            source_offset    bigint,
+            exception_type   text    NOT NULL,
+            error            text    NOT NULL,
+            stack_trace      text,
+            attempts         integer NOT NULL,
+            first_failure    timestamptz NOT NULL,
+            last_failure     timestamptz NOT NULL,
+            dead_lettered_at timestamptz NOT NULL,
+            held_behind      bigint,               -- the dead letter holding this one's key when it came
+            hold_key         boolean NOT NULL DEFAULT false, -- true: later messages of its key go behind it
+            message_id       uuid    NOT NULL,
+            type             text    NOT NULL,
+            schema_version   integer NOT NULL,
+            created_at       timestamptz NOT NULL,
+            correlation_id   text    NOT NULL,
+            causation_id     text,
+            reply_to         text,
+            partition_key    text COLLATE "C",
+            headers          text,
+            body             bytea   NOT NULL
+        );
+        -- One letter per message and source, also between racing commits (a redelivery that failed again).
+        CREATE UNIQUE INDEX ix_msg_store_dead_letters_message ON {s}.msg_store_dead_letters(message_id, source_kind, source, grp) NULLS NOT DISTINCT;
+        CREATE INDEX ix_msg_store_dead_letters_source ON {s}.msg_store_dead_letters(source, grp);
+        CREATE INDEX ix_msg_store_dead_letters_behind ON {s}.msg_store_dead_letters(held_behind) WHERE held_behind IS NOT NULL;
+        CREATE INDEX ix_msg_store_dead_letters_hold ON {s}.msg_store_dead_letters(source, grp, partition_key, id) WHERE hold_key;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
