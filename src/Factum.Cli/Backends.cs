@@ -147,8 +147,8 @@ internal sealed class MemoryBackend(BackendChoice choice, ILoggerFactory logging
 }
 
 /// <summary>
-/// <c>postgres://…</c> — the PostgreSQL store (events, snapshots, leases); its messages are in memory (PostgreSQL has no
-/// transport yet) and it has no read models that outlive a command yet. A command that only reads does not create the
+/// <c>postgres://…</c> — the PostgreSQL store (events, snapshots, leases, the message store of durable endpoints); its
+/// transport is in memory (PostgreSQL has no transport yet) and it has no read models that outlive a command yet. A command that only reads does not create the
 /// store's schema.
 /// </summary>
 internal sealed class PostgresBackend(BackendChoice choice, bool create, ILoggerFactory logging) : Backend(choice, logging)
@@ -169,9 +169,16 @@ internal sealed class PostgresBackend(BackendChoice choice, bool create, ILogger
 
     public override Factum.Coordination.ILeaseStore Leases => field ??= new PostgresLeaseStore(_store);
 
-    public override IMessageStore MessageStore => field ??= new InMemoryMessageStore(leases: _memoryLeases);
+    // The message store of durable endpoints, in the same schema: what 'factum dlq --message-store' works on.
+    private PostgresMessageStore? _messages;
 
-    public override ValueTask DisposeAsync() => _store.DisposeAsync();
+    public override IMessageStore MessageStore => _messages ??= new PostgresMessageStore(_store);
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_messages is not null) await _messages.DisposeAsync();
+        await _store.DisposeAsync();
+    }
 }
 
 /// <summary><c>sqlite:&lt;path&gt;</c> — the embedded store with its read models and transport in one file.</summary>

@@ -191,11 +191,13 @@ internal static class MessagingCommands
             var inStore = new Option<bool>("--message-store") { Description = "The dead letters of Durable endpoints, kept in the message store (default: the transport's dead-letter queue)." };
 
             // The dead letters a command works on: the transport's queue, or the message store's (durable endpoints).
+            // The message store's letters need only the store; the transport's need a transport that outlives the command.
             Task<int> RunLetters(ParseResult pr, Func<DeadLetters, Output, Task<int>> body) =>
-                Cli.RunOn(pr, data, json, Needs.LastingTransport, async (backend, output) =>
+                Cli.RunOn(pr, data, json, pr.GetValue(inStore) ? Needs.Store : Needs.LastingTransport, async (backend, output) =>
                 {
+                    if (pr.GetValue(inStore)) return await body(DeadLetters.Of(backend.MessageStore), output);
                     await using var transport = backend.OpenTransport();
-                    return await body(pr.GetValue(inStore) ? DeadLetters.Of(backend.MessageStore) : DeadLetters.Of(transport), output);
+                    return await body(DeadLetters.Of(transport), output);
                 });
 
             DeadLetterFilter Filter(ParseResult pr, bool requireSelection)

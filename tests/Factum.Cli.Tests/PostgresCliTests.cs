@@ -137,6 +137,28 @@ public sealed class PostgresCliTests : IAsyncLifetime
         Assert.Contains("copies to a PostgreSQL store", bad.Stderr);
     }
 
+    [Fact]
+    public async Task Dlq_with_message_store_works_on_the_dead_letters_kept_in_postgres()
+    {
+        Assert.Equal(0, (await F("migrate")).ExitCode);
+        await using (var store = await PostgreSql.PostgresEventStore.OpenAsync(new PostgreSql.PostgresEventStoreOptions(Store)))
+        {
+            await using var messages = new PostgreSql.PostgresMessageStore(store);
+            var m = new Factum.Messaging.TransportMessage { Id = Factum.Messaging.MessageId.New(), Type = "CapturePayment", Timestamp = DateTimeOffset.UtcNow, CorrelationId = "c-1", Body = "{}"u8.ToArray() };
+            await messages.CommitAsync(new Factum.Messaging.MessageTransaction
+            {
+                DeadLetters = [new Factum.Messaging.DeadLetterRecord(m, new Factum.Messaging.MessageSource(Factum.Messaging.MessageSourceKind.Queue, "payments"), new Factum.Messaging.FailureInfo("Acme.CardDeclinedException", "declined", null, 4, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow))],
+            });
+        }
+        var list = await F("dlq", "list", "--message-store", "--json");
+        Assert.True(list.ExitCode == 0, list.Stderr);
+        Assert.Equal("payments", System.Text.Json.JsonDocument.Parse(Assert.Single(list.Lines)).RootElement.GetProperty("source").GetString());
+        Assert.Contains("replayed 1", (await F("dlq", "replay", "--all", "--message-store")).Stdout);
+        Assert.Empty((await F("dlq", "list", "--message-store", "--json")).Lines);
+        // Without --message-store the transport's queue is meant, which PostgreSQL does not have yet.
+        Assert.Equal(2, (await F("dlq", "list")).ExitCode);
+    }
+
     private static string ConnectionString()
     {
         var u = new Uri(Server);
