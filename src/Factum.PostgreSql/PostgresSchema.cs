@@ -85,7 +85,24 @@ internal static class PostgresSchema
             taken_at       timestamptz NOT NULL
         );
         """,
-        // v3: the message store (PostgresMessageStore): inboxes, the outbox handed to the transport by the outbox
+        // v3: projections. Each version's read model lives in a table of its own, "rm_<name>_v<version>" (key, jsonb
+        // doc), created when the version registers; this is the record of every version.
+        """
+        CREATE TABLE {s}.projections (
+            name             text COLLATE "C" NOT NULL,
+            version          integer NOT NULL,
+            active           boolean NOT NULL DEFAULT false, -- the version queries read
+            position         bigint  NOT NULL DEFAULT 0,     -- the checkpoint: every event up to here is in its documents
+            state            text    NOT NULL,               -- Building, Live, Faulted or Pending
+            last_error       text,
+            failing_position bigint,
+            updated_at       timestamptz NOT NULL,
+            PRIMARY KEY (name, version)
+        );
+        -- At most one active version per projection, whatever happens concurrently.
+        CREATE UNIQUE INDEX ix_projections_active ON {s}.projections(name) WHERE active;
+        """,
+        // v4: the message store (PostgresMessageStore): inboxes, the outbox handed to the transport by the outbox
         // dispatcher (deliver_at schedules a send), and the dead letters of durable endpoints with their holds. The
         // message columns are those of SQLite's message tables (headers as the same JSON text, so that a header value
         // with U+0000, which jsonb refuses, is kept). Identity ids are never reused: a dispatcher completes entries by

@@ -18,8 +18,19 @@ public static class TestServer
 }
 
 /// <summary>Each test gets a store in a fresh schema of the test database; the schema is dropped after the test.</summary>
-public sealed class PostgresFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory
+public sealed class PostgresFactory : IEventStoreFactory, ISubscriptionStoreFactory, ISnapshotStoreFactory, IProjectionEngineFactory
 {
+    public Projections.IProjectionEngine CreateProjectionEngine(IEventStore store) => new PostgresReadModels((PostgresEventStore)store);
+
+    public async Task RewindCheckpointOnlyAsync(IEventStore store, string projection)
+    {
+        var s = (PostgresEventStore)store;
+        await using var c = await s.OpenConnectionAsync(CancellationToken.None);
+        await using var cmd = new Npgsql.NpgsqlCommand($"UPDATE {s.Schema}.projections SET position = 0 WHERE name = $1", c);
+        cmd.Parameters.AddWithValue(projection);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
     public (Subscriptions.ICheckpointStore Checkpoints, Subscriptions.IParkedEventStore Parked) CreateSubscriptionStores(IEventStore store)
     {
         var s = new PostgresSubscriptionStore((PostgresEventStore)store);
@@ -64,6 +75,7 @@ public sealed class PostgresConcurrency : ConcurrencyConformance<PostgresFactory
 public sealed class PostgresTracing : TracingConformance<PostgresFactory>;
 public sealed class PostgresSubscriptions : SubscriptionConformance<PostgresFactory>;
 public sealed class PostgresAggregates : AggregateConformance<PostgresFactory>;
+public sealed class PostgresProjections : ProjectionConformance<PostgresFactory>;
 
 public sealed class PostgresLeaseFactory : ILeaseStoreFactory
 {
