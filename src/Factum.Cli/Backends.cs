@@ -52,12 +52,8 @@ internal sealed record BackendChoice(StoreConnectionString Store, TransportConne
         const string UseSqlite = "It works on a sqlite: store (--store sqlite:<path>, or --data DIR).";
         if (needs.HasFlag(Needs.StoreFile) && !sqlite)
             throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it checks a SQLite file, and {Store} has none. {UseSqlite}");
-        if (needs.HasFlag(Needs.Projections) && !sqlite)
-        {
-            throw new CommandNotSupportedException(Store.Kind == StoreKind.PostgreSql
-                ? $"'factum {command}' is not supported by the {Store} store yet: PostgreSQL read models (projections) are not available in this version. {UseSqlite}"
-                : $"'factum {command}' is not supported by the {Store} store: it has no read-model store for projections that outlives one command (memory: read models live and end inside one process; the demo builds them). {UseSqlite}");
-        }
+        if (needs.HasFlag(Needs.Projections) && Store.Kind == StoreKind.Memory)
+            throw new CommandNotSupportedException($"'factum {command}' is not supported by the {Store} store: it has no read-model store for projections that outlives one command (memory: read models live and end inside one process; the demo builds them). {UseSqlite}");
         if (!needs.HasFlag(Needs.Transport)) return;
         if (BackendProviders.NotYetAvailable(Transport) is { } transport) throw new BackendNotAvailableException(transport);
         if (Transport.Kind == TransportKind.Sqlite && !sqlite)
@@ -147,8 +143,8 @@ internal sealed class MemoryBackend(BackendChoice choice, ILoggerFactory logging
 }
 
 /// <summary>
-/// <c>postgres://…</c> — the PostgreSQL store (events, snapshots, leases, the message store of durable endpoints); its
-/// transport is in memory (PostgreSQL has no transport yet) and it has no read models that outlive a command yet. A command that only reads does not create the
+/// <c>postgres://…</c> — the PostgreSQL store (events, read models, snapshots, leases, the message store of durable
+/// endpoints); its transport is in memory (PostgreSQL has no transport yet). A command that only reads does not create the
 /// store's schema.
 /// </summary>
 internal sealed class PostgresBackend(BackendChoice choice, bool create, ILoggerFactory logging) : Backend(choice, logging)
@@ -161,6 +157,8 @@ internal sealed class PostgresBackend(BackendChoice choice, bool create, ILogger
     public override int MaxEventSize => _store.Options.MaxEventSize;
 
     public override ISnapshotStore Snapshots => field ??= new PostgresSnapshotStore(_store);
+
+    public override IProjectionEngine Projections => field ??= new PostgresReadModels(_store);
 
     public override IMessageTransport OpenTransport() => new InMemoryTransport();
 
