@@ -13,7 +13,7 @@ namespace Factum.Samples.Tests;
 /// </summary>
 public sealed class PackedPackages : IAsyncLifetime
 {
-    public static readonly string[] Projects = ["Factum", "Factum.Sqlite", "Factum.Design", "Factum.Cli"];
+    public static readonly string[] Projects = ["Factum", "Factum.Sqlite", "Factum.PostgreSql", "Factum.Design", "Factum.Cli"];
 
     private readonly TempFolder _dir = new();
 
