@@ -124,7 +124,7 @@ internal static class CopyCommand
     /// A digest of the log up to <paramref name="head"/>: each event's position, id, stream, version, type, schema version,
     /// time (to the microsecond, PostgreSQL's precision), correlation, causation, metadata and payload.
     /// </summary>
-    private static async Task<(long Count, string Digest)> DigestAsync(IEventStore store, long head, CancellationToken ct)
+    internal static async Task<(long Count, string Digest)> DigestAsync(IEventStore store, long head, CancellationToken ct)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         long count = 0;

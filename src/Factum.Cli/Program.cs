@@ -254,9 +254,10 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
 
 // verify
 {
-    var cmd = new Command("verify", "Check the store file: SQLite integrity plus Factum's invariants (contiguous versions, increasing positions, decodable rows).");
+    var digest = new Option<bool>("--digest") { Description = "Also print the number of events and a SHA-256 digest of all of them (what factum copy compares); always on for PostgreSQL." };
+    var cmd = new Command("verify", "Check the store: for SQLite its file's integrity plus Factum's invariants (contiguous versions, increasing positions, decodable rows); for PostgreSQL the invariants, the head and a digest of every event.") { digest };
     data.AddTo(cmd);
-    cmd.SetAction((pr, ct) =>
+    cmd.SetAction(async (pr, ct) =>
     {
         var output = new Output(Console.Out, pr.GetValue(json));
         string path;
@@ -264,15 +265,22 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
         {
             // verify reads the file itself (it must work on a file the store would refuse to open), so it only checks the choice.
             var choice = data.Resolve(pr);
+            if (choice.Store.Kind == StoreKind.PostgreSql) return await VerifyPostgres(choice.Store, output, ct);
             choice.Check(Needs.StoreFile, Cli.CommandName(pr));
             path = choice.Store.DatabaseFile!;
             Cli.CheckStorePath(path, create: false);
         }
         catch (Exception ex)
         {
-            return Task.FromResult(Cli.Fail(ex));
+            return Cli.Fail(ex);
         }
         var report = SqliteStoreVerifier.Verify(path);
+        (long Count, string Digest)? sum = null;
+        if (pr.GetValue(digest) && report.IsHealthy)
+        {
+            await using var readOnly = new SqliteEventStore(new SqliteEventStoreOptions(path) { ReadOnly = true });
+            sum = await CopyCommand.DigestAsync(readOnly, (await readOnly.GetHeadPositionAsync(ct)).Value, ct);
+        }
         if (output.Json)
         {
             output.JsonLine(w =>
@@ -282,6 +290,7 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
                 w.WriteNumber("streams", report.Streams);
                 w.WriteNumber("events", report.Events);
                 w.WriteNumber("eventsWithoutChecksum", report.EventsWithoutChecksum);
+                if (sum is { } d) w.WriteString("digest", d.Digest);
                 w.WriteStartArray("problems");
                 foreach (var p in report.Problems) w.WriteStringValue(p);
                 w.WriteEndArray();
@@ -294,9 +303,38 @@ Option<string> StreamOption(bool required = true) => new("--stream", "-s") { Des
                   + (report.EventsWithoutChecksum > 0 ? $" ({report.EventsWithoutChecksum} events written before checksums existed could not be checked byte for byte)" : "")
                 : $"PROBLEMS in {path}:");
             foreach (var p in report.Problems) output.Writer.WriteLine($"  - {p}");
+            if (sum is { } d) output.Writer.WriteLine($"digest: {d.Count} events, {d.Digest}");
         }
-        return Task.FromResult(report.IsHealthy ? ExitCodes.Success : ExitCodes.Failure);
+        return report.IsHealthy ? ExitCodes.Success : ExitCodes.Failure;
     });
+
+    static async Task<int> VerifyPostgres(StoreConnectionString store, Output output, CancellationToken ct)
+    {
+        await using var pg = new Factum.PostgreSql.PostgresEventStore(new Factum.PostgreSql.PostgresEventStoreOptions(store) { MigrateOnStart = false });
+        var report = await Factum.PostgreSql.PostgresStoreVerifier.VerifyAsync(pg, ct);
+        var (count, sum) = await CopyCommand.DigestAsync(pg, (await pg.GetHeadPositionAsync(ct)).Value, ct);
+        if (output.Json)
+        {
+            output.JsonLine(w =>
+            {
+                w.WriteString("store", store.ToString());
+                w.WriteBoolean("healthy", report.IsHealthy);
+                w.WriteNumber("streams", report.Streams);
+                w.WriteNumber("events", report.Events);
+                w.WriteString("digest", sum);
+                w.WriteStartArray("problems");
+                foreach (var p in report.Problems) w.WriteStringValue(p);
+                w.WriteEndArray();
+            });
+        }
+        else
+        {
+            output.Writer.WriteLine(report.IsHealthy ? $"ok: {store} — {report.Streams} streams, {report.Events} events, no problems" : $"PROBLEMS in {store}:");
+            foreach (var p in report.Problems) output.Writer.WriteLine($"  - {p}");
+            output.Writer.WriteLine($"digest: {count} events, {sum}");
+        }
+        return report.IsHealthy ? ExitCodes.Success : ExitCodes.Failure;
+    }
     root.Subcommands.Add(cmd);
 }
 

@@ -123,6 +123,29 @@ public sealed class PostgresCliTests : IAsyncLifetime
         Assert.Contains("copied 1 events", second.Stdout);
         Assert.Contains("verified: both sides hold the same events", second.Stdout);
         Assert.Equal(copied + 1, (await F("read-all", "--json")).Lines.Length);
+
+        // verify on both sides: healthy, and the same count and digest.
+        var pg = await F("verify", "--json");
+        Assert.True(pg.ExitCode == 0, pg.Stderr + pg.Stdout);
+        var sqlite = await Local("verify", "--digest", "--json");
+        Assert.True(sqlite.ExitCode == 0, sqlite.Stderr + sqlite.Stdout);
+        var pgReport = System.Text.Json.JsonDocument.Parse(pg.Lines[0]).RootElement;
+        var sqliteReport = System.Text.Json.JsonDocument.Parse(sqlite.Lines[0]).RootElement;
+        Assert.True(pgReport.GetProperty("healthy").GetBoolean());
+        Assert.Equal(sqliteReport.GetProperty("events").GetInt64(), pgReport.GetProperty("events").GetInt64());
+        Assert.Equal(sqliteReport.GetProperty("digest").GetString(), pgReport.GetProperty("digest").GetString());
+
+        // Damage the copy behind Factum's back: verify names it and exits 1.
+        await using (var c = new NpgsqlConnection(ConnectionString()))
+        {
+            await c.OpenAsync();
+            await using var damage = new NpgsqlCommand($"UPDATE {_schema}.streams SET last_version = 41 WHERE stream_id = 'Order-2000'; UPDATE {_schema}.head SET position = position + 5", c);
+            await damage.ExecuteNonQueryAsync();
+        }
+        var broken = await F("verify");
+        Assert.Equal(1, broken.ExitCode);
+        Assert.Contains("stream Order-2000: its row says last version 41, its events end at 0", broken.Stdout);
+        Assert.Contains("the head (high-water mark) is", broken.Stdout);
     }
 
     [Fact]
@@ -171,8 +194,8 @@ public sealed class PostgresCliTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("verify")]
     [InlineData("queues")]
+    [InlineData("topics")]
     public async Task Commands_the_postgres_backend_cannot_do_yet_exit_2_naming_the_backend_that_can(params string[] command)
     {
         var r = await F(command);
