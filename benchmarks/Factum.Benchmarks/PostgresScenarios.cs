@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Factum.PostgreSql;
+using Factum.Subscriptions;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -104,5 +105,76 @@ public static class PostgresScenarios
         sw.Stop();
         memory.Dispose();
         return new Measurement($"raw Npgsql: {perTransaction} rows per transaction (multi-row INSERT, one connection)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    /// <summary>
+    /// Live-subscription latency across processes: a second process (this program again, as <c>pg-latency-writer</c>)
+    /// appends at a steady rate; a subscription here follows <c>$all</c> (woken by NOTIFY) and measures from each event's
+    /// timestamp (taken when its commit began) to its handler. Both processes read the same machine clock.
+    /// </summary>
+    public static async Task<ScenarioResult> SubscriptionLatency(StoreConnectionString store, long events, int ratePerSecond)
+    {
+        var schema = $"bench_{Guid.NewGuid().ToString("N")[..8]}";
+        var options = new PostgresEventStoreOptions(store) { Schema = schema };
+        try
+        {
+            await using var reader = await PostgresEventStore.OpenAsync(options);
+            var latency = Latency.NewHistogram();
+            var handled = 0L;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // The first events warm up both processes (JIT, pools, the listener); they are not measured.
+            const int warmup = 500;
+            await using var sub = new EventSubscription(reader, new InMemorySubscriptionStore(), new SubscriptionOptions("latency") { Start = SubscriptionStart.End }, (e, _) =>
+            {
+                var micros = (DateTimeOffset.UtcNow.UtcTicks - e.Timestamp.UtcTicks) / 10;
+                var n = Interlocked.Increment(ref handled);
+                if (n > warmup) latency.RecordValue(Math.Max(0, micros * Stopwatch.Frequency / 1_000_000));
+                if (n == events + warmup) done.TrySetResult();
+                return ValueTask.CompletedTask;
+            });
+            await sub.StartAsync();
+            using var memory = new MemorySampler();
+            var sw = Stopwatch.StartNew();
+            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true };
+            psi.ArgumentList.Add(typeof(PostgresScenarios).Assembly.Location);
+            foreach (var a in new[] { "pg-latency-writer", options.ConnectionString, schema, (events + warmup).ToString(System.Globalization.CultureInfo.InvariantCulture), ratePerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+                psi.ArgumentList.Add(a);
+            using var writer = Process.Start(psi)!;
+            var stderr = writer.StandardError.ReadToEndAsync();
+            await writer.WaitForExitAsync();
+            if (writer.ExitCode != 0) throw new InvalidOperationException($"the writer process failed: {await stderr}");
+            await done.Task.WaitAsync(TimeSpan.FromMinutes(2));
+            sw.Stop();
+            memory.Dispose();
+            var (p50, p99, max) = Latency.Summarize([latency]);
+            var m = new Measurement("Factum (PostgreSQL): append in another process → subscription handler here", events, sw.Elapsed.TotalSeconds, events / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+            return new ScenarioResult("subscription-latency", Scenarios.Machine, DateTimeOffset.UtcNow,
+                new Dictionary<string, object> { ["events"] = events, ["ratePerSecond"] = ratePerSecond, ["store"] = store.ToString(), ["processes"] = 2 },
+                m, [], new Dictionary<string, double>(), [new Target("p99 < 10 ms across processes", p99 < 10)]);
+        }
+        finally
+        {
+            var c = new NpgsqlConnection(options.ConnectionString);
+            await using var cScope = c;
+            await c.OpenAsync();
+            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE", c);
+            await drop.ExecuteNonQueryAsync();
+        }
+    }
+
+    /// <summary>The writer process of <see cref="SubscriptionLatency"/>: appends one event at a time at a steady rate.</summary>
+    public static async Task LatencyWriter(string connectionString, string schema, long events, int ratePerSecond)
+    {
+        await using var store = await PostgresEventStore.OpenAsync(new PostgresEventStoreOptions(connectionString) { Schema = schema });
+        var stream = StreamId.Parse("Latency-1");
+        var interval = TimeSpan.FromSeconds(1.0 / ratePerSecond);
+        var start = Stopwatch.GetTimestamp();
+        for (long i = 0; i < events; i++)
+        {
+            var due = start + (long)(i * interval.TotalSeconds * Stopwatch.Frequency);
+            var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+            if (wait > TimeSpan.Zero) await Task.Delay(wait);
+            await store.AppendAsync(stream, ExpectedVersion.Any, [new EventData("OrderPlaced", Payload)]);
+        }
     }
 }

@@ -13,11 +13,18 @@ var usage = $"""
     usage: Factum.Benchmarks <{string.Join('|', scenarios)}> [--events N | --messages N] [--writers N] [--batch N] [--page-size N] [--rate N] [--json] [--dir PATH] [--store STORE] [--transport TRANSPORT]
       --store STORE          the store of the store scenarios, as the CLI takes it: sqlite:DIR (the default, in a temporary
                              folder or --dir: each scenario writes its own files under DIR) or memory: (append-*,
-                             subscription-latency and aggregate-load; the others need sqlite:). postgres:// is refused.
+                             subscription-latency and aggregate-load; the others need sqlite:), or postgres://user:password@host:port/db
+                             (append-concurrent and subscription-latency, in a schema of their own, dropped at the end).
       --transport TRANSPORT  the messaging scenarios: sqlite (the default: the SQLite transport measured with the
                              in-memory one) or memory: (the in-memory transport alone, against Channel<T>).
                              amqp:// and nats:// are refused.
     """;
+// The writer process of the PostgreSQL subscription-latency scenario (this program, started by itself).
+if (args is ["pg-latency-writer", var writerConnection, var writerSchema, var writerEvents, var writerRate])
+{
+    await PostgresScenarios.LatencyWriter(writerConnection, writerSchema, long.Parse(writerEvents, CultureInfo.InvariantCulture), int.Parse(writerRate, CultureInfo.InvariantCulture));
+    return 0;
+}
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(usage);
@@ -51,12 +58,14 @@ var inMemory = store?.Kind == StoreKind.Memory;
 if (store?.Kind == StoreKind.PostgreSql)
 {
     // PostgreSQL: the scenarios that exist for it so far; each drops its schemas at the end.
-    if (scenario != "append-concurrent")
+    if (scenario is not ("append-concurrent" or "subscription-latency"))
     {
-        Console.Error.WriteLine($"error: the {scenario} scenario does not run on PostgreSQL yet; append-concurrent does.");
+        Console.Error.WriteLine($"error: the {scenario} scenario does not run on PostgreSQL yet; append-concurrent and subscription-latency do.");
         return 2;
     }
-    var pg = await PostgresScenarios.AppendConcurrent(store, Arg("--events") ?? 100_000, (int)(Arg("--writers") ?? 64));
+    var pg = scenario == "append-concurrent"
+        ? await PostgresScenarios.AppendConcurrent(store, Arg("--events") ?? 100_000, (int)(Arg("--writers") ?? 64))
+        : await PostgresScenarios.SubscriptionLatency(store, Arg("--events") ?? 5_000, (int)(Arg("--rate") ?? 1000));
     Report.Print(pg);
     if (args.Contains("--json")) Console.WriteLine(JsonSerializer.Serialize(pg, ReportJson.Options));
     return 0;
