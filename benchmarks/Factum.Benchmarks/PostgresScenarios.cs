@@ -21,24 +21,29 @@ public static class PostgresScenarios
     {
         var schema = $"bench_{Guid.NewGuid().ToString("N")[..8]}";
         var options = new PostgresEventStoreOptions(store) { Schema = schema };
-        Measurement factum, raw;
+        Measurement factum, raw, marten;
         try
         {
             factum = await FactumAppend(options, events, writers);
             raw = await RawBatched(options.ConnectionString, schema + "_raw", events, writers);
+            marten = await MartenQuickAppend(options.ConnectionString, schema + "_marten", events, writers);
         }
         finally
         {
             await using var c = new NpgsqlConnection(options.ConnectionString);
             await c.OpenAsync();
-            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {schema}_raw CASCADE", c);
+            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {schema}_raw CASCADE; DROP SCHEMA IF EXISTS {schema}_marten CASCADE", c);
             await drop.ExecuteNonQueryAsync();
         }
-        var ratios = new Dictionary<string, double> { ["vs raw Npgsql batched"] = factum.EventsPerSecond / raw.EventsPerSecond };
+        var ratios = new Dictionary<string, double>
+        {
+            ["vs raw Npgsql batched"] = factum.EventsPerSecond / raw.EventsPerSecond,
+            ["vs Marten QuickAppend"] = factum.EventsPerSecond / marten.EventsPerSecond,
+        };
         return new ScenarioResult("append-concurrent", Scenarios.Machine, DateTimeOffset.UtcNow,
             new Dictionary<string, object> { ["events"] = events, ["writers"] = writers, ["store"] = store.ToString(), ["rowsPerBaselineTransaction"] = writers, ["durability"] = "synchronous_commit as the server has it (on by default)" },
-            factum, [raw], ratios,
-            [new Target("≥ 0.8× raw Npgsql batched", ratios["vs raw Npgsql batched"] >= 0.8)]);
+            factum, [raw, marten], ratios,
+            [new Target("≥ 0.8× raw Npgsql batched", ratios["vs raw Npgsql batched"] >= 0.8), new Target("≥ 6× Marten QuickAppend", ratios["vs Marten QuickAppend"] >= 6)]);
     }
 
     private static async Task<Measurement> FactumAppend(PostgresEventStoreOptions options, long events, int writers)
@@ -68,6 +73,49 @@ public static class PostgresScenarios
         Console.Error.WriteLine($"  factum: {commits:N0} commits for {written:N0} events ({(double)written / Math.Max(1, commits):F1} events per commit)");
         var (p50, p99, max) = Latency.Summarize(histograms);
         return new Measurement("Factum (PostgreSQL backend)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+    }
+
+    /// <summary>
+    /// The peer: Marten 9.58 with <c>EventAppendMode.Quick</c> and string stream ids, each writer appending one event per
+    /// session to its own stream (what an application does per command), in a schema of its own on the same server.
+    /// </summary>
+    private static async Task<Measurement> MartenQuickAppend(string connectionString, string schema, long events, int writers)
+    {
+        using var store = Marten.DocumentStore.For(o =>
+        {
+            o.Connection(connectionString);
+            o.DatabaseSchemaName = schema;
+            o.Events.AppendMode = JasperFx.Events.EventAppendMode.Quick;
+            o.Events.StreamIdentity = JasperFx.Events.StreamIdentity.AsString;
+        });
+        await store.Storage.ApplyAllConfiguredChangesToDatabaseAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            await using var warm = store.LightweightSession();
+            warm.Events.Append($"Warmup-{i}", new MartenOrderPlaced("warmup", 1m));
+            await warm.SaveChangesAsync();
+        }
+        var perWriter = events / writers;
+        var histograms = Enumerable.Range(0, writers).Select(_ => Latency.NewHistogram()).ToArray();
+        using var memory = new MemorySampler();
+        var sw = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            var h = histograms[w];
+            for (long i = 0; i < perWriter; i++)
+            {
+                var start = Stopwatch.GetTimestamp();
+                await using var session = store.LightweightSession();
+                session.Events.Append($"Bench-{w}", new MartenOrderPlaced("ord-0001234", 123.45m));
+                await session.SaveChangesAsync();
+                h.RecordValue(Stopwatch.GetTimestamp() - start);
+            }
+        })));
+        sw.Stop();
+        memory.Dispose();
+        var written = perWriter * writers;
+        var (p50, p99, max) = Latency.Summarize(histograms);
+        return new Measurement("Marten 9.58 QuickAppend (one event per session, own stream per writer)", written, sw.Elapsed.TotalSeconds, written / sw.Elapsed.TotalSeconds, p50, p99, max, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
     }
 
     private static async Task<Measurement> RawBatched(string connectionString, string schema, long events, int perTransaction)
@@ -178,3 +226,6 @@ public static class PostgresScenarios
         }
     }
 }
+
+/// <summary>The event the Marten baseline appends.</summary>
+public sealed record MartenOrderPlaced(string OrderId, decimal Amount);
