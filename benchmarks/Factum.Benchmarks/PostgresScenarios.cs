@@ -156,6 +156,80 @@ public static class PostgresScenarios
     }
 
     /// <summary>
+    /// Reading the global log: N events (imported in large transactions) read back with <c>ReadAllAsync</c> in pages,
+    /// against the raw baseline — one Npgsql reader streaming the same rows with no paging and no Factum code.
+    /// </summary>
+    public static async Task<ScenarioResult> ReadAll(StoreConnectionString store, long events)
+    {
+        var schema = $"bench_{Guid.NewGuid().ToString("N")[..8]}";
+        var options = new PostgresEventStoreOptions(store) { Schema = schema, ReadPageSize = 4096 };
+        try
+        {
+            await using var pg = await PostgresEventStore.OpenAsync(options);
+            var at = DateTimeOffset.UtcNow;
+            for (long p = 1; p <= events; p += 10_000)
+            {
+                var chunk = new List<RecordedEvent>();
+                for (var i = p; i < Math.Min(events + 1, p + 10_000); i++)
+                {
+                    chunk.Add(new RecordedEvent
+                    {
+                        EventId = EventId.New(),
+                        Type = "OrderPlaced",
+                        SchemaVersion = 1,
+                        Timestamp = at,
+                        StreamId = StreamId.Parse($"Order-{i % 1000}"),
+                        StreamVersion = (i - 1) / 1000,
+                        Position = i,
+                        CorrelationId = "bench",
+                        Payload = Payload,
+                    });
+                }
+                await pg.ImportAsync(chunk);
+            }
+            // Warm the cache and the JIT with one pass, then measure.
+            await foreach (var _ in pg.ReadAllAsync()) { }
+            using var memory = new MemorySampler();
+            var sw = Stopwatch.StartNew();
+            long read = 0;
+            await foreach (var _ in pg.ReadAllAsync()) read++;
+            sw.Stop();
+            memory.Dispose();
+            var factum = new Measurement($"Factum (PostgreSQL): ReadAllAsync, pages of {options.ReadPageSize}", read, sw.Elapsed.TotalSeconds, read / sw.Elapsed.TotalSeconds, null, null, null, memory.PeakManaged, memory.PeakWorkingSet, memory.StartManaged);
+
+            await using var c = new NpgsqlConnection(options.ConnectionString);
+            await c.OpenAsync();
+            using var rawMemory = new MemorySampler();
+            var rawSw = Stopwatch.StartNew();
+            long rawRead = 0;
+            using (var cmd = new NpgsqlCommand($"SELECT position, stream_id, stream_version, event_id, type, created_at, payload FROM {schema}.events ORDER BY position", c))
+            await using (var r = await cmd.ExecuteReaderAsync())
+            {
+                while (await r.ReadAsync())
+                {
+                    _ = r.GetInt64(0); _ = r.GetString(1); _ = r.GetInt64(2); _ = r.GetGuid(3); _ = r.GetString(4); _ = r.GetFieldValue<DateTime>(5); _ = r.GetFieldValue<byte[]>(6);
+                    rawRead++;
+                }
+            }
+            rawSw.Stop();
+            rawMemory.Dispose();
+            var raw = new Measurement("raw Npgsql: one reader streaming the rows (no paging, no Factum code)", rawRead, rawSw.Elapsed.TotalSeconds, rawRead / rawSw.Elapsed.TotalSeconds, null, null, null, rawMemory.PeakManaged, rawMemory.PeakWorkingSet, rawMemory.StartManaged);
+            var ratios = new Dictionary<string, double> { ["vs raw Npgsql"] = factum.EventsPerSecond / raw.EventsPerSecond };
+            return new ScenarioResult("read-all", Scenarios.Machine, DateTimeOffset.UtcNow,
+                new Dictionary<string, object> { ["events"] = events, ["pageSize"] = options.ReadPageSize, ["store"] = store.ToString() },
+                factum, [raw], ratios, [new Target("≥ 300,000 events/s", factum.EventsPerSecond >= 300_000)]);
+        }
+        finally
+        {
+            var c = new NpgsqlConnection(options.ConnectionString);
+            await using var cScope = c;
+            await c.OpenAsync();
+            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE", c);
+            await drop.ExecuteNonQueryAsync();
+        }
+    }
+
+    /// <summary>
     /// Live-subscription latency across processes: a second process (this program again, as <c>pg-latency-writer</c>)
     /// appends at a steady rate; a subscription here follows <c>$all</c> (woken by NOTIFY) and measures from each event's
     /// timestamp (taken when its commit began) to its handler. Both processes read the same machine clock.

@@ -14,7 +14,7 @@ var usage = $"""
       --store STORE          the store of the store scenarios, as the CLI takes it: sqlite:DIR (the default, in a temporary
                              folder or --dir: each scenario writes its own files under DIR) or memory: (append-*,
                              subscription-latency and aggregate-load; the others need sqlite:), or postgres://user:password@host:port/db
-                             (append-concurrent and subscription-latency, in a schema of their own, dropped at the end).
+                             (append-concurrent, subscription-latency and read-all, in a schema of their own, dropped at the end).
       --transport TRANSPORT  the messaging scenarios: sqlite (the default: the SQLite transport measured with the
                              in-memory one) or memory: (the in-memory transport alone, against Channel<T>).
                              amqp:// and nats:// are refused.
@@ -58,14 +58,17 @@ var inMemory = store?.Kind == StoreKind.Memory;
 if (store?.Kind == StoreKind.PostgreSql)
 {
     // PostgreSQL: the scenarios that exist for it so far; each drops its schemas at the end.
-    if (scenario is not ("append-concurrent" or "subscription-latency"))
+    if (scenario is not ("append-concurrent" or "subscription-latency" or "read-all"))
     {
-        Console.Error.WriteLine($"error: the {scenario} scenario does not run on PostgreSQL yet; append-concurrent and subscription-latency do.");
+        Console.Error.WriteLine($"error: the {scenario} scenario does not run on PostgreSQL yet; append-concurrent, subscription-latency and read-all do.");
         return 2;
     }
-    var pg = scenario == "append-concurrent"
-        ? await PostgresScenarios.AppendConcurrent(store, Arg("--events") ?? 100_000, (int)(Arg("--writers") ?? 64))
-        : await PostgresScenarios.SubscriptionLatency(store, Arg("--events") ?? 5_000, (int)(Arg("--rate") ?? 1000));
+    var pg = scenario switch
+    {
+        "append-concurrent" => await PostgresScenarios.AppendConcurrent(store, Arg("--events") ?? 100_000, (int)(Arg("--writers") ?? 64)),
+        "read-all" => await PostgresScenarios.ReadAll(store, Arg("--events") ?? 500_000),
+        _ => await PostgresScenarios.SubscriptionLatency(store, Arg("--events") ?? 5_000, (int)(Arg("--rate") ?? 1000)),
+    };
     Report.Print(pg);
     if (args.Contains("--json")) Console.WriteLine(JsonSerializer.Serialize(pg, ReportJson.Options));
     return 0;

@@ -822,24 +822,40 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
     {
         options ??= ReadAllOptions.Default;
         var forwards = options.Direction == Direction.Forwards;
-        var next = forwards ? Math.Max(1, options.From.Value) : options.From.Value;
-        var bound = options.To?.Value ?? (forwards ? long.MaxValue : 0);
         var f = options.Filter;
-        // Parameters: $1 the next position, $2 the bound, $3 the page size, then one per filter in use.
-        var where = forwards ? "position >= $1 AND position <= $2" : "position <= $1 AND position >= $2";
+        // Each page asks for a window of positions, not an open range: positions are dense (no gaps), so a window of a
+        // page's size holds a page, and the planner walks the primary key whatever it knows of the table (on a table not
+        // analyzed yet, an open range makes it read every later row and sort them, on every page).
+        // Parameters: $1 and $2 the window (low, high), $3 the page size, then one per filter in use.
+        var where = "position >= $1 AND position <= $2";
         var filters = new List<string[]>();
         if (f.EventTypes.Count > 0) { filters.Add([.. f.EventTypes]); where += $" AND type = ANY(${filters.Count + 3})"; }
         if (f.Categories.Count > 0) { filters.Add([.. f.Categories]); where += $" AND category = ANY(${filters.Count + 3})"; }
         if (f.StreamPrefixes.Count > 0) { filters.Add([.. f.StreamPrefixes]); where += $" AND EXISTS (SELECT 1 FROM unnest(${filters.Count + 3}::text[]) p WHERE starts_with(stream_id, p))"; }
         var sql = $"SELECT {EventColumns} FROM {_s}.events WHERE {where} ORDER BY position {(forwards ? "" : "DESC")} LIMIT $3";
+        // A filtered read skips positions, so its windows are wider.
+        var window = (long)_options.ReadPageSize * (f.IsEmpty ? 1 : 16);
+        var head = (await GetHeadPositionAsync(cancellationToken).ConfigureAwait(false)).Value;
+        var next = forwards ? Math.Max(1, options.From.Value) : Math.Min(options.From.Value, head);
+        var end = forwards ? Math.Min(options.To?.Value ?? long.MaxValue, head) : Math.Max(options.To?.Value ?? 1, 1);
         long returned = 0;
-        while (returned < options.MaxCount && (forwards ? next <= bound : next >= Math.Max(bound, 1)))
+        while (returned < options.MaxCount)
         {
+            if (forwards && next > end)
+            {
+                // Caught up with the head read at the start: go on only if the log has grown since (and To allows).
+                head = (await GetHeadPositionAsync(cancellationToken).ConfigureAwait(false)).Value;
+                var newEnd = Math.Min(options.To?.Value ?? long.MaxValue, head);
+                if (newEnd < next) yield break;
+                end = newEnd;
+            }
+            if (!forwards && next < end) yield break;
+            var (low, high) = forwards ? (next, Math.Min(end, next + window - 1)) : (Math.Max(end, next - window + 1), next);
             var limit = (int)Math.Min(_options.ReadPageSize, options.MaxCount - returned);
             var page = await PageAsync(sql, p =>
             {
-                p.AddWithValue(next);
-                p.AddWithValue(bound);
+                p.AddWithValue(low);
+                p.AddWithValue(high);
                 p.AddWithValue(limit);
                 foreach (var values in filters) p.AddWithValue(NpgsqlDbType.Array | NpgsqlDbType.Text, values);
             }, cancellationToken).ConfigureAwait(false);
@@ -848,8 +864,8 @@ public sealed class PostgresEventStore : IEventStore, Subscriptions.IAppendNotif
                 returned++;
                 yield return e;
             }
-            if (page.Count < limit) yield break;
-            next = page[^1].Position.Value + (forwards ? 1 : -1);
+            // A full page ends where its last event is; a short one has seen its whole window.
+            next = page.Count == limit ? page[^1].Position.Value + (forwards ? 1 : -1) : (forwards ? high + 1 : low - 1);
         }
     }
 
