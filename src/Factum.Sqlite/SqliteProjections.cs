@@ -88,6 +88,7 @@ public sealed class SqliteProjectionStore(SqliteEventStore store) : IProjectionS
         var now = Now;
         return _store.ExecuteInWriterAsync(c =>
         {
+            RefuseSharedTable(c, registration.Name);
             CreateStorage(c, null, registration.Name, registration.Version, registration.IndexedFields);
             using var cmd = c.CreateCommand();
             cmd.CommandText = """
@@ -99,6 +100,19 @@ public sealed class SqliteProjectionStore(SqliteEventStore store) : IProjectionS
             cmd.Parameters.AddWithValue("$now", now);
             return cmd.ExecuteNonQuery();
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Refuses a projection whose read-model tables would be another projection's: SQLite compares table names without
+    /// regard to case, and the table name writes '-' as '_', so 'orders-by-day' and 'Orders_by_day' would share one.
+    /// </summary>
+    private static void RefuseSharedTable(SqliteConnection c, string name)
+    {
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT DISTINCT name FROM projections WHERE name <> $n AND lower(replace(name, '-', '_')) = lower(replace($n, '-', '_'))";
+        cmd.Parameters.AddWithValue("$n", name);
+        if (cmd.ExecuteScalar() is string other)
+            throw new ArgumentException($"Projection '{name}' would keep its read model in the same SQLite table as projection '{other}' (table names ignore case, and '-' is written as '_'); give one of them another name.", nameof(name));
     }
 
     /// <inheritdoc />

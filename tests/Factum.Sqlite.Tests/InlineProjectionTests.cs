@@ -183,3 +183,30 @@ public sealed class ProjectionIndexTests : IDisposable
         return string.Join("\n", plan);
     }
 }
+
+/// <summary>Two projections never share a read-model table: names SQLite would map to one table are refused.</summary>
+public sealed class ProjectionTableNameTests : IDisposable
+{
+    private readonly string _dir = TempDir.Create();
+
+    public void Dispose() => TempDir.Delete(_dir);
+
+    [Theory]
+    [InlineData("orders-by-day", "orders_by_day")]
+    [InlineData("Orders", "orders")]
+    [InlineData("revenue-Per-Day", "REVENUE_per_day")]
+    public async Task A_name_that_would_share_another_projections_table_is_refused_and_the_first_keeps_working(string first, string second)
+    {
+        await using var store = new SqliteEventStore(Path.Combine(_dir, "factum.db"));
+        var projections = new SqliteProjectionStore(store);
+        await projections.RegisterAsync(new Factum.Projections.ProjectionRegistration(first, 1, []));
+        var ex = await Assert.ThrowsAsync<ArgumentException>(() => projections.RegisterAsync(new Factum.Projections.ProjectionRegistration(second, 1, [])));
+        Assert.Contains($"'{second}'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"'{first}'", ex.Message, StringComparison.Ordinal);
+        // Registering the first again (a restart) and a name of its own are fine.
+        await projections.RegisterAsync(new Factum.Projections.ProjectionRegistration(first, 1, []));
+        await projections.RegisterAsync(new Factum.Projections.ProjectionRegistration(first, 2, []));
+        await projections.RegisterAsync(new Factum.Projections.ProjectionRegistration("something-else", 1, []));
+        Assert.Equal([first, "something-else"], (await projections.ListAsync()).Select(p => p.Name).Distinct().Order(StringComparer.Ordinal));
+    }
+}
