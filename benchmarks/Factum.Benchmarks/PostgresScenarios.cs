@@ -30,10 +30,7 @@ public static class PostgresScenarios
         }
         finally
         {
-            await using var c = new NpgsqlConnection(options.ConnectionString);
-            await c.OpenAsync();
-            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {schema}_raw CASCADE; DROP SCHEMA IF EXISTS {schema}_marten CASCADE", c);
-            await drop.ExecuteNonQueryAsync();
+            await DropSchemasAsync(options.ConnectionString, schema, schema + "_raw", schema + "_marten");
         }
         var ratios = new Dictionary<string, double>
         {
@@ -44,6 +41,15 @@ public static class PostgresScenarios
             new Dictionary<string, object> { ["events"] = events, ["writers"] = writers, ["store"] = store.ToString(), ["rowsPerBaselineTransaction"] = writers, ["durability"] = "synchronous_commit as the server has it (on by default)" },
             factum, [raw, marten], ratios,
             [new Target("≥ 0.8× raw Npgsql batched", ratios["vs raw Npgsql batched"] >= 0.8), new Target("≥ 6× Marten QuickAppend", ratios["vs Marten QuickAppend"] >= 6)]);
+    }
+
+    /// <summary>Each scenario works in schemas of its own and drops them at the end, whatever happened.</summary>
+    private static async Task DropSchemasAsync(string connectionString, params string[] schemas)
+    {
+        await using var c = new NpgsqlConnection(connectionString);
+        await c.OpenAsync();
+        using var drop = new NpgsqlCommand(string.Concat(schemas.Select(s => $"DROP SCHEMA IF EXISTS {s} CASCADE;")), c);
+        await drop.ExecuteNonQueryAsync();
     }
 
     private static async Task<Measurement> FactumAppend(PostgresEventStoreOptions options, long events, int writers)
@@ -221,11 +227,7 @@ public static class PostgresScenarios
         }
         finally
         {
-            var c = new NpgsqlConnection(options.ConnectionString);
-            await using var cScope = c;
-            await c.OpenAsync();
-            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE", c);
-            await drop.ExecuteNonQueryAsync();
+            await DropSchemasAsync(options.ConnectionString, schema);
         }
     }
 
@@ -276,11 +278,7 @@ public static class PostgresScenarios
         }
         finally
         {
-            var c = new NpgsqlConnection(options.ConnectionString);
-            await using var cScope = c;
-            await c.OpenAsync();
-            using var drop = new NpgsqlCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE", c);
-            await drop.ExecuteNonQueryAsync();
+            await DropSchemasAsync(options.ConnectionString, schema);
         }
     }
 

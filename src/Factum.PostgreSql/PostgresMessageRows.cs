@@ -15,10 +15,10 @@ namespace Factum.PostgreSql;
 internal static class PostgresMessageRows
 {
     /// <summary>The message columns, in the order <see cref="BindMessage"/> binds and <see cref="ReadMessage"/> reads them.</summary>
-    internal const string MessageColumnNames = "message_id, type, schema_version, created_at, correlation_id, causation_id, reply_to, partition_key, headers, body";
+    internal static readonly string MessageColumnNames = PostgresSchema.MessageColumnNames;
 
     /// <summary>The columns <see cref="ReadDeadLetter"/> reads, in its order.</summary>
-    internal const string DeadLetterColumns = "id, source_kind, source, grp, source_partition, source_offset, exception_type, error, stack_trace, attempts, first_failure, last_failure, dead_lettered_at, held_behind, " + MessageColumnNames;
+    internal static readonly string DeadLetterColumns = "id, source_kind, source, grp, source_partition, source_offset, exception_type, error, stack_trace, attempts, first_failure, last_failure, dead_lettered_at, held_behind, " + MessageColumnNames;
 
     /// <summary>Appends a positional parameter; returns its placeholder (<c>$n</c>).</summary>
     internal static string Param(NpgsqlParameterCollection p, NpgsqlDbType type, object? value)

@@ -226,12 +226,12 @@ public sealed class PostgresMessageStore : IMessageStore, IAsyncDisposable
         await using var cScope = c.ConfigureAwait(false);
         // Unscheduled entries in id order and due scheduled ones, each through the (deliver_at, id) index, then merged:
         // one scan by id would step over every entry scheduled for later on each poll.
-        const string Columns = "id, dest_kind, destination, deliver_at, enqueued_at, " + MessageColumnNames;
+        var columns = "id, dest_kind, destination, deliver_at, enqueued_at, " + MessageColumnNames;
         using var cmd = new NpgsqlCommand($"""
-            SELECT {Columns} FROM (
-                (SELECT {Columns} FROM {_s}.msg_outbox WHERE deliver_at IS NULL ORDER BY id LIMIT $1)
+            SELECT {columns} FROM (
+                (SELECT {columns} FROM {_s}.msg_outbox WHERE deliver_at IS NULL ORDER BY id LIMIT $1)
                 UNION ALL
-                (SELECT {Columns} FROM {_s}.msg_outbox WHERE deliver_at <= $2 ORDER BY id LIMIT $1)
+                (SELECT {columns} FROM {_s}.msg_outbox WHERE deliver_at <= $2 ORDER BY id LIMIT $1)
             ) due ORDER BY id LIMIT $1
             """, c);
         cmd.Parameters.AddWithValue(NpgsqlDbType.Integer, max);

@@ -146,14 +146,7 @@ public sealed class PostgresProjectionStore : IProjectionStore
         for (var i = 0; i < query.Conditions.Count; i++)
         {
             var (field, op, value) = query.Conditions[i];
-            var sqlOp = op switch
-            {
-                QueryOperator.Equal => "=",
-                QueryOperator.LessThan => "<",
-                QueryOperator.LessThanOrEqual => "<=",
-                QueryOperator.GreaterThan => ">",
-                _ => ">=",
-            };
+            var sqlOp = op.ToSql();
             var p = $"${cmd.Parameters.Count + 1}";
             sql.Append(i == 0 ? " WHERE " : " AND ");
             switch (value)

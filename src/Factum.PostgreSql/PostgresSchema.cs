@@ -104,8 +104,8 @@ internal static class PostgresSchema
         """,
         // v4: the message store (PostgresMessageStore): inboxes, the outbox handed to the transport by the outbox
         // dispatcher (deliver_at schedules a send), and the dead letters of durable endpoints with their holds. The
-        // message columns are those of SQLite's message tables (headers as the same JSON text, so that a header value
-        // with U+0000, which jsonb refuses, is kept). Identity ids are never reused: a dispatcher completes entries by
+        // message columns (MessageColumns, below) are those of SQLite's message tables (headers as the same JSON text, so
+        // that a header value with U+0000, which jsonb refuses, is kept). Identity ids are never reused: a dispatcher completes entries by
         // id, and an operator replays or discards dead letters by the id they were shown.
         """
         CREATE TABLE {s}.msg_inbox (
@@ -121,16 +121,7 @@ internal static class PostgresSchema
             destination    text COLLATE "C" NOT NULL,
             deliver_at     timestamptz,            -- NULL: due at once
             enqueued_at    timestamptz NOT NULL,
-            message_id     uuid    NOT NULL,
-            type           text    NOT NULL,
-            schema_version integer NOT NULL,
-            created_at     timestamptz NOT NULL,
-            correlation_id text    NOT NULL,
-            causation_id   text,
-            reply_to       text,
-            partition_key  text COLLATE "C",
-            headers        text,                   -- JSON object of strings; NULL: none
-            body           bytea   NOT NULL
+            {message_columns}
         );
         -- Due reads take the unscheduled entries in id order (deliver_at IS NULL) and the scheduled ones by due time.
         CREATE INDEX ix_msg_outbox_due ON {s}.msg_outbox(deliver_at, id);
@@ -150,16 +141,7 @@ internal static class PostgresSchema
             dead_lettered_at timestamptz NOT NULL,
             held_behind      bigint,               -- the dead letter holding this one's key when it came
             hold_key         boolean NOT NULL DEFAULT false, -- true: later messages of its key go behind it
-            message_id       uuid    NOT NULL,
-            type             text    NOT NULL,
-            schema_version   integer NOT NULL,
-            created_at       timestamptz NOT NULL,
-            correlation_id   text    NOT NULL,
-            causation_id     text,
-            reply_to         text,
-            partition_key    text COLLATE "C",
-            headers          text,
-            body             bytea   NOT NULL
+            {message_columns}
         );
         -- One letter per message and source, also between racing commits (a redelivery that failed again).
         CREATE UNIQUE INDEX ix_msg_store_dead_letters_message ON {s}.msg_store_dead_letters(message_id, source_kind, source, grp) NULLS NOT DISTINCT;
@@ -169,6 +151,19 @@ internal static class PostgresSchema
         """,
     ];
 
+    /// <summary>The message envelope's columns: the one list the message tables and their statements take them from.</summary>
+    private static readonly (string Name, string Type)[] MessageColumns =
+    [
+        ("message_id", "uuid NOT NULL"), ("type", "text NOT NULL"), ("schema_version", "integer NOT NULL"), ("created_at", "timestamptz NOT NULL"),
+        ("correlation_id", "text NOT NULL"), ("causation_id", "text"), ("reply_to", "text"), ("partition_key", "text COLLATE \"C\""),
+        ("headers", "text"), ("body", "bytea NOT NULL"),
+    ];
+
+    /// <summary>The message columns' names, comma-separated, in table order.</summary>
+    internal static readonly string MessageColumnNames = string.Join(", ", MessageColumns.Select(c => c.Name));
+
+    private static readonly string MessageColumnDefinitions = string.Join(",\n            ", MessageColumns.Select(c => $"{c.Name,-16} {c.Type}"));
+
     public static int LatestVersion => Migrations.Length;
 
     /// <summary>The SQL that brings a schema from <paramref name="from"/> to the latest version (what <c>factum migrate --print</c> shows).</summary>
@@ -177,7 +172,7 @@ internal static class PostgresSchema
         var parts = new List<string> { $"CREATE SCHEMA IF NOT EXISTS {schema};", $"CREATE TABLE IF NOT EXISTS {schema}.factum_meta (key text PRIMARY KEY, value text NOT NULL);" };
         for (var v = from; v < Migrations.Length; v++)
         {
-            parts.Add(Migrations[v].Replace("{s}", schema, StringComparison.Ordinal));
+            parts.Add(Migrations[v].Replace("{message_columns}", MessageColumnDefinitions, StringComparison.Ordinal).Replace("{s}", schema, StringComparison.Ordinal));
             parts.Add($"INSERT INTO {schema}.factum_meta(key, value) VALUES ('schema_version', '{v + 1}') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;");
         }
         return string.Join("\n", parts);

@@ -47,8 +47,7 @@ public sealed class SqliteMessageStore : IMessageStore
     private readonly OutboxSignal _signal;
 
     // Prepared commands on the writer's connection, reused across commits (only touched on the writer, one request at a time).
-    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
-    private SqliteConnection? _commandsConnection;
+    private readonly WriterCommands _commands = new();
 
     /// <summary>Keeps messages in <paramref name="store"/>'s file and writes through its writer.</summary>
     /// <param name="store">The store (its clock, <see cref="EventStoreOptions.TimeProvider"/>, decides due times and inbox ages).</param>
@@ -66,29 +65,9 @@ public sealed class SqliteMessageStore : IMessageStore
 
     private long NowTicks => _store.Options.TimeProvider.GetUtcNow().UtcTicks;
 
-    private SqliteCommand Cmd(SqliteConnection c, string sql)
-    {
-        if (!ReferenceEquals(c, _commandsConnection))
-        {
-            foreach (var old in _commands.Values) old.Dispose();
-            _commands.Clear();
-            _commandsConnection = c;
-        }
-        if (!_commands.TryGetValue(sql, out var cmd))
-        {
-            cmd = c.CreateCommand();
-            cmd.CommandText = sql;
-            _commands[sql] = cmd;
-        }
-        cmd.Parameters.Clear();
-        return cmd;
-    }
+    private SqliteCommand Cmd(SqliteConnection c, string sql) => _commands.Get(c, sql);
 
-    private static SqliteCommand P(SqliteCommand cmd, string name, object? value)
-    {
-        cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        return cmd;
-    }
+    private static SqliteCommand P(SqliteCommand cmd, string name, object? value) => WriterCommands.P(cmd, name, value);
 
     /// <inheritdoc />
     public ValueTask<IReadOnlySet<MessageId>> FilterHandledAsync(string inbox, IReadOnlyList<MessageId> ids, CancellationToken cancellationToken = default)

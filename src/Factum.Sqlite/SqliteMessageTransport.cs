@@ -24,8 +24,7 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
     private readonly bool _ownsStore;
     private readonly ConcurrentDictionary<string, int> _streamPartitions = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, bool> _idle = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
-    private SqliteConnection? _commandsConnection;
+    private readonly WriterCommands _commands = new();
 
     // Queues this instance has registered in msg_queues (writer thread only), to skip the insert on every send.
     private readonly ConcurrentDictionary<string, byte> _knownQueues = new(StringComparer.Ordinal);
@@ -76,30 +75,9 @@ public sealed partial class SqliteMessageTransport : IMessageTransport
         return result;
     }
 
-    /// <summary>A prepared command on the writer connection, reused across calls (the writer runs one request at a time).</summary>
-    private SqliteCommand Cmd(SqliteConnection c, string sql)
-    {
-        if (!ReferenceEquals(c, _commandsConnection))
-        {
-            foreach (var old in _commands.Values) old.Dispose();
-            _commands.Clear();
-            _commandsConnection = c;
-        }
-        if (!_commands.TryGetValue(sql, out var cmd))
-        {
-            cmd = c.CreateCommand();
-            cmd.CommandText = sql;
-            _commands[sql] = cmd;
-        }
-        cmd.Parameters.Clear();
-        return cmd;
-    }
+    private SqliteCommand Cmd(SqliteConnection c, string sql) => _commands.Get(c, sql);
 
-    private static SqliteCommand P(SqliteCommand cmd, string name, object? value)
-    {
-        cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
-        return cmd;
-    }
+    private static SqliteCommand P(SqliteCommand cmd, string name, object? value) => WriterCommands.P(cmd, name, value);
 
     /// <inheritdoc />
     public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken = default) => _store.WaitForCommitAsync(timeout, cancellationToken);

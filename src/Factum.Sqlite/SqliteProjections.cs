@@ -374,14 +374,7 @@ public sealed class SqliteProjectionStore(SqliteEventStore store) : IProjectionS
             var p = $"$p{i}";
             // The kind check makes a string never match a number (SQLite would order every number before every text).
             var kinds = value switch { string => "'text'", bool => "'true', 'false'", _ => "'integer', 'real'" };
-            var sqlOp = op switch
-            {
-                QueryOperator.Equal => "=",
-                QueryOperator.LessThan => "<",
-                QueryOperator.LessThanOrEqual => "<=",
-                QueryOperator.GreaterThan => ">",
-                _ => ">=",
-            };
+            var sqlOp = op.ToSql();
             sql.Append(i == 0 ? " WHERE " : " AND ").Append($"{Extract(field)} {sqlOp} {p} AND json_type(doc, '$.{field}') IN ({kinds})");
             cmd.Parameters.AddWithValue(p, value is bool b ? (b ? 1L : 0L) : value);
         }

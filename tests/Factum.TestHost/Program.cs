@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Factum;
 using Factum.Coordination;
 using Factum.Messaging;
@@ -136,35 +135,18 @@ namespace Factum.TestHost
     public sealed record Paid(string OrderId);
 
     /// <summary>Reports every delivery and holds the n-th ack back forever (the process is killed there).</summary>
-    internal sealed class PauseBeforeAck(ITransport inner, int pauseAt) : ITransport
+    internal sealed class PauseBeforeAck(ITransport inner, int pauseAt) : Factum.Conformance.Messaging.ForwardingTransport(inner)
     {
         private readonly int _pauseAt = pauseAt;
         private int _acks;
 
-        public string Name => inner.Name;
-
-        public TransportCapabilities Capabilities => inner.Capabilities;
-
-        public ValueTask DeclareQueueAsync(QueueName queue, CancellationToken cancellationToken = default) => inner.DeclareQueueAsync(queue, cancellationToken);
-
-        public ValueTask DeclareSubscriptionAsync(TopicName topic, GroupName group, CancellationToken cancellationToken = default) => inner.DeclareSubscriptionAsync(topic, group, cancellationToken);
-
-        public ValueTask PublishAsync(TopicName topic, IReadOnlyList<TransportMessage> messages, CancellationToken cancellationToken = default) => inner.PublishAsync(topic, messages, cancellationToken);
-
-        public ValueTask SendAsync(QueueName queue, IReadOnlyList<TransportMessage> messages, DateTimeOffset? deliverAt = null, CancellationToken cancellationToken = default) => inner.SendAsync(queue, messages, deliverAt, cancellationToken);
-
-        public async IAsyncEnumerable<InboundMessage> ConsumeAsync(QueueName queue, ConsumeOptions options, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        protected override InboundMessage Wrap(QueueName queue, InboundMessage delivery)
         {
-            await foreach (var m in inner.ConsumeAsync(queue, options, cancellationToken))
-            {
-                Console.WriteLine($"delivered {m.Message.Id} attempt {m.Attempt}");
-                yield return queue.Value == "Pay" ? new Held(this, m) : m;
-            }
+            Console.WriteLine($"delivered {delivery.Message.Id} attempt {delivery.Attempt}");
+            return queue.Value == "Pay" ? new Held(this, delivery) : delivery;
         }
 
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-
-        private sealed class Held(PauseBeforeAck owner, InboundMessage inner) : InboundMessage(inner.Queue, inner.Message, inner.Attempt)
+        private sealed class Held(PauseBeforeAck owner, InboundMessage inner) : Factum.Conformance.Messaging.ForwardingInbound(inner)
         {
             protected override async ValueTask<bool> OnAckAsync(CancellationToken cancellationToken)
             {
@@ -173,14 +155,8 @@ namespace Factum.TestHost
                     Console.WriteLine($"committed-not-acked {Message.Id}");
                     await Task.Delay(Timeout.Infinite, CancellationToken.None);
                 }
-                return await inner.AckAsync(cancellationToken);
+                return await base.OnAckAsync(cancellationToken);
             }
-
-            protected override ValueTask<bool> OnNackAsync(TimeSpan delay, CancellationToken cancellationToken) => inner.NackAsync(delay, cancellationToken);
-
-            protected override ValueTask<bool> OnTerminateAsync(FailureInfo failure, CancellationToken cancellationToken) => inner.TerminateAsync(failure, cancellationToken);
-
-            protected override ValueTask<bool> OnInProgressAsync(CancellationToken cancellationToken) => inner.InProgressAsync(cancellationToken);
         }
     }
 }

@@ -50,12 +50,6 @@ public sealed class InMemoryBroker : ITransport
         }
     }
 
-    /// <summary>Messages in <paramref name="queue"/>: ready, delayed or unacknowledged.</summary>
-    public int Depth(QueueName queue)
-    {
-        lock (_gate) return _queues.TryGetValue(queue.Value, out var q) ? q.Entries.Count : 0;
-    }
-
     /// <inheritdoc />
     public ValueTask DeclareQueueAsync(QueueName queue, CancellationToken cancellationToken = default)
     {

@@ -49,14 +49,14 @@ public sealed class InMemoryMessageStore : IMessageStore
     }
 
     /// <inheritdoc />
-    public async ValueTask<MessageCommitResult> CommitAsync(MessageTransaction transaction, CancellationToken cancellationToken = default)
+    public ValueTask<MessageCommitResult> CommitAsync(MessageTransaction transaction, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
         {
             var now = _clock.GetUtcNow();
-            if (transaction.Inbox is { } seen && _inbox.ContainsKey(seen)) return MessageCommitResult.Duplicate;
+            if (transaction.Inbox is { } seen && _inbox.ContainsKey(seen)) return ValueTask.FromResult(MessageCommitResult.Duplicate);
             // Checked before anything changes: a commit takes effect whole or not at all.
             foreach (var o in transaction.Outgoing) Validate(o);
             if (transaction.Work.Count > 0)
@@ -76,8 +76,7 @@ public sealed class InMemoryMessageStore : IMessageStore
             foreach (var d in transaction.DeadLetters) AddDeadLetter(d, now);
             if (transaction.Outgoing.Count > 0) Signal();
         }
-        await Task.CompletedTask.ConfigureAwait(false);
-        return MessageCommitResult.Committed;
+        return ValueTask.FromResult(MessageCommitResult.Committed);
     }
 
     private void AddDeadLetter(DeadLetterRecord d, DateTimeOffset now)

@@ -264,11 +264,17 @@ public sealed partial class MessageBus
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                e.LastError = $"{ex.GetType().Name}: {ex.Message}";
-                FactumLog.ConsumerError(_log, ex, e.Source.ToString());
-                await DelayQuietly(Options.PollInterval * 5, ct).ConfigureAwait(false);
+                await BackOffAfterConsumerErrorAsync(e, ex, ct).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>A consumer loop's own failure (the transport, a settlement): recorded, logged, and tried again a little later.</summary>
+    private async Task BackOffAfterConsumerErrorAsync(Endpoint e, Exception ex, CancellationToken ct)
+    {
+        e.LastError = $"{ex.GetType().Name}: {ex.Message}";
+        FactumLog.ConsumerError(_log, ex, e.Source.ToString());
+        await DelayQuietly(Options.PollInterval * 5, ct).ConfigureAwait(false);
     }
 
     private async Task HandleBatchAsync(Endpoint e, IReadOnlyList<QueueDelivery> batch, IReadOnlySet<MessageId>? handled, Outcome[] outcomes, SemaphoreSlim gate, CancellationToken ct)

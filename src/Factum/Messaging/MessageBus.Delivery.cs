@@ -7,7 +7,6 @@ public sealed partial class MessageBus
 {
     private ITransport? _deliveryTransport;
     private readonly IMessageStore? _messageStore;
-    private OutboxDispatcher? _dispatcher;
 
     /// <summary>
     /// The transport of <see cref="EndpointMode.Durable"/> and <see cref="EndpointMode.Buffered"/> endpoints and of the
@@ -23,9 +22,6 @@ public sealed partial class MessageBus
     /// is durable (a bus from the container that only uses the database queue leaves the outbox alone).
     /// </summary>
     private bool RunsDispatcher => Options.MessageStore is not null || (_messageStore is not null && _endpoints.Any(e => e.Options.Mode == EndpointMode.Durable));
-
-    /// <summary>The dispatcher of the message store's outbox, while the bus runs one.</summary>
-    public OutboxDispatcher? Dispatcher => _dispatcher;
 
     /// <summary>A send to the delivery transport; a delayed one on a transport that cannot delay is scheduled by the message store.</summary>
     private async Task SendThroughAsync(ITransport transport, QueueName queue, TransportMessage m, DateTimeOffset? deliverAt, CancellationToken ct)
@@ -61,7 +57,7 @@ public sealed partial class MessageBus
 
     private Task RunDispatcherAsync(CancellationToken stop)
     {
-        _dispatcher = new OutboxDispatcher(_messageStore!, DeliveryTransport, new OutboxDispatcherOptions
+        var dispatcher = new OutboxDispatcher(_messageStore!, DeliveryTransport, new OutboxDispatcherOptions
         {
             Leases = _leases,
             Lease = Options.OutboxLease,
@@ -69,7 +65,7 @@ public sealed partial class MessageBus
             LoggerFactory = Options.LoggerFactory,
             TimeProvider = Options.TimeProvider,
         });
-        return _dispatcher.RunAsync(stop);
+        return dispatcher.RunAsync(stop);
     }
 
     /// <summary>Consumes a durable or buffered endpoint from the delivery transport.</summary>
@@ -105,9 +101,7 @@ public sealed partial class MessageBus
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                e.LastError = $"{ex.GetType().Name}: {ex.Message}";
-                FactumLog.ConsumerError(_log, ex, e.Source.ToString());
-                await DelayQuietly(Options.PollInterval * 5, ct).ConfigureAwait(false);
+                await BackOffAfterConsumerErrorAsync(e, ex, ct).ConfigureAwait(false);
             }
         }
         Task[] rest;

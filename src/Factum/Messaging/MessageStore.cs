@@ -123,9 +123,6 @@ public abstract class MessageWork
     public static MessageWork For<TSession>(Func<TSession, CancellationToken, ValueTask> work) where TSession : class =>
         new Typed<TSession>(work ?? throw new ArgumentNullException(nameof(work)));
 
-    /// <summary>True when a store whose session is <paramref name="session"/> can run it.</summary>
-    public bool Accepts(object session) => SessionType.IsInstanceOfType(session);
-
     /// <summary>Runs the work on <paramref name="session"/>.</summary>
     /// <exception cref="InvalidOperationException">The session is not a <see cref="SessionType"/>.</exception>
     public abstract ValueTask RunAsync(object session, CancellationToken cancellationToken = default);

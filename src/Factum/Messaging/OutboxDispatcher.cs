@@ -46,7 +46,6 @@ public sealed class OutboxDispatcher
     private readonly OutboxDispatcherOptions _options;
     private readonly ILogger _log;
     private long _dispatched;
-    private volatile Lease? _lease;
 
     /// <summary>Creates a dispatcher of <paramref name="store"/>'s outbox onto <paramref name="transport"/>.</summary>
     public OutboxDispatcher(IMessageStore store, ITransport transport, OutboxDispatcherOptions? options = null)
@@ -60,9 +59,6 @@ public sealed class OutboxDispatcher
     /// <summary>The lease name: <c>outbox:&lt;store name&gt;</c>.</summary>
     public string LeaseName => $"outbox:{_store.Name}";
 
-    /// <summary>True while this dispatcher owns the outbox (always, without a lease store, once running).</summary>
-    public bool IsOwner => _options.Leases is null || _lease is not null;
-
     /// <summary>Entries this dispatcher has handed to the transport.</summary>
     public long Dispatched => Interlocked.Read(ref _dispatched);
 
@@ -70,7 +66,7 @@ public sealed class OutboxDispatcher
     public Task RunAsync(CancellationToken cancellationToken)
     {
         if (_options.Leases is not { } leases) return LoopAsync(null, cancellationToken);
-        return SingleOwner.RunAsync(leases, LeaseName, _options.Lease with { TimeProvider = _options.TimeProvider }, LoopAsync, l => _lease = l, _log, cancellationToken);
+        return SingleOwner.RunAsync(leases, LeaseName, _options.Lease with { TimeProvider = _options.TimeProvider }, LoopAsync, null, _log, cancellationToken);
     }
 
     private async Task LoopAsync(Lease? lease, CancellationToken ct)

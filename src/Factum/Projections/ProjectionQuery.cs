@@ -21,6 +21,20 @@ public enum QueryOperator
     GreaterThanOrEqual,
 }
 
+/// <summary>How SQL backends write a <see cref="QueryOperator"/>.</summary>
+internal static class QueryOperatorSql
+{
+    /// <summary>The SQL comparison operator.</summary>
+    public static string ToSql(this QueryOperator op) => op switch
+    {
+        QueryOperator.Equal => "=",
+        QueryOperator.LessThan => "<",
+        QueryOperator.LessThanOrEqual => "<=",
+        QueryOperator.GreaterThan => ">",
+        _ => ">=",
+    };
+}
+
 /// <summary>One condition of a query: a document field compared with a value.</summary>
 /// <param name="Field">The field, e.g. <c>view.customerId</c>.</param>
 /// <param name="Operator">The comparison.</param>

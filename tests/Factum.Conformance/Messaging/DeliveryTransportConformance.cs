@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using Factum.Messaging;
 
@@ -45,7 +44,7 @@ public abstract class DeliveryTransportConformance<TFactory> : IAsyncLifetime wh
 
     public async Task DisposeAsync()
     {
-        if (_transport is not null) await _factory.DestroyAsync(_transport is WrappedTransport w ? w.Inner : _transport);
+        if (_transport is not null) await _factory.DestroyAsync(_transport is ForwardingTransport w ? w.Inner : _transport);
     }
 
     private TransportCapabilities Can => Transport.Capabilities;
@@ -345,52 +344,17 @@ public abstract class DeliveryTransportConformance<TFactory> : IAsyncLifetime wh
         }
     }
 
-    /// <summary>Base of deliberately wrong transports in self-tests: forwards everything.</summary>
-    public class WrappedTransport(ITransport inner) : ITransport
-    {
-        public ITransport Inner { get; } = inner;
-
-        public string Name => Inner.Name;
-
-        public TransportCapabilities Capabilities => Inner.Capabilities;
-
-        public ValueTask DeclareQueueAsync(QueueName queue, CancellationToken cancellationToken = default) => Inner.DeclareQueueAsync(queue, cancellationToken);
-
-        public ValueTask DeclareSubscriptionAsync(TopicName topic, GroupName group, CancellationToken cancellationToken = default) => Inner.DeclareSubscriptionAsync(topic, group, cancellationToken);
-
-        public ValueTask PublishAsync(TopicName topic, IReadOnlyList<TransportMessage> messages, CancellationToken cancellationToken = default) => Inner.PublishAsync(topic, messages, cancellationToken);
-
-        public ValueTask SendAsync(QueueName queue, IReadOnlyList<TransportMessage> messages, DateTimeOffset? deliverAt = null, CancellationToken cancellationToken = default) => Inner.SendAsync(queue, messages, deliverAt, cancellationToken);
-
-        public virtual IAsyncEnumerable<InboundMessage> ConsumeAsync(QueueName queue, ConsumeOptions options, CancellationToken cancellationToken = default) => Inner.ConsumeAsync(queue, options, cancellationToken);
-
-        public ValueTask DisposeAsync()
-        {
-            GC.SuppressFinalize(this);
-            return Inner.DisposeAsync();
-        }
-    }
-
     /// <summary>
     /// A wrong transport for self-tests: it says a delivery is acknowledged without telling the broker (an ack sent on a
     /// channel that is already gone, unchecked), so the message comes back.
     /// </summary>
-    public sealed class UnconfirmedAck(ITransport inner) : WrappedTransport(inner)
+    public sealed class UnconfirmedAck(ITransport inner) : ForwardingTransport(inner)
     {
-        public override async IAsyncEnumerable<InboundMessage> ConsumeAsync(QueueName queue, ConsumeOptions options, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-        {
-            await foreach (var m in Inner.ConsumeAsync(queue, options, cancellationToken)) yield return new Lying(m);
-        }
+        protected override InboundMessage Wrap(QueueName queue, InboundMessage delivery) => new Lying(delivery);
 
-        private sealed class Lying(InboundMessage inner) : InboundMessage(inner.Queue, inner.Message, inner.Attempt)
+        private sealed class Lying(InboundMessage inner) : ForwardingInbound(inner)
         {
             protected override ValueTask<bool> OnAckAsync(CancellationToken cancellationToken) => ValueTask.FromResult(true);
-
-            protected override ValueTask<bool> OnNackAsync(TimeSpan delay, CancellationToken cancellationToken) => inner.NackAsync(delay, cancellationToken);
-
-            protected override ValueTask<bool> OnTerminateAsync(FailureInfo failure, CancellationToken cancellationToken) => inner.TerminateAsync(failure, cancellationToken);
-
-            protected override ValueTask<bool> OnInProgressAsync(CancellationToken cancellationToken) => inner.InProgressAsync(cancellationToken);
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using Factum.Coordination;
 using Factum.Messaging;
 
@@ -247,7 +246,7 @@ public abstract class StoreTransportConformance<TFactory> : IAsyncLifetime where
     /// Simulates a consumer process that dies after its store commit: the first ack of each chosen message never reaches
     /// the broker (the bus believes it did), so the broker delivers the message again after the ack deadline.
     /// </summary>
-    public sealed class AckLostOnce(ITransport inner, Func<TransportMessage, bool> crashOn) : ITransport
+    public sealed class AckLostOnce(ITransport inner, Func<TransportMessage, bool> crashOn) : ForwardingTransport(inner)
     {
         private readonly ConcurrentDictionary<MessageId, int> _deliveries = new();
         private readonly ConcurrentDictionary<MessageId, bool> _crashed = new();
@@ -256,38 +255,20 @@ public abstract class StoreTransportConformance<TFactory> : IAsyncLifetime where
 
         public int Deliveries(MessageId id) => _deliveries.GetValueOrDefault(id);
 
-        public string Name => inner.Name;
-
-        public TransportCapabilities Capabilities => inner.Capabilities;
-
-        public ValueTask DeclareQueueAsync(QueueName queue, CancellationToken cancellationToken = default) => inner.DeclareQueueAsync(queue, cancellationToken);
-
-        public ValueTask DeclareSubscriptionAsync(TopicName topic, GroupName group, CancellationToken cancellationToken = default) => inner.DeclareSubscriptionAsync(topic, group, cancellationToken);
-
-        public ValueTask PublishAsync(TopicName topic, IReadOnlyList<TransportMessage> messages, CancellationToken cancellationToken = default) => inner.PublishAsync(topic, messages, cancellationToken);
-
-        public ValueTask SendAsync(QueueName queue, IReadOnlyList<TransportMessage> messages, DateTimeOffset? deliverAt = null, CancellationToken cancellationToken = default) => inner.SendAsync(queue, messages, deliverAt, cancellationToken);
-
-        public async IAsyncEnumerable<InboundMessage> ConsumeAsync(QueueName queue, ConsumeOptions options, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        protected override InboundMessage Wrap(QueueName queue, InboundMessage delivery)
         {
-            await foreach (var m in inner.ConsumeAsync(queue, options, cancellationToken))
-            {
-                _deliveries.AddOrUpdate(m.Message.Id, 1, (_, n) => n + 1);
-                yield return crashOn(m.Message) && _crashed.TryAdd(m.Message.Id, true) ? new LostAck(m) : m;
-            }
+            _deliveries.AddOrUpdate(delivery.Message.Id, 1, (_, n) => n + 1);
+            return crashOn(delivery.Message) && _crashed.TryAdd(delivery.Message.Id, true) ? new LostAck(delivery) : delivery;
         }
 
-        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-
-        private sealed class LostAck(InboundMessage inner) : InboundMessage(inner.Queue, inner.Message, inner.Attempt)
+        // The process is gone: nothing it would settle reaches the broker; only its in-progress calls before the crash did.
+        private sealed class LostAck(InboundMessage inner) : ForwardingInbound(inner)
         {
             protected override ValueTask<bool> OnAckAsync(CancellationToken cancellationToken) => ValueTask.FromResult(true);
 
             protected override ValueTask<bool> OnNackAsync(TimeSpan delay, CancellationToken cancellationToken) => ValueTask.FromResult(true);
 
             protected override ValueTask<bool> OnTerminateAsync(FailureInfo failure, CancellationToken cancellationToken) => ValueTask.FromResult(true);
-
-            protected override ValueTask<bool> OnInProgressAsync(CancellationToken cancellationToken) => inner.InProgressAsync(cancellationToken);
         }
     }
 }
